@@ -1,0 +1,2 @@
+#include <cstdio>
+int main() { std::puts("pgwarden " PGWARDEN_VERSION); return 0; }
