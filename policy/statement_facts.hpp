@@ -1,0 +1,102 @@
+#pragma once
+/// What the classifier knows about one SQL statement: the facts a rule can
+/// match on and an audit record reports. Produced by classify(), consumed by
+/// the rule evaluator. Plain data, cheap to share between sessions.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pgwarden::policy {
+
+/// pgaudit's statement classes (https://github.com/pgaudit/pgaudit, "pgaudit.log").
+enum class StatementClass : std::uint8_t {
+  Read,      ///< SELECT, COPY ... TO
+  Write,     ///< INSERT, UPDATE, DELETE, TRUNCATE, MERGE, COPY ... FROM
+  Function,  ///< function calls and DO blocks
+  Role,      ///< GRANT, REVOKE, CREATE/ALTER/DROP ROLE
+  Ddl,       ///< all DDL not in Role
+  Misc,      ///< DISCARD, FETCH, CHECKPOINT, VACUUM, SET ROLE ...
+  MiscSet,   ///< SET
+};
+inline constexpr std::size_t statement_class_count = 7;
+
+/// A set of StatementClass values.
+class ClassSet {
+ public:
+  constexpr ClassSet() = default;
+  constexpr void insert(StatementClass c) { bits_ |= bit(c); }
+  constexpr bool contains(StatementClass c) const { return (bits_ & bit(c)) != 0; }
+  constexpr bool intersects(ClassSet o) const { return (bits_ & o.bits_) != 0; }
+  constexpr bool empty() const { return bits_ == 0; }
+  constexpr std::uint8_t bits() const { return bits_; }
+  friend constexpr bool operator==(ClassSet, ClassSet) = default;
+
+ private:
+  static constexpr std::uint8_t bit(StatementClass c) { return std::uint8_t(1u << static_cast<unsigned>(c)); }
+  std::uint8_t bits_ = 0;
+};
+
+/// "READ", "WRITE", "FUNCTION", "ROLE", "DDL", "MISC", "MISC_SET".
+std::string_view to_string(StatementClass c) noexcept;
+/// Inverse of to_string (case-insensitive); false when `name` is no class.
+bool parse_statement_class(std::string_view name, StatementClass& out) noexcept;
+
+/// How a statement touches an object.
+enum class Access : std::uint8_t { Read, Write, Ddl };
+std::string_view to_string(Access a) noexcept;
+bool parse_access(std::string_view name, Access& out) noexcept;
+
+/// A relation (or other named object) a statement touches, named as written
+/// and normalised as PostgreSQL does (unquoted identifiers folded to lower case).
+struct ObjectRef {
+  std::string schema;  ///< empty when not schema-qualified in the text
+  std::string name;
+  Access access = Access::Read;
+  friend bool operator==(const ObjectRef&, const ObjectRef&) = default;
+};
+
+/// Facts about one statement of a (possibly multi-statement) SQL text.
+struct StatementFacts {
+  /// PostgreSQL's command tag for the statement ("SELECT", "DROP TABLE", ...).
+  std::string command_tag;
+  /// command_tag plus the tags of statements this one runs: "EXPLAIN" + "DELETE"
+  /// for EXPLAIN ANALYZE DELETE, "PREPARE" + "DELETE", "COPY" + "DELETE" ...
+  std::vector<std::string> effective_tags;
+  /// pgaudit's class of the statement, plus the classes of anything it runs
+  /// (a data-modifying CTE inside a SELECT adds WRITE).
+  ClassSet classes;
+  std::vector<ObjectRef> objects;
+  /// Functions called, lower-cased, schema-qualified where written ("pg_catalog.lo_import").
+  std::vector<std::string> functions;
+  bool update_or_delete_without_where = false;
+  /// Code the classifier cannot see into: DO blocks, CALL, EXECUTE of dynamic text,
+  /// CREATE FUNCTION bodies in procedural languages.
+  bool dynamic_sql = false;
+  /// SET ROLE / SET SESSION AUTHORIZATION / RESET ROLE / set_config('role', ...).
+  bool role_change = false;
+  std::string role_target;  ///< the role switched to, when known ("" for RESET)
+  /// Writes hidden inside a read: data-modifying CTE, SELECT INTO, EXPLAIN
+  /// ANALYZE of DML, COPY (DML) TO.
+  bool hidden_write = false;
+  /// Byte offset and length of the statement in the original text.
+  std::uint32_t location = 0;
+  std::uint32_t length = 0;
+  /// The text did not parse; `parse_error` holds the parser's message.
+  bool unparseable = false;
+  std::string parse_error;
+};
+
+/// All statements of one SQL text, in order. Shared and immutable once built,
+/// so a cache can hand the same result to every session.
+struct ClassifiedText {
+  std::vector<StatementFacts> statements;
+  /// True when the text as a whole failed to parse (then `statements` holds one
+  /// entry with unparseable set).
+  bool unparseable = false;
+};
+using ClassifiedTextPtr = std::shared_ptr<const ClassifiedText>;
+
+}  // namespace pgwarden::policy
