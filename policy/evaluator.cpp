@@ -1,0 +1,211 @@
+#include "policy/evaluator.hpp"
+
+#include <algorithm>
+
+namespace pgwarden::policy {
+namespace {
+
+constexpr std::string_view kDefaultDenied = "permission denied by pgwarden: no rule allows this (default: deny)";
+constexpr std::string_view kFunctionCallDenied =
+    "permission denied by pgwarden: the FunctionCall protocol is refused unless a rule allows protocol function_call";
+constexpr std::string_view kReplicationDenied =
+    "permission denied by pgwarden: replication connections are refused unless a rule allows protocol replication";
+
+template <class List, class Text>
+bool any_glob(const List& globs, const Text& text) noexcept {
+  for (const auto& g : globs)
+    if (g.matches(text)) return true;
+  return false;
+}
+
+bool member(const std::vector<std::string>& sorted, const std::string& user) noexcept {
+  return std::binary_search(sorted.begin(), sorted.end(), user);
+}
+
+bool session_matches(const CompiledRule& c, const Conditions& w, const SessionFacts& s) noexcept {
+  if (w.protocols != 0 && (w.protocols & protocol_bit(s.protocol)) == 0) return false;
+  if (!w.users.empty() && !any_glob(w.users, s.user)) return false;
+  if (!w.user_in.empty() && !member(c.in_members, s.user)) return false;
+  if (!w.user_not_in.empty() && member(c.not_in_members, s.user)) return false;
+  if (!w.databases.empty() && !any_glob(w.databases, s.database)) return false;
+  if (!w.applications.empty() && !any_glob(w.applications, s.application_name)) return false;
+  if (!w.client_in.empty() && !c.client_in.contains(s.client)) return false;
+  if (!w.client_not_in.empty() && c.client_not_in.contains(s.client)) return false;
+  if (!w.environments.empty() &&
+      std::find(w.environments.begin(), w.environments.end(), s.environment) == w.environments.end())
+    return false;
+  return !w.time || w.time->contains(s.now);
+}
+
+std::uint8_t fact_flags(const StatementFacts& f) noexcept {
+  return std::uint8_t((f.update_or_delete_without_where ? statement_flag_without_where : 0) |
+                      (f.dynamic_sql ? statement_flag_dynamic_sql : 0) |
+                      (f.role_change ? statement_flag_role_change : 0) |
+                      (f.unparseable ? statement_flag_unparseable : 0));
+}
+
+bool function_matches(const std::vector<Glob>& globs, std::string_view fn) noexcept {
+  const auto dot = fn.rfind('.');
+  const std::string_view bare = dot == std::string_view::npos ? fn : fn.substr(dot + 1);
+  for (const auto& g : globs)
+    if (g.matches(fn) || g.matches(bare)) return true;
+  return false;
+}
+
+// The glob-based statement conditions, checked after the cheap ones.
+bool statement_globs_match(const Conditions& w, const StatementFacts& f) noexcept {
+  if (!w.commands.empty()) {
+    bool hit = any_glob(w.commands, f.command_tag);
+    for (const auto& tag : f.effective_tags) hit = hit || any_glob(w.commands, tag);
+    if (!hit) return false;
+  }
+  if (!w.objects.empty()) {
+    bool hit = false;
+    for (const auto& o : f.objects)
+      for (const auto& p : w.objects) hit = hit || p.matches(o);
+    if (!hit) return false;
+  }
+  if (!w.functions.empty()) {
+    bool hit = false;
+    for (const auto& fn : f.functions) hit = hit || function_matches(w.functions, fn);
+    if (!hit) return false;
+  }
+  return true;
+}
+
+enum class Match : std::uint8_t { No, Yes, FailClosed };
+
+Match rule_matches(const CompiledRule& c, const Rule& r, const SessionFacts& s, const StatementFacts* f,
+                   std::uint8_t flags) noexcept {
+  const Conditions& w = r.when;
+  if (f != nullptr && f->unparseable && r.action == Action::Deny && !(c.flag_mask & statement_flag_unparseable)) {
+    if (!session_matches(c, w, s)) return Match::No;
+    return w.has_statement_conditions() ? Match::FailClosed : Match::Yes;
+  }
+  if (f != nullptr) {
+    if (!w.classes.empty() && !w.classes.intersects(f->classes)) return Match::No;
+    if ((flags & c.flag_mask) != c.flag_value) return Match::No;
+  }
+  if (!session_matches(c, w, s)) return Match::No;
+  return f == nullptr || statement_globs_match(w, *f) ? Match::Yes : Match::No;
+}
+
+struct Tally {
+  const CompiledRule* deny = nullptr;
+  const CompiledRule* allow = nullptr;
+  const Rule* dry = nullptr;
+  bool alert = false;
+  bool path_allowed = false;  // an enforced allow names the session's protocol path
+};
+
+Tally tally(const RuleSet& set, std::span<const CompiledRule> rules, const SessionFacts& s,
+            const StatementFacts* f, std::uint32_t index, MatchTrace* trace) noexcept {
+  Tally t;
+  const std::uint8_t flags = f ? fact_flags(*f) : 0;
+  for (const auto& c : rules) {
+    const Rule& r = set.rule(c);
+    const Match m = rule_matches(c, r, s, f, flags);
+    if (m == Match::No) continue;
+    if (trace) trace->push_back({&r, index, m == Match::FailClosed});
+    t.alert = t.alert || r.alert;
+    if (!r.enforce) {
+      if (!t.dry) t.dry = &r;
+    } else if (r.action == Action::Deny) {
+      if (!t.deny) t.deny = &c;
+    } else {
+      if (!t.allow) t.allow = &c;
+      t.path_allowed = t.path_allowed || (r.when.protocols & protocol_bit(s.protocol)) != 0;
+    }
+  }
+  return t;
+}
+
+Decision deny_by(const RuleSet& set, const CompiledRule& c) noexcept {
+  Decision d;
+  d.action = Action::Deny;
+  d.reason = DecisionReason::Rule;
+  d.rule = &set.rule(c);
+  d.sqlstate = d.rule->sqlstate;
+  d.message = c.denial_message;
+  return d;
+}
+
+Decision decide(const RuleSet& set, const Tally& t, const SessionFacts& s, Phase phase) noexcept {
+  Decision d;
+  const bool special_path = phase == Phase::Statement ? s.protocol == ProtocolPath::FunctionCall
+                                                      : s.protocol == ProtocolPath::Replication;
+  if (t.deny) {
+    d = deny_by(set, *t.deny);
+  } else if (special_path && !t.path_allowed) {
+    d.action = Action::Deny;
+    d.reason = phase == Phase::Statement ? DecisionReason::FunctionCallNotAllowed
+                                         : DecisionReason::ReplicationNotAllowed;
+    d.sqlstate = phase == Phase::Statement ? "42501" : "28000";
+    d.message = phase == Phase::Statement ? kFunctionCallDenied : kReplicationDenied;
+  } else if (t.allow) {
+    d.reason = DecisionReason::Rule;
+    d.rule = &set.rule(*t.allow);
+  } else if (set.default_action() == Action::Deny) {
+    d.action = Action::Deny;
+    d.sqlstate = phase == Phase::Statement ? "42501" : "28000";
+    d.message = kDefaultDenied;
+  }
+  d.alert = t.alert;
+  if (t.dry && t.dry->action != d.action) {
+    d.dry_run = true;
+    d.dry_run_rule = t.dry;
+  }
+  return d;
+}
+
+Decision evaluate_one(const RuleSet& set, const SessionFacts& s, const StatementFacts& f, std::uint32_t index,
+                      MatchTrace* trace) noexcept {
+  Decision d = decide(set, tally(set, set.statement_rules(), s, &f, index, trace), s, Phase::Statement);
+  d.statement = index;
+  return d;
+}
+
+}  // namespace
+
+std::string_view to_string(DecisionReason r) noexcept {
+  switch (r) {
+    case DecisionReason::Rule: return "rule";
+    case DecisionReason::Default: return "default";
+    case DecisionReason::EmptyQuery: return "empty_query";
+    case DecisionReason::FunctionCallNotAllowed: return "function_call_not_allowed";
+    case DecisionReason::ReplicationNotAllowed: return "replication_not_allowed";
+  }
+  return "unknown";
+}
+
+std::string_view Decision::rule_name() const noexcept { return rule ? std::string_view(rule->name) : ""; }
+
+Decision evaluate(const RuleSet& rules, const SessionFacts& session, const StatementFacts& statement,
+                  MatchTrace* trace) noexcept {
+  return evaluate_one(rules, session, statement, 0, trace);
+}
+
+Decision evaluate(const RuleSet& rules, const SessionFacts& session, const ClassifiedText& text,
+                  MatchTrace* trace) noexcept {
+  Decision result;
+  result.reason = DecisionReason::EmptyQuery;
+  bool denied = false;
+  for (std::uint32_t i = 0; i < text.statements.size(); ++i) {
+    Decision d = evaluate_one(rules, session, text.statements[i], i, trace);
+    const bool alert = result.alert || d.alert;
+    const Rule* dry_rule = result.dry_run_rule ? result.dry_run_rule : d.dry_run_rule;
+    if (!denied && (i == 0 || d.denied())) result = d;
+    denied = denied || d.denied();
+    result.alert = alert;
+    result.dry_run_rule = dry_rule;
+    result.dry_run = dry_rule != nullptr;
+    if (denied && !trace) break;
+  }
+  return result;
+}
+
+Decision evaluate_connect(const RuleSet& rules, const SessionFacts& session, MatchTrace* trace) noexcept {
+  return decide(rules, tally(rules, rules.connect_rules(), session, nullptr, 0, trace), session, Phase::Connect);
+}
+
+}  // namespace pgwarden::policy

@@ -1,0 +1,107 @@
+#include "policy/rules.hpp"
+
+#include <algorithm>
+
+namespace pgwarden::policy {
+
+std::string_view to_string(Action a) noexcept { return a == Action::Allow ? "allow" : "deny"; }
+std::string_view to_string(Phase p) noexcept { return p == Phase::Statement ? "statement" : "connect"; }
+
+bool ObjectPattern::matches(const ObjectRef& object) const noexcept {
+  if ((access & access_bit(object.access)) == 0) return false;
+  if (schema && !object.schema.empty() && !schema->matches(object.schema)) return false;
+  return name.matches(object.name);
+}
+
+bool TimeWindow::contains(std::chrono::sys_seconds now) const noexcept {
+  const std::int64_t local = zone ? zone->local_seconds(now) : now.time_since_epoch().count();
+  std::int64_t day = local / 86400;
+  if (local % 86400 < 0) --day;
+  const auto minute = static_cast<std::uint16_t>((local - day * 86400) / 60);
+  auto day_ok = [&](std::int64_t d) { return (days >> (((d + 4) % 7 + 7) % 7) & 1u) != 0; };
+  if (start_minute < end_minute) return minute >= start_minute && minute < end_minute && day_ok(day);
+  if (minute >= start_minute) return day_ok(day);
+  return minute < end_minute && day_ok(day - 1);
+}
+
+bool Conditions::has_statement_conditions() const noexcept {
+  return !commands.empty() || !classes.empty() || !objects.empty() || !functions.empty() ||
+         update_or_delete_without_where || dynamic_sql || role_change || unparseable;
+}
+
+bool Network::contains(const std::optional<IpAddress>& addr) const noexcept {
+  if (!addr) return local;
+  for (const auto& c : cidrs)
+    if (c.contains(*addr)) return true;
+  return false;
+}
+
+RuleSet RuleSet::build(std::vector<Rule> rules, GroupMap groups, NetworkMap networks, Action default_action) {
+  RuleSet set;
+  set.rules_ = std::move(rules);
+  set.groups_ = std::move(groups);
+  set.networks_ = std::move(networks);
+  set.default_ = default_action;
+  for (std::uint32_t i = 0; i < set.rules_.size(); ++i) {
+    auto& list = set.rules_[i].phase == Phase::Statement ? set.statement_rules_ : set.connect_rules_;
+    list.push_back(set.compile(i));
+  }
+  return set;
+}
+
+CompiledRule RuleSet::compile(std::uint32_t index) const {
+  const Rule& r = rules_[index];
+  const Conditions& w = r.when;
+  CompiledRule c;
+  c.index = index;
+  c.in_members = resolve_members(w.user_in);
+  c.not_in_members = resolve_members(w.user_not_in);
+  c.client_in = resolve_networks(w.client_in);
+  c.client_not_in = resolve_networks(w.client_not_in);
+  auto flag = [&](const std::optional<bool>& v, std::uint8_t bit) {
+    if (!v) return;
+    c.flag_mask |= bit;
+    if (*v) c.flag_value |= bit;
+  };
+  flag(w.update_or_delete_without_where, statement_flag_without_where);
+  flag(w.dynamic_sql, statement_flag_dynamic_sql);
+  flag(w.role_change, statement_flag_role_change);
+  flag(w.unparseable, statement_flag_unparseable);
+  c.denial_message = "permission denied by pgwarden rule \"" + r.name + "\"";
+  if (!r.message.empty()) c.denial_message += ": " + r.message;
+  return c;
+}
+
+std::vector<std::string> RuleSet::resolve_members(const std::vector<std::string>& names) const {
+  std::vector<std::string> members;
+  for (const auto& g : names) {
+    auto it = groups_.find(g);
+    if (it != groups_.end()) members.insert(members.end(), it->second.begin(), it->second.end());
+  }
+  std::sort(members.begin(), members.end());
+  members.erase(std::unique(members.begin(), members.end()), members.end());
+  return members;
+}
+
+Network RuleSet::resolve_networks(const std::vector<std::string>& names) const {
+  Network out;
+  for (const auto& n : names) {
+    if (auto it = networks_.find(n); it != networks_.end()) {
+      out.cidrs.insert(out.cidrs.end(), it->second.cidrs.begin(), it->second.cidrs.end());
+      out.local = out.local || it->second.local;
+    } else if (n == "local") {
+      out.local = true;
+    } else if (auto cidr = Cidr::parse(n)) {
+      out.cidrs.push_back(*cidr);
+    }
+  }
+  return out;
+}
+
+const Rule* RuleSet::find(std::string_view name) const noexcept {
+  for (const auto& r : rules_)
+    if (r.name == name) return &r;
+  return nullptr;
+}
+
+}  // namespace pgwarden::policy

@@ -1,0 +1,173 @@
+#pragma once
+/// The immutable rule set the evaluator runs over. Built once per
+/// configuration (load or reload) by config/, which validates every name;
+/// everything the evaluator needs per statement (group members, networks,
+/// flag masks, denial messages) is resolved here so evaluation only reads.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/cidr.hpp"
+#include "policy/glob.hpp"
+#include "policy/session_facts.hpp"
+#include "policy/statement_facts.hpp"
+#include "policy/time_zone.hpp"
+
+namespace pgwarden::policy {
+
+/// What a rule does when it matches.
+enum class Action : std::uint8_t { Allow, Deny };
+/// When a rule is checked: on every statement, or once at connection startup.
+enum class Phase : std::uint8_t { Statement, Connect };
+
+/// "allow" / "deny".
+std::string_view to_string(Action a) noexcept;
+/// "statement" / "connect".
+std::string_view to_string(Phase p) noexcept;
+
+/// Bit of a ProtocolPath in Conditions::protocols.
+constexpr std::uint8_t protocol_bit(ProtocolPath p) noexcept { return std::uint8_t(1u << unsigned(p)); }
+/// Bit of an Access in ObjectPattern::access.
+constexpr std::uint8_t access_bit(Access a) noexcept { return std::uint8_t(1u << unsigned(a)); }
+
+/// `schema.table` pattern with the kinds of access it covers. Without a
+/// schema part it matches the name in any schema; an object written without a
+/// schema in the SQL (resolved by search_path, unknown here) matches any
+/// schema part, so a deny rule cannot be dodged by leaving the schema out.
+struct ObjectPattern {
+  std::optional<Glob> schema;
+  Glob name;
+  std::uint8_t access = access_bit(Access::Read) | access_bit(Access::Write) | access_bit(Access::Ddl);
+  std::string source;  ///< as written
+
+  /// True when `object` is covered by this pattern.
+  bool matches(const ObjectRef& object) const noexcept;
+};
+
+/// Days of the week and an hour range in a named time zone. A range whose
+/// end is not after its start wraps midnight ("22:00-06:00"): its early hours
+/// belong to the day the window started.
+struct TimeWindow {
+  std::uint8_t days = 0x7F;         ///< bit 0 = Sunday ... bit 6 = Saturday
+  std::uint16_t start_minute = 0;   ///< minutes after local midnight
+  std::uint16_t end_minute = 1440;  ///< exclusive
+  std::shared_ptr<const TimeZone> zone;
+
+  /// True when `now` falls inside the window.
+  bool contains(std::chrono::sys_seconds now) const noexcept;
+};
+
+/// Every condition a rule can combine. An empty list or unset value does not
+/// constrain; a list matches when any entry matches; a rule matches when all
+/// its conditions do.
+struct Conditions {
+  // Session level.
+  std::vector<Glob> users;
+  std::vector<std::string> user_in;      ///< group names
+  std::vector<std::string> user_not_in;  ///< group names
+  std::vector<Glob> databases;
+  std::vector<Glob> applications;
+  std::vector<std::string> client_in;      ///< network names, CIDRs, or `local` (Unix socket)
+  std::vector<std::string> client_not_in;  ///< same
+  std::vector<std::string> environments;
+  std::uint8_t protocols = 0;  ///< protocol_bit()s; 0 = any
+  std::optional<TimeWindow> time;
+  // Statement level.
+  std::vector<Glob> commands;  ///< against StatementFacts::effective_tags
+  ClassSet classes;
+  std::vector<ObjectPattern> objects;
+  std::vector<Glob> functions;  ///< unqualified patterns match the name in any schema
+  std::optional<bool> update_or_delete_without_where;
+  std::optional<bool> dynamic_sql;
+  std::optional<bool> role_change;
+  std::optional<bool> unparseable;
+
+  /// True when any statement-level condition is set.
+  bool has_statement_conditions() const noexcept;
+};
+
+/// One named rule.
+struct Rule {
+  std::string name;
+  Phase phase = Phase::Statement;
+  Conditions when;
+  Action action = Action::Deny;
+  std::string message;   ///< extra text for the client's error; may be empty
+  std::string sqlstate;  ///< default 42501 (statement) or 28000 (connect)
+  bool enforce = true;   ///< false: dry run, only recorded
+  bool alert = false;    ///< mark matching decisions for alerting
+};
+
+/// A named network: CIDRs plus, optionally, Unix-socket clients (`local`).
+struct Network {
+  std::vector<Cidr> cidrs;
+  bool local = false;
+  /// True when a client at `addr` (nullopt = Unix socket) is in the network.
+  bool contains(const std::optional<IpAddress>& addr) const noexcept;
+};
+
+using GroupMap = std::map<std::string, std::vector<std::string>, std::less<>>;
+using NetworkMap = std::map<std::string, Network, std::less<>>;
+
+/// A rule with everything resolved that evaluation needs.
+struct CompiledRule {
+  std::uint32_t index = 0;              ///< into RuleSet::rules()
+  std::vector<std::string> in_members;  ///< sorted union of user_in groups
+  std::vector<std::string> not_in_members;
+  Network client_in;
+  Network client_not_in;
+  std::uint8_t flag_mask = 0;   ///< statement_flag_* bits the rule constrains
+  std::uint8_t flag_value = 0;  ///< required values of those bits
+  std::string denial_message;   ///< full text sent to the client
+};
+
+/// StatementFacts booleans as bits, for CompiledRule::flag_mask.
+inline constexpr std::uint8_t statement_flag_without_where = 1;
+inline constexpr std::uint8_t statement_flag_dynamic_sql = 2;
+inline constexpr std::uint8_t statement_flag_role_change = 4;
+inline constexpr std::uint8_t statement_flag_unparseable = 8;
+
+/// The immutable, resolved rule set.
+class RuleSet {
+ public:
+  /// An empty set: everything allowed (except the FunctionCall path and
+  /// replication, which need an explicit rule).
+  RuleSet() = default;
+  /// Resolves groups and networks named by the rules. Names must exist (the
+  /// loader reports undefined ones); an unknown name resolves to nobody.
+  static RuleSet build(std::vector<Rule> rules, GroupMap groups, NetworkMap networks, Action default_action);
+
+  const std::vector<Rule>& rules() const noexcept { return rules_; }
+  const GroupMap& groups() const noexcept { return groups_; }
+  const NetworkMap& networks() const noexcept { return networks_; }
+  /// What applies when no rule matches.
+  Action default_action() const noexcept { return default_; }
+  /// Statement-phase rules, in configuration order.
+  std::span<const CompiledRule> statement_rules() const noexcept { return statement_rules_; }
+  /// Connect-phase rules, in configuration order.
+  std::span<const CompiledRule> connect_rules() const noexcept { return connect_rules_; }
+  const Rule& rule(const CompiledRule& c) const noexcept { return rules_[c.index]; }
+  /// The rule called `name`, or nullptr.
+  const Rule* find(std::string_view name) const noexcept;
+
+ private:
+  CompiledRule compile(std::uint32_t index) const;
+  Network resolve_networks(const std::vector<std::string>& names) const;
+  std::vector<std::string> resolve_members(const std::vector<std::string>& groups) const;
+
+  std::vector<Rule> rules_;
+  GroupMap groups_;
+  NetworkMap networks_;
+  Action default_ = Action::Allow;
+  std::vector<CompiledRule> statement_rules_;
+  std::vector<CompiledRule> connect_rules_;
+};
+
+}  // namespace pgwarden::policy
