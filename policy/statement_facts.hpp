@@ -81,6 +81,11 @@ struct StatementFacts {
   /// Writes hidden inside a read: data-modifying CTE, SELECT INTO, EXPLAIN
   /// ANALYZE of DML, COPY (DML) TO.
   bool hidden_write = false;
+  /// COPY ... TO/FROM PROGRAM: runs a shell command on the database server.
+  bool runs_program = false;
+  /// Reads or writes files on the database server: COPY to/from a file name,
+  /// lo_import/lo_export, pg_read_file, pg_ls_dir ...
+  bool server_file_access = false;
   /// Byte offset and length of the statement in the original text.
   std::uint32_t location = 0;
   std::uint32_t length = 0;

@@ -1,0 +1,591 @@
+#include "policy/classifier.hpp"
+
+#include <pg_query.h>
+#include <pg_query/pg_query.pb-c.h>
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "policy/command_tag.hpp"
+#include "policy/function_catalog.hpp"
+#include "policy/parse_node.hpp"
+#include "policy/pb_wire.hpp"
+
+namespace pgwarden::policy {
+namespace {
+
+using Descriptor = ProtobufCMessageDescriptor;
+
+// Deeper trees than this are refused rather than walked (fail closed).
+constexpr int max_walk_depth = 2000;
+
+/// libpg_query keeps parser memory per thread; free it when the thread ends.
+struct ParserThreadMemory {
+  bool used = false;
+  ~ParserThreadMemory() {
+    if (used) pg_query_exit();
+  }
+};
+thread_local ParserThreadMemory parser_memory;
+
+/// Owns one libpg_query result.
+struct ParseOutput {
+  PgQueryProtobufParseResult result;
+  explicit ParseOutput(const char* sql) : result(pg_query_parse_protobuf(sql)) {}
+  ~ParseOutput() { pg_query_free_protobuf_parse_result(result); }
+  ParseOutput(const ParseOutput&) = delete;
+  ParseOutput& operator=(const ParseOutput&) = delete;
+};
+
+/// A Node message: its type and serialised body.
+struct NodeView {
+  NodeKind kind = NodeKind::Undefined;
+  std::string_view body;
+};
+
+NodeView decode_node(std::string_view node) noexcept {
+  pb::Reader r(node);
+  pb::Field f;
+  if (r.next(f) && f.type == pb::WireType::Len) return {static_cast<NodeKind>(f.number), f.bytes};
+  return {};
+}
+
+const Descriptor* node_descriptor(NodeKind kind) noexcept {
+  const ProtobufCFieldDescriptor* fd =
+      protobuf_c_message_descriptor_get_field(&pg_query__node__descriptor, static_cast<unsigned>(kind));
+  if (fd == nullptr || fd->type != PROTOBUF_C_TYPE_MESSAGE) return nullptr;
+  return static_cast<const Descriptor*>(fd->descriptor);
+}
+
+/// The sval of a String node, or of an A_Const holding a string.
+std::string_view string_value(std::string_view node) noexcept {
+  NodeView v = decode_node(node);
+  if (v.kind == NodeKind::String) return pb::bytes_of(v.body, 1);
+  if (v.kind == NodeKind::AConst) {
+    std::string_view s = pb::bytes_of(v.body, 4);
+    return pb::bytes_of(s, 1);
+  }
+  return {};
+}
+
+bool is_string_constant(std::string_view node) noexcept {
+  NodeView v = decode_node(node);
+  return v.kind == NodeKind::String || (v.kind == NodeKind::AConst && pb::has_field(v.body, 4));
+}
+
+/// The String items of repeated Node field `number` ("schema", "name").
+std::vector<std::string_view> name_list(std::string_view body, std::uint32_t number) {
+  std::vector<std::string_view> names;
+  pb::Reader r(body);
+  pb::Field f;
+  while (r.next(f))
+    if (f.number == number && f.type == pb::WireType::Len) names.push_back(string_value(f.bytes));
+  return names;
+}
+
+/// The Node payloads of repeated field `number`.
+std::vector<std::string_view> node_list(std::string_view body, std::uint32_t number) {
+  std::vector<std::string_view> nodes;
+  pb::Reader r(body);
+  pb::Field f;
+  while (r.next(f))
+    if (f.number == number && f.type == pb::WireType::Len) nodes.push_back(f.bytes);
+  return nodes;
+}
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+    return (x >= 'A' && x <= 'Z' ? x + 32 : x) == (y >= 'A' && y <= 'Z' ? y + 32 : y);
+  });
+}
+
+bool is_role_setting(std::string_view name) noexcept {
+  return iequals(name, "role") || iequals(name, "session_authorization");
+}
+
+/// defGetBoolean's reading of an option value; anything unclear counts as true.
+bool option_true(std::string_view def_elem_body) noexcept {
+  std::string_view arg = pb::bytes_of(def_elem_body, 3);
+  if (arg.empty()) return true;
+  NodeView v = decode_node(arg);
+  if (v.kind == NodeKind::Integer) return pb::varint_of(v.body, 1) != 0;
+  if (v.kind == NodeKind::Boolean) return pb::varint_of(v.body, 1) != 0;
+  std::string_view s = string_value(arg);
+  return !(iequals(s, "false") || iequals(s, "off") || iequals(s, "0") || iequals(s, "no"));
+}
+
+void add_unique(std::vector<std::string>& v, std::string_view s) {
+  if (std::find(v.begin(), v.end(), s) == v.end()) v.emplace_back(s);
+}
+
+/// Where the walker is: the access a relation found here gets, and whether
+/// the statement around it runs now (EXPLAIN without ANALYZE, view bodies and
+/// rule actions do not).
+struct Scope {
+  Access access = Access::Read;
+  bool executes = true;
+};
+
+/// Fills one StatementFacts from the serialised parse tree of one statement.
+class StatementWalker {
+ public:
+  StatementWalker(StatementFacts& facts, bool executes) : f_(facts), executes_(executes) {}
+
+  /// Classifies the statement Node `node`; false when the tree was malformed
+  /// or too deep to walk.
+  bool statement(std::string_view node);
+
+ private:
+  void dispatch(NodeView v);
+  void select_statement(std::string_view body);
+  void explain(std::string_view body);
+  void prepare(std::string_view body);
+  void copy(std::string_view body);
+  void utility(NodeKind kind, std::string_view body);
+  void utility_details(NodeKind kind, std::string_view body);
+  void create_function(std::string_view body);
+  void drop_objects(std::string_view body);
+  void variable_set(std::string_view body, bool persistent);
+  void wrapped(std::string_view inner_node, bool executes);
+
+  void node(std::string_view node, Scope s);
+  void message(std::string_view body, const Descriptor* d, Scope s, std::uint64_t skip = 0);
+  void range_var(std::string_view body, Scope s);
+  void func_call(std::string_view body, Scope s);
+  void set_config_call(std::string_view body);
+  void dml(NodeKind kind, std::string_view body, Scope s, bool top);
+  void dml_details(NodeKind kind, std::string_view body);
+
+  void add_class(StatementClass c) { f_.classes.insert(c); }
+  void add_tag(std::string_view tag) { add_unique(f_.effective_tags, tag); }
+  void add_object(std::string_view schema, std::string_view name, Access a);
+  void add_named_object(const std::vector<std::string_view>& names, Access a);
+  void role_change(std::string_view target) {
+    f_.role_change = true;
+    f_.role_target = std::string(target);
+  }
+  void finish();
+
+  StatementFacts& f_;
+  bool executes_;
+  bool failed_ = false;
+  int depth_ = 0;
+  std::vector<std::string_view> cte_names_;
+};
+
+bool StatementWalker::statement(std::string_view node) {
+  NodeView v = decode_node(node);
+  f_.command_tag = std::string(command_tag(v.kind, v.body));
+  add_tag(f_.command_tag);
+  dispatch(v);
+  finish();
+  return !failed_;
+}
+
+void StatementWalker::dispatch(NodeView v) {
+  switch (v.kind) {
+    case NodeKind::InsertStmt:
+    case NodeKind::UpdateStmt:
+    case NodeKind::DeleteStmt:
+    case NodeKind::MergeStmt:
+      if (executes_) add_class(StatementClass::Write);
+      dml(v.kind, v.body, Scope{Access::Write, executes_}, true);
+      return;
+    case NodeKind::SelectStmt: return select_statement(v.body);
+    case NodeKind::ExplainStmt: return explain(v.body);
+    case NodeKind::PrepareStmt: return prepare(v.body);
+    case NodeKind::CopyStmt: return copy(v.body);
+    case NodeKind::Undefined: failed_ = true; return;
+    default: return utility(v.kind, v.body);
+  }
+}
+
+void StatementWalker::select_statement(std::string_view body) {
+  add_class(StatementClass::Read);
+  std::string_view into = pb::bytes_of(body, 2);  // SelectStmt.into_clause
+  if (!into.empty()) {
+    // SELECT INTO creates and fills a table: a DDL statement in pgaudit.
+    f_.command_tag = "SELECT INTO";
+    f_.effective_tags = {f_.command_tag};
+    add_class(StatementClass::Ddl);
+    f_.hidden_write = executes_;
+    message(into, &pg_query__into_clause__descriptor, Scope{Access::Ddl, executes_});
+  }
+  message(body, &pg_query__select_stmt__descriptor, Scope{Access::Read, executes_}, 1u << 2);
+}
+
+void StatementWalker::explain(std::string_view body) {
+  bool analyze = false;
+  for (std::string_view opt : node_list(body, 2)) {  // ExplainStmt.options
+    NodeView v = decode_node(opt);
+    if (v.kind == NodeKind::DefElem && iequals(pb::bytes_of(v.body, 2), "analyze"))
+      analyze = option_true(v.body);
+  }
+  std::string_view inner = pb::bytes_of(body, 1);
+  NodeView iv = decode_node(inner);
+  LogLevel level = analyze ? log_level(iv.kind, iv.body) : LogLevel::All;
+  add_class(audit_class(NodeKind::ExplainStmt, level, "EXPLAIN"));
+  wrapped(inner, analyze && executes_);
+}
+
+void StatementWalker::prepare(std::string_view body) {
+  std::string_view inner = pb::bytes_of(body, 3);  // PrepareStmt.query
+  NodeView iv = decode_node(inner);
+  add_class(audit_class(NodeKind::PrepareStmt, log_level(iv.kind, iv.body), "PREPARE"));
+  // The prepared statement runs later, by EXECUTE, which shows nothing of it:
+  // this is the one chance to see what it does.
+  bool hidden = f_.hidden_write;
+  wrapped(inner, executes_);
+  f_.hidden_write = hidden;
+}
+
+void StatementWalker::copy(std::string_view body) {
+  bool from = pb::varint_of(body, 4) != 0;     // CopyStmt.is_from
+  bool program = pb::varint_of(body, 5) != 0;  // CopyStmt.is_program
+  add_class(from ? StatementClass::Write : StatementClass::Read);
+  if (executes_) {
+    f_.runs_program = f_.runs_program || program;
+    f_.server_file_access = f_.server_file_access || (!program && !pb::bytes_of(body, 6).empty());
+  }
+  std::string_view relation = pb::bytes_of(body, 1);
+  if (!relation.empty()) range_var(relation, Scope{from ? Access::Write : Access::Read, executes_});
+  std::string_view query = pb::bytes_of(body, 2);
+  if (!query.empty()) {
+    bool had = f_.classes.contains(StatementClass::Write);
+    wrapped(query, executes_);
+    if (!had && f_.classes.contains(StatementClass::Write)) f_.hidden_write = true;
+  }
+  message(body, &pg_query__copy_stmt__descriptor, Scope{Access::Read, executes_}, (1u << 1) | (1u << 2));
+}
+
+// Merges the facts of a statement wrapped in EXPLAIN, PREPARE or COPY.
+void StatementWalker::wrapped(std::string_view inner_node, bool executes) {
+  StatementFacts inner;
+  StatementWalker w(inner, executes);
+  if (!w.statement(inner_node)) failed_ = true;
+  for (const ObjectRef& o : inner.objects) add_object(o.schema, o.name, o.access);
+  for (const std::string& fn : inner.functions) add_unique(f_.functions, fn);
+  if (!executes) return;
+  for (const std::string& t : inner.effective_tags) add_tag(t);
+  for (std::size_t c = 0; c < statement_class_count; ++c)
+    if (inner.classes.contains(static_cast<StatementClass>(c))) add_class(static_cast<StatementClass>(c));
+  f_.update_or_delete_without_where |= inner.update_or_delete_without_where;
+  f_.dynamic_sql |= inner.dynamic_sql;
+  f_.hidden_write |= inner.hidden_write || inner.classes.contains(StatementClass::Write);
+  f_.runs_program |= inner.runs_program;
+  f_.server_file_access |= inner.server_file_access;
+  if (inner.role_change) role_change(inner.role_target);
+}
+
+void StatementWalker::utility(NodeKind kind, std::string_view body) {
+  LogLevel level = log_level(kind, body);
+  add_class(audit_class(kind, level, f_.command_tag));
+  Access access = level == LogLevel::Ddl ? Access::Ddl : level == LogLevel::Mod ? Access::Write : Access::Read;
+  Scope scope{access, executes_};
+  switch (kind) {
+    case NodeKind::ViewStmt:
+    case NodeKind::RuleStmt:
+      scope.executes = false;  // the query is stored, not run
+      break;
+    case NodeKind::CreateFunctionStmt:
+      return create_function(body);
+    default:
+      break;
+  }
+  utility_details(kind, body);
+  message(body, node_descriptor(kind), scope);
+}
+
+// Facts of utility statements that name objects or switch roles by value.
+void StatementWalker::utility_details(NodeKind kind, std::string_view body) {
+  switch (kind) {
+    case NodeKind::DoStmt:
+    case NodeKind::ExecuteStmt:
+    case NodeKind::LoadStmt:
+      f_.dynamic_sql = true;
+      break;
+    case NodeKind::CallStmt:
+      f_.dynamic_sql = true;
+      add_class(StatementClass::Function);
+      break;
+    case NodeKind::VariableSetStmt: variable_set(body, false); break;
+    case NodeKind::AlterRoleSetStmt: variable_set(pb::bytes_of(body, 3), true); break;
+    case NodeKind::AlterDatabaseSetStmt: variable_set(pb::bytes_of(body, 2), true); break;
+    case NodeKind::DropStmt: drop_objects(body); break;
+    case NodeKind::CreatedbStmt:
+    case NodeKind::DropdbStmt:
+    case NodeKind::AlterDatabaseStmt:
+    case NodeKind::AlterDatabaseRefreshCollStmt:
+    case NodeKind::CreateExtensionStmt:
+    case NodeKind::AlterExtensionStmt:
+    case NodeKind::CreateSchemaStmt:
+      add_object({}, pb::bytes_of(body, 1), Access::Ddl);
+      break;
+    default:
+      break;
+  }
+}
+
+void StatementWalker::create_function(std::string_view body) {
+  std::string_view language;
+  for (std::string_view opt : node_list(body, 6)) {  // CreateFunctionStmt.options
+    NodeView v = decode_node(opt);
+    if (v.kind == NodeKind::DefElem && pb::bytes_of(v.body, 2) == "language")
+      language = string_value(pb::bytes_of(v.body, 3));
+  }
+  bool sql_body = pb::has_field(body, 7);
+  if (!(sql_body || iequals(language, "sql"))) f_.dynamic_sql = true;
+  add_named_object(name_list(body, 3), Access::Ddl);
+}
+
+void StatementWalker::drop_objects(std::string_view body) {
+  auto type = static_cast<ObjectType>(pb::varint_of(body, 2));  // DropStmt.remove_type
+  bool on_relation = type == ObjectType::Trigger || type == ObjectType::Rule || type == ObjectType::Policy;
+  for (std::string_view obj : node_list(body, 1)) {
+    NodeView v = decode_node(obj);
+    std::vector<std::string_view> names;
+    if (v.kind == NodeKind::List || v.kind == NodeKind::ObjectWithArgs || v.kind == NodeKind::TypeName)
+      names = name_list(v.body, 1);
+    else if (v.kind == NodeKind::String)
+      names.push_back(pb::bytes_of(v.body, 1));
+    if (on_relation && !names.empty()) names.pop_back();  // "trigger ON table": the table
+    add_named_object(names, Access::Ddl);
+  }
+}
+
+// SET / RESET (or ALTER ROLE|DATABASE ... SET when `persistent`) of role or
+// session_authorization.
+void StatementWalker::variable_set(std::string_view body, bool persistent) {
+  std::uint64_t kind = pb::varint_of(body, 1);  // VariableSetStmt.kind
+  std::string_view name = pb::bytes_of(body, 2);
+  if (kind == 6) {  // VAR_RESET_ALL also resets the role, except when persistent
+    if (!persistent) role_change({});
+    return;
+  }
+  if (!is_role_setting(name)) return;
+  std::vector<std::string_view> args = node_list(body, 3);
+  bool value = kind == 1 && !args.empty();  // VAR_SET_VALUE
+  role_change(value ? string_value(args.front()) : std::string_view{});
+}
+
+void StatementWalker::node(std::string_view node_bytes, Scope s) {
+  NodeView v = decode_node(node_bytes);
+  switch (v.kind) {
+    case NodeKind::RangeVar: return range_var(v.body, s);
+    case NodeKind::FuncCall: return func_call(v.body, s);
+    case NodeKind::InsertStmt:
+    case NodeKind::UpdateStmt:
+    case NodeKind::DeleteStmt:
+    case NodeKind::MergeStmt:
+      return dml(v.kind, v.body, s, false);
+    case NodeKind::SelectStmt:
+      return message(v.body, &pg_query__select_stmt__descriptor, Scope{Access::Read, s.executes});
+    case NodeKind::CommonTableExpr:
+      cte_names_.push_back(pb::bytes_of(v.body, 1));
+      return message(v.body, &pg_query__common_table_expr__descriptor, s);
+    case NodeKind::String:
+    case NodeKind::AConst:
+    case NodeKind::Integer:
+    case NodeKind::Float:
+    case NodeKind::Boolean:
+    case NodeKind::BitString:
+    case NodeKind::ColumnRef:
+    case NodeKind::ParamRef:
+    case NodeKind::AStar:
+    case NodeKind::TypeName:
+    case NodeKind::RoleSpec:
+      return;  // leaves: nothing a policy matches on
+    case NodeKind::Undefined:
+      failed_ = failed_ || !node_bytes.empty();
+      return;
+    default:
+      return message(v.body, node_descriptor(v.kind), s);
+  }
+}
+
+// Walks every sub-message of `body` (a message of type `d`), except the
+// fields whose bit is set in `skip`.
+void StatementWalker::message(std::string_view body, const Descriptor* d, Scope s, std::uint64_t skip) {
+  if (d == nullptr) return;
+  if (++depth_ > max_walk_depth) {
+    failed_ = true;
+    --depth_;
+    return;
+  }
+  pb::Reader r(body);
+  pb::Field f;
+  while (r.next(f)) {
+    if (f.type != pb::WireType::Len || (f.number < 64 && (skip >> f.number) & 1u)) continue;
+    const ProtobufCFieldDescriptor* fd = protobuf_c_message_descriptor_get_field(d, f.number);
+    if (fd == nullptr || fd->type != PROTOBUF_C_TYPE_MESSAGE) continue;
+    auto sub = static_cast<const Descriptor*>(fd->descriptor);
+    if (sub == &pg_query__node__descriptor)
+      node(f.bytes, s);
+    else if (sub == &pg_query__range_var__descriptor)
+      range_var(f.bytes, s);
+    else if (sub == &pg_query__func_call__descriptor)
+      func_call(f.bytes, s);
+    else if (sub == &pg_query__select_stmt__descriptor)
+      message(f.bytes, sub, Scope{Access::Read, s.executes});
+    else
+      message(f.bytes, sub, s);
+  }
+  failed_ = failed_ || r.failed();
+  --depth_;
+}
+
+void StatementWalker::range_var(std::string_view body, Scope s) {
+  add_object(pb::bytes_of(body, 2), pb::bytes_of(body, 3), s.access);  // schemaname, relname
+}
+
+void StatementWalker::func_call(std::string_view body, Scope s) {
+  std::vector<std::string_view> names = name_list(body, 1);  // FuncCall.funcname
+  if (!names.empty()) {
+    std::string full;
+    for (std::string_view n : names) {
+      if (!full.empty()) full += '.';
+      full += n;
+    }
+    add_unique(f_.functions, full);
+    std::string_view schema = names.size() >= 2 ? names[names.size() - 2] : std::string_view{};
+    FunctionRisk risk = function_risk(schema, names.back());
+    if (s.executes && risk != FunctionRisk::Harmless) {
+      add_class(StatementClass::Function);
+      if (risk == FunctionRisk::DynamicSql) f_.dynamic_sql = true;
+      if (risk == FunctionRisk::ServerFile) f_.server_file_access = true;
+      if (risk == FunctionRisk::SetConfig) set_config_call(body);
+    }
+  }
+  message(body, &pg_query__func_call__descriptor, Scope{Access::Read, s.executes}, 1u << 1);
+}
+
+// set_config(name, value, is_local): a SET by another name. A name that is not
+// a constant could be 'role', so it counts as a role change to an unknown role.
+void StatementWalker::set_config_call(std::string_view body) {
+  add_class(StatementClass::MiscSet);
+  std::vector<std::string_view> args = node_list(body, 2);  // FuncCall.args
+  if (args.empty()) return;
+  if (is_string_constant(args[0]) && !is_role_setting(string_value(args[0]))) return;
+  role_change(args.size() >= 2 ? string_value(args[1]) : std::string_view{});
+}
+
+void StatementWalker::dml(NodeKind kind, std::string_view body, Scope s, bool top) {
+  Access target = s.executes ? Access::Write : Access::Read;
+  std::string_view relation = pb::bytes_of(body, 1);  // relation is field 1 of all four
+  if (!relation.empty()) range_var(relation, Scope{target, s.executes});
+  if (s.executes) {
+    if (!top) {
+      add_tag(command_tag(kind, body));
+      add_class(StatementClass::Write);
+      f_.hidden_write = true;
+    }
+    dml_details(kind, body);
+  }
+  message(body, node_descriptor(kind), Scope{Access::Read, s.executes}, 1u << 1);
+}
+
+// WHERE-less UPDATE/DELETE, ON CONFLICT DO UPDATE, MERGE actions.
+void StatementWalker::dml_details(NodeKind kind, std::string_view body) {
+  switch (kind) {
+    case NodeKind::UpdateStmt:
+    case NodeKind::DeleteStmt:
+      if (!pb::has_field(body, 3)) f_.update_or_delete_without_where = true;  // where_clause
+      break;
+    case NodeKind::InsertStmt: {
+      std::string_view conflict = pb::bytes_of(body, 4);
+      if (!conflict.empty() && pb::varint_of(conflict, 1) == 3) add_tag("UPDATE");  // ONCONFLICT_UPDATE
+      break;
+    }
+    case NodeKind::MergeStmt:
+      for (std::string_view when : node_list(body, 4)) {
+        std::uint64_t cmd = pb::varint_of(decode_node(when).body, 2);  // CmdType
+        if (cmd == 3) add_tag("UPDATE");
+        if (cmd == 4) add_tag("INSERT");
+        if (cmd == 5) add_tag("DELETE");
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+void StatementWalker::add_object(std::string_view schema, std::string_view name, Access a) {
+  if (name.empty()) return;
+  for (const ObjectRef& o : f_.objects)
+    if (o.access == a && o.name == name && o.schema == schema) return;
+  f_.objects.push_back(ObjectRef{std::string(schema), std::string(name), a});
+}
+
+void StatementWalker::add_named_object(const std::vector<std::string_view>& names, Access a) {
+  if (names.empty()) return;
+  std::string_view schema = names.size() >= 2 ? names[names.size() - 2] : std::string_view{};
+  add_object(schema, names.back(), a);
+}
+
+// Drops references to CTEs (they are no relations) once all CTE names are known.
+void StatementWalker::finish() {
+  if (cte_names_.empty()) return;
+  std::erase_if(f_.objects, [&](const ObjectRef& o) {
+    return o.schema.empty() && o.access == Access::Read &&
+           std::find(cte_names_.begin(), cte_names_.end(), o.name) != cte_names_.end();
+  });
+}
+
+StatementFacts unparseable_statement(std::string message, std::size_t length) {
+  StatementFacts f;
+  f.command_tag = "???";
+  f.effective_tags = {f.command_tag};
+  f.unparseable = true;
+  f.parse_error = std::move(message);
+  f.length = static_cast<std::uint32_t>(length);
+  return f;
+}
+
+ClassifiedText unparseable_text(std::string message, std::size_t length) {
+  ClassifiedText t;
+  t.unparseable = true;
+  t.statements.push_back(unparseable_statement(std::move(message), length));
+  return t;
+}
+
+// Classifies each RawStmt of a serialised ParseResult.
+ClassifiedText classify_tree(std::string_view tree, std::size_t text_length) {
+  ClassifiedText out;
+  pb::Reader r(tree);
+  pb::Field f;
+  while (r.next(f)) {
+    if (f.number != 2 || f.type != pb::WireType::Len) continue;  // ParseResult.stmts
+    StatementFacts facts;
+    auto location = static_cast<std::uint32_t>(pb::varint_of(f.bytes, 2));
+    auto length = static_cast<std::uint32_t>(pb::varint_of(f.bytes, 3));
+    StatementWalker walker(facts, true);
+    if (!walker.statement(pb::bytes_of(f.bytes, 1)))
+      facts = unparseable_statement("classifier: malformed or too deeply nested parse tree", 0);
+    out.unparseable = out.unparseable || facts.unparseable;
+    facts.location = location;
+    facts.length = length != 0 ? length : static_cast<std::uint32_t>(text_length - std::min<std::size_t>(location, text_length));
+    out.statements.push_back(std::move(facts));
+  }
+  if (r.failed()) return unparseable_text("classifier: malformed parse tree", text_length);
+  return out;
+}
+
+}  // namespace
+
+ClassifiedText classify(std::string_view sql) {
+  if (sql.find('\0') != std::string_view::npos) return unparseable_text("text contains a zero byte", sql.size());
+  if (sql.size() > 0x7fffffff) return unparseable_text("text too long", sql.size());
+  thread_local std::string buffer;
+  buffer.assign(sql);
+  parser_memory.used = true;
+  ParseOutput parsed(buffer.c_str());
+  if (parsed.result.error != nullptr) {
+    std::string message = parsed.result.error->message != nullptr ? parsed.result.error->message : "syntax error";
+    if (parsed.result.error->cursorpos > 0) message += " at position " + std::to_string(parsed.result.error->cursorpos);
+    return unparseable_text(std::move(message), sql.size());
+  }
+  return classify_tree({parsed.result.parse_tree.data, parsed.result.parse_tree.len}, sql.size());
+}
+
+}  // namespace pgwarden::policy
