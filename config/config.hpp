@@ -1,0 +1,168 @@
+#pragma once
+/// The validated, immutable configuration of one pgwarden process. Loaded from
+/// YAML by load_config_file(); a reload builds a new Config and the proxy swaps
+/// the shared pointer, so nothing here is ever mutated after loading.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "policy/rules.hpp"
+
+namespace pgwarden::config {
+
+using Duration = std::chrono::milliseconds;
+
+/// host:port to listen on or connect to. IPv6 hosts are written "[::1]:6432".
+struct Endpoint {
+  std::string host;
+  std::uint16_t port = 0;
+  /// "host:port", with brackets around IPv6 hosts.
+  std::string to_string() const;
+  friend bool operator==(const Endpoint&, const Endpoint&) = default;
+};
+
+/// libpq's sslmode for the upstream hop.
+enum class UpstreamTlsMode : std::uint8_t { Disable, Prefer, Require, VerifyCa, VerifyFull };
+
+/// The PostgreSQL server behind pgwarden.
+struct UpstreamConfig {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 5432;
+  /// Directory of PostgreSQL's Unix socket (libpq's host=/dir); when set it is
+  /// used instead of host, connecting to `<dir>/.s.PGSQL.<port>`.
+  std::string unix_socket;
+  UpstreamTlsMode tls = UpstreamTlsMode::Prefer;
+  std::string ca;           ///< CA file for verify-ca / verify-full (absolute path)
+  std::string cert;         ///< optional client certificate for the upstream
+  std::string key;          ///< its key
+  std::string server_name;  ///< SNI and verify-full host name; default: host
+  Duration connect_timeout = std::chrono::seconds(10);
+
+  /// `<unix_socket>/.s.PGSQL.<port>`, or "" when connecting over TCP.
+  std::string socket_path() const;
+};
+
+enum class TlsVersion : std::uint8_t { V1_2, V1_3 };
+enum class ClientCertMode : std::uint8_t { None, Optional, Require };
+
+/// TLS towards clients. Enabled when cert and key are set.
+struct TlsConfig {
+  std::string cert;  ///< absolute path
+  std::string key;
+  std::string ca;    ///< CA for client certificates
+  bool required = false;  ///< refuse plaintext clients (FATAL 28000)
+  TlsVersion min_version = TlsVersion::V1_2;
+  std::string ciphers;  ///< OpenSSL cipher list; "" = OpenSSL's default
+  ClientCertMode client_cert = ClientCertMode::None;
+
+  bool enabled() const noexcept { return !cert.empty(); }
+};
+
+enum class AuthMode : std::uint8_t { Passthrough, Scram };
+
+/// How clients authenticate (ARCHITECTURE.md "Identity").
+struct AuthConfig {
+  AuthMode mode = AuthMode::Passthrough;
+  std::string auth_file;   ///< pgbouncer userlist format (absolute path)
+  std::string auth_query;  ///< e.g. SELECT usename, passwd FROM pg_shadow WHERE usename=$1
+  std::string auth_user;   ///< the user auth_query runs as
+};
+
+/// Resource limits, each with a documented default.
+struct Limits {
+  std::uint32_t max_client_connections = 1000;  ///< beyond it FATAL 53300
+  Duration startup_timeout = std::chrono::seconds(15);
+  Duration idle_timeout{0};                      ///< 0 = off
+  std::uint64_t max_message_bytes = 64ull << 20;  ///< 64 MiB
+};
+
+/// The admin HTTP server (/metrics, /healthz, /readyz); off when unset.
+struct AdminConfig {
+  std::optional<Endpoint> listen;
+};
+
+enum class LogFormat : std::uint8_t { Text, Json };
+enum class LogLevel : std::uint8_t { Trace, Debug, Info, Warn, Error, Critical, Off };
+
+/// The operational log (not the audit log).
+struct LogConfig {
+  LogLevel level = LogLevel::Info;
+  LogFormat format = LogFormat::Text;
+  bool statements = false;  ///< SQL text in the operational log
+};
+
+enum class Durability : std::uint8_t { Buffered, Synced };
+enum class OnAuditFailure : std::uint8_t { Block, Continue };
+enum class AuditParameters : std::uint8_t { None, Redacted, Full };
+
+/// The audit trail (issue 6). Off when `file` is empty.
+struct AuditConfig {
+  std::string file;  ///< absolute path of the JSON Lines file
+  Durability durability = Durability::Buffered;
+  OnAuditFailure on_failure = OnAuditFailure::Block;
+  AuditParameters parameters = AuditParameters::None;
+  bool redact_literals = false;
+  std::string hmac_key_file;       ///< absolute path; "" = no HMAC
+  std::uint64_t rotate_bytes = 0;  ///< 0 = never by size
+  Duration rotate_interval{0};     ///< 0 = never by time
+  std::uint32_t retention = 0;     ///< rotated files kept; 0 = all
+  std::uint32_t queue_records = 65536;
+
+  bool enabled() const noexcept { return !file.empty(); }
+};
+
+/// The whole configuration.
+struct Config {
+  std::string source;  ///< the file it was loaded from (absolute) or the name given
+  std::vector<Endpoint> listen;  ///< at least one
+  UpstreamConfig upstream;
+  TlsConfig tls;
+  AuthConfig auth;
+  Limits limits;
+  AdminConfig admin;
+  LogConfig log;
+  /// The deployment this proxy guards ("production"); copied into SessionFacts.
+  std::string environment;
+  /// networks, groups, rules and default, resolved.
+  policy::RuleSet policy;
+  AuditConfig audit;
+  Duration shutdown_timeout = std::chrono::seconds(30);
+};
+using ConfigPtr = std::shared_ptr<const Config>;
+
+/// One problem in a configuration file, at 1-based line and column (0 when
+/// the file as a whole is meant).
+struct Diagnostic {
+  std::string file;
+  int line = 0;
+  int column = 0;
+  std::string message;
+  /// "file:line:col: message".
+  std::string to_string() const;
+};
+
+/// The loaded configuration, or every error found. Warnings do not stop loading.
+struct LoadResult {
+  ConfigPtr config;  ///< null when errors is not empty
+  std::vector<Diagnostic> errors;
+  std::vector<Diagnostic> warnings;
+  bool ok() const noexcept { return config != nullptr; }
+};
+
+/// Loads and validates `path`. Relative paths inside resolve against the
+/// file's directory.
+LoadResult load_config_file(const std::string& path);
+/// Loads YAML `text`; `name` is used in diagnostics and its directory (or the
+/// current one) resolves relative paths.
+LoadResult load_config_string(const std::string& text, const std::string& name);
+
+/// Names for enum values, as written in the configuration.
+std::string_view to_string(UpstreamTlsMode m) noexcept;
+std::string_view to_string(AuthMode m) noexcept;
+std::string_view to_string(Durability d) noexcept;
+
+}  // namespace pgwarden::config
