@@ -1,0 +1,145 @@
+"""Fixtures: one PostgreSQL 15 and one pgwarden per test file (session scope).
+
+PGWARDEN_IT_TARGET=direct points every test at PostgreSQL itself (tests marked
+`proxy_only` are skipped); that is how the tests themselves are validated.
+The default, `proxy`, puts pgwarden (PGWARDEN_BIN) in front of it.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness  # noqa: E402
+
+TARGET = os.environ.get("PGWARDEN_IT_TARGET", "proxy")
+if TARGET not in ("proxy", "direct"):
+    raise pytest.UsageError(f"PGWARDEN_IT_TARGET must be proxy or direct, not {TARGET!r}")
+
+# A hung test dumps every thread's stack and ends the run; the postmaster and
+# the proxies die with it (parent-death signal), so CI never waits on a hang.
+PER_TEST_TIMEOUT = float(os.environ.get("PGWARDEN_IT_TEST_TIMEOUT", "150"))
+
+_servers: list = []   # everything whose log is worth showing when a test fails
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "proxy_only: meaningful only with pgwarden in front")
+
+
+def pytest_collection_modifyitems(config, items):
+    if TARGET == "direct":
+        skip = pytest.mark.skip(reason="about pgwarden itself; PGWARDEN_IT_TARGET=direct")
+        for item in items:
+            if "proxy_only" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    faulthandler.dump_traceback_later(PER_TEST_TIMEOUT, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for server in _servers:
+            tail = server.log_tail().strip()
+            if tail:
+                report.sections.append((f"{type(server).__name__} log ({server.log_path})", tail))
+
+
+@pytest.fixture(scope="session")
+def workdir():
+    path = Path(tempfile.mkdtemp(prefix="pgwarden-it-work-"))
+    yield path
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """PostgreSQL 15 with the harness superuser, md5_user and scram_user."""
+    server = harness.PostgresServer()
+    _servers.append(server)
+    try:
+        server.init()
+        server.start()
+        server.create_roles()
+        yield server
+    finally:
+        server.destroy()
+        _servers.remove(server)
+
+
+@pytest.fixture(scope="session")
+def pgwarden(postgres, workdir):
+    """pgwarden in front of `postgres`, on a free port."""
+    proxy = harness.Pgwarden(workdir, postgres.host, postgres.port)
+    _servers.append(proxy)
+    try:
+        proxy.start()
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture
+def pgwarden_factory(postgres, workdir):
+    """Starts extra proxies: factory(config_text=None, upstream_port=None).
+    config_text may contain {listen_port}; all are stopped after the test."""
+    started = []
+
+    def start(config_text: str | None = None, upstream_port: int | None = None):
+        name = f"pgwarden-extra-{len(started) + 1}-{os.getpid()}"
+        proxy = harness.Pgwarden(workdir, postgres.host, upstream_port or postgres.port,
+                                 name=name)
+        if config_text is not None:
+            proxy.config_path.write_text(config_text.format(listen_port=proxy.port))
+        started.append(proxy)
+        _servers.append(proxy)
+        proxy.start()
+        return proxy
+
+    try:
+        yield start
+    finally:
+        for proxy in started:
+            proxy.stop()
+            _servers.remove(proxy)
+
+
+@pytest.fixture(scope="session")
+def target(request, postgres) -> harness.Endpoint:
+    """Where the clients under test connect: pgwarden, or PostgreSQL when direct."""
+    if TARGET == "direct":
+        return postgres.endpoint
+    return request.getfixturevalue("pgwarden").endpoint
+
+
+@pytest.fixture(scope="session")
+def direct(postgres) -> harness.Endpoint:
+    return postgres.endpoint
+
+
+@pytest.fixture
+def admin(postgres):
+    """An autocommit psycopg connection straight to PostgreSQL, for checks."""
+    conn = postgres.endpoint.connect(autocommit=True)
+    try:
+        yield conn
+    finally:
+        conn.close()
