@@ -20,15 +20,6 @@ using Descriptor = ProtobufCMessageDescriptor;
 // Deeper trees than this are refused rather than walked (fail closed).
 constexpr int max_walk_depth = 2000;
 
-/// libpg_query keeps parser memory per thread; free it when the thread ends.
-struct ParserThreadMemory {
-  bool used = false;
-  ~ParserThreadMemory() {
-    if (used) pg_query_exit();
-  }
-};
-thread_local ParserThreadMemory parser_memory;
-
 /// Owns one libpg_query result.
 struct ParseOutput {
   PgQueryProtobufParseResult result;
@@ -311,7 +302,10 @@ void StatementWalker::utility_details(NodeKind kind, std::string_view body) {
       break;
     case NodeKind::VariableSetStmt: variable_set(body, false); break;
     case NodeKind::AlterRoleSetStmt: variable_set(pb::bytes_of(body, 3), true); break;
-    case NodeKind::AlterDatabaseSetStmt: variable_set(pb::bytes_of(body, 2), true); break;
+    case NodeKind::AlterDatabaseSetStmt:
+      variable_set(pb::bytes_of(body, 2), true);
+      add_object({}, pb::bytes_of(body, 1), Access::Ddl);
+      break;
     case NodeKind::DropStmt: drop_objects(body); break;
     case NodeKind::CreatedbStmt:
     case NodeKind::DropdbStmt:
@@ -341,7 +335,9 @@ void StatementWalker::create_function(std::string_view body) {
 
 void StatementWalker::drop_objects(std::string_view body) {
   auto type = static_cast<ObjectType>(pb::varint_of(body, 2));  // DropStmt.remove_type
+  if (type == ObjectType::Cast || type == ObjectType::Transform) return;  // named by types, not names
   bool on_relation = type == ObjectType::Trigger || type == ObjectType::Rule || type == ObjectType::Policy;
+  bool by_method = type == ObjectType::Opclass || type == ObjectType::Opfamily;
   for (std::string_view obj : node_list(body, 1)) {
     NodeView v = decode_node(obj);
     std::vector<std::string_view> names;
@@ -350,6 +346,7 @@ void StatementWalker::drop_objects(std::string_view body) {
     else if (v.kind == NodeKind::String)
       names.push_back(pb::bytes_of(v.body, 1));
     if (on_relation && !names.empty()) names.pop_back();  // "trigger ON table": the table
+    if (by_method && !names.empty()) names.erase(names.begin());  // "USING btree" comes first
     add_named_object(names, Access::Ddl);
   }
 }
@@ -578,7 +575,6 @@ ClassifiedText classify(std::string_view sql) {
   if (sql.size() > 0x7fffffff) return unparseable_text("text too long", sql.size());
   thread_local std::string buffer;
   buffer.assign(sql);
-  parser_memory.used = true;
   ParseOutput parsed(buffer.c_str());
   if (parsed.result.error != nullptr) {
     std::string message = parsed.result.error->message != nullptr ? parsed.result.error->message : "syntax error";

@@ -1,7 +1,8 @@
 #pragma once
 /// The statement classifier: SQL text in, one StatementFacts per statement
-/// out, using PostgreSQL's own grammar (libpg_query). Pure and thread-safe;
-/// every thread that calls it gets its own parser memory, freed at thread exit.
+/// out, using PostgreSQL's own grammar (libpg_query). Pure and thread-safe:
+/// libpg_query gives every thread its own parser memory and frees it when the
+/// thread exits (do not call pg_query_exit() as well: that frees it twice).
 
 #include <string_view>
 
