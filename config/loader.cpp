@@ -138,7 +138,7 @@ Sections read_sections(Reader& r, const YAML::Node& root) {
   s.root = root;
   auto keep = [](Slot& slot) {
     return [&slot](const YAML::Node& v) {
-      slot.node = v;
+      slot.node.reset(v);
       slot.present = true;
     };
   };

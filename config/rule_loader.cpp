@@ -73,6 +73,17 @@ std::vector<Glob> read_globs(Reader& r, const YAML::Node& v, const std::string& 
   return out;
 }
 
+// Command tag patterns. A plain word also matches the tags it begins:
+// TRUNCATE matches PostgreSQL's tag "TRUNCATE TABLE", DROP every "DROP ...".
+std::vector<Glob> read_commands(Reader& r, const YAML::Node& v, const std::string& what) {
+  std::vector<Glob> out = read_globs(r, v, what, GlobCase::Insensitive);
+  const std::size_t written = out.size();
+  for (std::size_t i = 0; i < written; ++i) {
+    if (out[i].is_literal()) out.push_back(*Glob::compile(out[i].source() + " *", GlobCase::Insensitive));
+  }
+  return out;
+}
+
 std::vector<std::string> read_group_refs(Context& c, const YAML::Node& v, const std::string& what) {
   std::vector<std::string> out;
   for (const auto& [name, node] : c.r.strings(v, what)) {
@@ -180,7 +191,7 @@ std::vector<policy::ObjectPattern> read_objects(Reader& r, const YAML::Node& v, 
     YAML::Node name_node = item;
     if (item.IsMap()) {
       r.read_map(item, what, {
-        {"name", [&](auto& n) { text = r.string(n, what + ".name"); name_node = n; }, true},
+        {"name", [&](auto& n) { text = r.string(n, what + ".name"); name_node.reset(n); }, true},
         {"access", [&](auto& n) { access = read_access(r, n, what + ".access"); }},
       });
     } else {
@@ -292,7 +303,7 @@ void read_conditions(Context& c, const YAML::Node& v, const std::string& what, p
      }},
     {"protocol", [&](auto& n) { w.protocols = read_protocols(r, n, k("protocol")); }},
     {"time", [&](auto& n) { w.time = read_time(c, n, k("time")); }},
-    {"command", stmt("command", [&](auto& n) { w.commands = read_globs(r, n, k("command"), GlobCase::Insensitive); })},
+    {"command", stmt("command", [&](auto& n) { w.commands = read_commands(r, n, k("command")); })},
     {"class", stmt("class", [&](auto& n) { w.classes = read_classes(r, n, k("class")); })},
     {"object", stmt("object", [&](auto& n) { w.objects = read_objects(r, n, k("object")); })},
     {"function", stmt("function", [&](auto& n) { w.functions = read_globs(r, n, k("function"), GlobCase::Identifier); })},
@@ -322,7 +333,7 @@ void read_rule_keys(Context& c, const YAML::Node& node, const std::string& what,
     {"action", [&](auto& v) { r.assign_enum(v, what + ".action", {"allow", "deny"}, rule.action); }, true},
     {"message", [&](auto& v) { assign(rule.message, r.string(v, what + ".message")); }},
     {"sqlstate", [&](auto& v) {
-       x.sqlstate = v;
+       x.sqlstate.reset(v);
        assign(rule.sqlstate, r.string(v, what + ".sqlstate"));
      }},
     {"enforce", [&](auto& v) { assign(rule.enforce, r.boolean(v, what + ".enforce")); }},
