@@ -1,0 +1,91 @@
+#include "proxy/app.hpp"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <iostream>
+#include <thread>
+
+#include "config/config.hpp"
+#include "proxy/build_info.hpp"
+#include "proxy/server.hpp"
+#include "proxy/session.hpp"
+
+namespace pgwarden::proxy {
+
+namespace {
+
+awaitable<void> serve_client(tcp::socket socket, const SessionContext& ctx) {
+  error_code ec;
+  const tcp::endpoint peer = socket.remote_endpoint(ec);
+  if (ec) co_return;  // the client is already gone
+  socket.set_option(tcp::no_delay(true), ec);
+  Session session(Stream(std::move(socket)), peer, ctx);
+  co_await session.run();
+}
+
+UpstreamTarget upstream_target(const config::Config& cfg) {
+  UpstreamTarget t;
+  t.host = cfg.upstream.host;
+  t.port = cfg.upstream.port;
+  t.unix_socket_dir = cfg.upstream.unix_socket;
+  t.connect_timeout = cfg.upstream.connect_timeout;
+  return t;
+}
+
+void setup_logging() {
+  auto logger = spdlog::stderr_color_mt("pgwarden");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+}
+
+}  // namespace
+
+int serve(const std::string& config_path) {
+  std::signal(SIGPIPE, SIG_IGN);  // a closed peer is an error code, not a signal
+  setup_logging();
+  config::LoadResult loaded = config::load_config_file(config_path);
+  for (const auto& d : loaded.warnings) spdlog::warn("{}", d.to_string());
+  if (!loaded.config) {
+    for (const auto& d : loaded.errors) std::cerr << d.to_string() << "\n";
+    return 2;
+  }
+  const config::Config& cfg = *loaded.config;
+
+  CancelRegistry cancels;
+  SessionContext ctx;
+  ctx.upstream = upstream_target(cfg);
+  ctx.max_message_bytes = cfg.limits.max_message_bytes;
+  ctx.startup_timeout = cfg.limits.startup_timeout;
+  ctx.cancels = &cancels;
+
+  std::unique_ptr<Server> server;
+  try {
+    std::vector<tcp::endpoint> endpoints;
+    for (const auto& l : cfg.listen) {
+      for (const auto& ep : resolve_listen_address(l.to_string())) endpoints.push_back(ep);
+    }
+    server = std::make_unique<Server>(endpoints, std::max(1u, std::thread::hardware_concurrency()),
+                                      [&ctx](tcp::socket s) { return serve_client(std::move(s), ctx); });
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot listen: {}", e.what());
+    return 1;
+  }
+
+  asio::signal_set signals(server->main_context(), SIGINT, SIGTERM);
+  signals.async_wait([&](const error_code& ec, int signo) {
+    if (ec) return;
+    spdlog::info("received signal {}, stopping", signo);
+    server->stop();
+  });
+  for (const auto& ep : server->local_endpoints()) {
+    spdlog::info("pgwarden {} listening on {}:{}, upstream {}", version(), ep.address().to_string(),
+                 ep.port(), ctx.upstream.describe());
+  }
+  server->run();
+  spdlog::info("pgwarden stopped");
+  return 0;
+}
+
+}  // namespace pgwarden::proxy

@@ -1,0 +1,49 @@
+#pragma once
+/// Maps the BackendKeyData pgwarden gives each client to the upstream
+/// session behind it, so a CancelRequest sent to pgwarden can be forwarded
+/// to the right server backend. Keys are random; lookups compare in
+/// constant time so a client cannot guess another session's key.
+
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "proxy/upstream.hpp"
+
+namespace pgwarden::proxy {
+
+struct CancelTarget {
+  UpstreamTarget upstream;
+  std::uint32_t process_id = 0;  ///< the upstream backend's pid
+  std::string secret_key;        ///< the upstream backend's key
+};
+
+class CancelRegistry {
+ public:
+  /// The key pair one client sees: its process id and secret.
+  struct ClientKey {
+    std::uint32_t process_id = 0;
+    std::string secret_key;
+  };
+
+  /// Issues a fresh client key (of `key_length` random bytes) for `target`.
+  ClientKey add(CancelTarget target, std::size_t key_length);
+  void remove(std::uint32_t process_id);
+  /// The upstream session for a client's cancel request, if the key matches.
+  std::optional<CancelTarget> find(std::uint32_t process_id, std::string_view secret_key) const;
+  std::size_t size() const;
+
+ private:
+  struct Entry {
+    std::string client_key;
+    CancelTarget target;
+  };
+  mutable std::mutex mutex_;
+  std::unordered_map<std::uint32_t, Entry> entries_;
+  std::uint32_t next_id_ = 0;
+};
+
+}  // namespace pgwarden::proxy

@@ -1,0 +1,27 @@
+#pragma once
+/// Why a session ended: every closed connection has one, for the log and
+/// for a bounded metric label.
+
+#include <string_view>
+
+namespace pgwarden::proxy {
+
+enum class CloseReason {
+  None,               ///< still open
+  ClientTerminate,    ///< the client sent Terminate
+  ClientClosed,       ///< the client closed its socket
+  ServerClosed,       ///< the server closed its socket
+  ClientProtocolError,
+  ServerProtocolError,
+  UpstreamUnavailable,
+  StartupTimeout,
+  StartupRefused,     ///< a startup packet we refuse (bad version, injection after SSLRequest)
+  CancelRequest,      ///< the connection only carried a CancelRequest
+  Shutdown,
+  ClientWriteError,
+  ServerWriteError,
+};
+
+std::string_view to_string(CloseReason r) noexcept;
+
+}  // namespace pgwarden::proxy

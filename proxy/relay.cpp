@@ -1,0 +1,173 @@
+// The two relay directions of a Session: client -> server and server -> client.
+// Each reads whatever is available, walks the frames in it, and forwards the
+// original bytes in one gathered write. Only the messages the session must
+// act on are looked at; the rest stream through untouched.
+
+#include <spdlog/spdlog.h>
+
+#include "protocol/encoder.hpp"
+#include "protocol/messages.hpp"
+#include "protocol/parser.hpp"
+#include "proxy/session.hpp"
+
+namespace pgwarden::proxy {
+
+namespace pq = protocol;
+
+namespace {
+
+constexpr std::size_t min_read = 2048;
+constexpr std::size_t max_read = 256 * 1024;
+constexpr std::size_t idle_buffer_limit = 256 * 1024;
+
+bool is_frontend_type(char t) {
+  switch (t) {
+    case 'Q': case 'P': case 'B': case 'E': case 'D': case 'C': case 'S': case 'H':
+    case 'F': case 'd': case 'c': case 'f': case 'X': case 'p':
+      return true;
+    default:
+      return false;
+  }
+}
+
+/// How many more bytes the front message needs before it is whole (at least 1).
+std::size_t bytes_needed(const pq::Framer& framer, std::string_view pending) {
+  if (framer.in_message()) return 1;
+  if (pending.size() < pq::header_size) return pq::header_size - pending.size();
+  const std::size_t total = std::size_t{pq::read_u32(pending.data() + 1)} + 1;
+  return total > pending.size() ? total - pending.size() : 1;
+}
+
+/// Read size adapts: a read that fills the buffer doubles the next request.
+std::size_t next_read_hint(std::size_t hint, std::size_t got, std::size_t offered) {
+  if (got == offered) return std::min(hint * 2, max_read);
+  return hint;
+}
+
+}  // namespace
+
+awaitable<CloseReason> Session::relay_client() {
+  std::size_t hint = min_read;
+  for (;;) {
+    const std::string_view pending = client_in_.data();
+    client_out_.reset(pending.data());
+    std::size_t pos = 0;
+    CloseReason stop = CloseReason::None;
+    while (stop == CloseReason::None) {
+      const pq::Frame f = client_framer_.put(pending.substr(pos));
+      if (f.ec) {
+        spdlog::warn("client {}:{} sent a malformed message: {}", peer_.address().to_string(),
+                     peer_.port(), f.ec.message());
+        co_return fail("08P01", "invalid frontend message: " + f.ec.message());
+      }
+      if (f.kind == pq::FrameKind::NeedMore) break;
+      if (f.kind == pq::FrameKind::Streamed) {
+        client_out_.forward(pos, f.bytes.size());
+      } else {
+        stop = on_client_frame(f, pos, client_out_);
+      }
+      pos += f.bytes.size();
+    }
+    if (stop == CloseReason::ClientProtocolError) co_return stop;
+    if (!client_out_.empty()) {
+      auto [ec, n] = co_await server_->write(client_out_.buffers());
+      if (ec) co_return CloseReason::ServerWriteError;
+    }
+    client_in_.consume(pos);
+    if (stop != CloseReason::None) co_return stop;
+
+    client_in_.shrink_if_idle(idle_buffer_limit);
+    auto space = client_in_.prepare(std::max(bytes_needed(client_framer_, client_in_.data()), hint));
+    auto [ec, n] = co_await client_.read_some(space);
+    if (ec) co_return CloseReason::ClientClosed;
+    client_in_.commit(n);
+    bytes_from_client_ += n;
+    hint = next_read_hint(hint, n, space.size());
+  }
+}
+
+CloseReason Session::on_client_frame(const pq::Frame& f, std::size_t offset, Batch& out) {
+  if (!is_frontend_type(f.type)) {
+    return fail("08P01", std::string("invalid frontend message type ") + std::to_string(int(f.type)));
+  }
+  out.forward(offset, f.bytes.size());
+  if (f.type == 'X') {
+    terminated_ = true;
+    return CloseReason::ClientTerminate;
+  }
+  return CloseReason::None;
+}
+
+awaitable<CloseReason> Session::relay_server() {
+  std::size_t hint = 4 * min_read;
+  for (;;) {
+    const std::string_view pending = server_in_.data();
+    server_out_.reset(pending.data());
+    std::size_t pos = 0;
+    for (;;) {
+      const pq::Frame f = server_framer_.put(pending.substr(pos));
+      if (f.ec) {
+        spdlog::error("upstream {} sent a malformed message: {}", ctx_.upstream.describe(),
+                      f.ec.message());
+        co_return fail("08P01", "pgwarden received an invalid message from the upstream server",
+                       CloseReason::ServerProtocolError);
+      }
+      if (f.kind == pq::FrameKind::NeedMore) break;
+      if (f.kind == pq::FrameKind::Streamed) {
+        server_out_.forward(pos, f.bytes.size());
+      } else {
+        on_server_frame(f, pos, server_out_);
+      }
+      pos += f.bytes.size();
+    }
+    if (!server_out_.empty()) {
+      auto [ec, n] = co_await client_.write(server_out_.buffers());
+      if (ec) co_return CloseReason::ClientWriteError;
+    }
+    server_in_.consume(pos);
+
+    server_in_.shrink_if_idle(idle_buffer_limit);
+    auto space = server_in_.prepare(std::max(bytes_needed(server_framer_, server_in_.data()), hint));
+    auto [ec, n] = co_await server_->read_some(space);
+    if (ec) co_return terminated_ ? CloseReason::ClientTerminate : CloseReason::ServerClosed;
+    server_in_.commit(n);
+    bytes_from_server_ += n;
+    hint = next_read_hint(hint, n, space.size());
+  }
+}
+
+void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out) {
+  switch (f.type) {
+    case 'R':  // Authentication*: Int32 code; 0 is AuthenticationOk
+      if (f.body().size() >= 4 && pq::read_u32(f.body().data()) == 0) {
+        authenticated_ = true;
+        client_framer_ = pq::Framer(pq::TypeSet::all_except({'d'}), ctx_.max_message_bytes);
+      }
+      break;
+    case 'K':  // BackendKeyData: the client gets our key, never the server's
+      if (rewrite_backend_key(f, out)) return;
+      break;
+    case 'Z':  // ReadyForQuery
+      ready_ = true;
+      break;
+    default:
+      break;
+  }
+  out.forward(offset, f.bytes.size());
+}
+
+bool Session::rewrite_backend_key(const pq::Frame& f, Batch& out) {
+  pq::BackendKeyData upstream_key;
+  if (pq::parse(f.bytes, upstream_key)) return false;
+  if (client_process_id_ != 0) ctx_.cancels->remove(client_process_id_);
+  auto issued = ctx_.cancels->add(
+      CancelTarget{ctx_.upstream, static_cast<std::uint32_t>(upstream_key.process_id), std::string(upstream_key.secret_key)},
+      std::max<std::size_t>(4, upstream_key.secret_key.size()));
+  client_process_id_ = issued.process_id;
+  std::string& sub = out.substitute_begin();
+  pq::encode(pq::BackendKeyData{static_cast<std::int32_t>(issued.process_id), issued.secret_key}, sub);
+  out.substitute_end();
+  return true;
+}
+
+}  // namespace pgwarden::proxy

@@ -1,0 +1,177 @@
+#include "proxy/session.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "protocol/encoder.hpp"
+#include "protocol/messages.hpp"
+#include "protocol/parser.hpp"
+
+namespace pgwarden::proxy {
+
+using namespace asio::experimental::awaitable_operators;
+namespace pq = protocol;
+
+namespace {
+
+/// Frontend messages arrive whole except CopyData, which streams.
+constexpr pq::TypeSet client_whole_types = pq::TypeSet::all_except({'d'});
+/// Backend messages the session must read; the rest (DataRow, RowDescription,
+/// CopyData, notices ...) stream through in pieces.
+constexpr pq::TypeSet server_whole_types = {'R', 'K', 'S', 'Z', 'C', 'E', 'G', 'H', 'W', 'v', 'I'};
+/// Largest message accepted from a client before it has authenticated.
+constexpr std::size_t max_unauthenticated_message = 64 * 1024;
+/// Largest backend message the session buffers whole (they are all small).
+constexpr std::size_t max_backend_inspected_message = 64u << 20;
+}  // namespace
+
+Session::Session(Stream client, tcp::endpoint peer, const SessionContext& ctx)
+    : client_(std::move(client)),
+      peer_(std::move(peer)),
+      ctx_(ctx),
+      client_framer_(client_whole_types, std::min(ctx.max_message_bytes, max_unauthenticated_message)),
+      server_framer_(server_whole_types, max_backend_inspected_message) {}
+
+Session::~Session() {
+  if (client_process_id_ != 0) ctx_.cancels->remove(client_process_id_);
+}
+
+awaitable<void> Session::run() {
+  auto result = co_await (serve() || watchdog());
+  const CloseReason reason = std::visit([](CloseReason r) { return r; }, result);
+  if (reason == CloseReason::StartupTimeout) {
+    fail("57014", "canceling authentication due to timeout");
+  }
+  if (!fatal_.empty()) co_await send_fatal();
+  client_.close();
+  if (server_) server_->close();
+  if (reason == CloseReason::CancelRequest) co_return;
+  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started_);
+  spdlog::info("connection closed: client={}:{} user={} database={} reason={} duration_ms={} "
+               "bytes_from_client={} bytes_from_server={}",
+               peer_.address().to_string(), peer_.port(), user_, database_, to_string(reason),
+               elapsed.count(), bytes_from_client_, bytes_from_server_);
+}
+
+awaitable<CloseReason> Session::watchdog() {
+  asio::steady_timer timer(co_await asio::this_coro::executor, ctx_.startup_timeout);
+  co_await timer.async_wait(use_nothrow);
+  if (!ready_) co_return CloseReason::StartupTimeout;
+  timer.expires_at(asio::steady_timer::time_point::max());
+  co_await timer.async_wait(use_nothrow);
+  co_return CloseReason::Shutdown;
+}
+
+awaitable<CloseReason> Session::serve() {
+  const CloseReason negotiated = co_await negotiate();
+  if (negotiated != CloseReason::None) co_return negotiated;
+
+  UpstreamConnection conn = co_await connect_upstream(ctx_.upstream);
+  if (!conn.stream) {
+    spdlog::warn("upstream {} unavailable: {}", ctx_.upstream.describe(), conn.error);
+    co_return fail("08006", "pgwarden could not connect to the upstream server at " +
+                                ctx_.upstream.describe() + ": " + conn.error,
+                   CloseReason::UpstreamUnavailable);
+  }
+  server_.emplace(std::move(*conn.stream));
+
+  // Forward the StartupMessage exactly as the client sent it.
+  const auto packet = pq::frame_startup(client_in_.data());
+  auto [ec, n] = co_await server_->write(asio::buffer(packet.bytes.data(), packet.bytes.size()));
+  if (ec) co_return CloseReason::ServerWriteError;
+  client_in_.consume(packet.bytes.size());
+
+  auto result = co_await (relay_client() || relay_server());
+  co_return std::visit([](CloseReason r) { return r; }, result);
+}
+
+awaitable<bool> Session::read_client(std::size_t min_free) {
+  auto [ec, n] = co_await client_.read_some(client_in_.prepare(min_free));
+  if (ec) co_return false;
+  client_in_.commit(n);
+  bytes_from_client_ += n;
+  co_return true;
+}
+
+awaitable<CloseReason> Session::negotiate() {
+  // SSLRequest and GSSENCRequest may each precede the StartupMessage once.
+  for (int round = 0; round < 3; ++round) {
+    pq::StartupFrame packet;
+    for (;;) {
+      packet = pq::frame_startup(client_in_.data());
+      if (packet.ec || packet.complete) break;
+      if (!co_await read_client(64)) co_return CloseReason::ClientClosed;
+    }
+    if (packet.ec) {
+      co_return fail("08P01", "invalid startup packet: " + packet.ec.message());
+    }
+    switch (packet.kind) {
+      case pq::StartupKind::SslRequest:
+      case pq::StartupKind::GssEncRequest: {
+        client_in_.consume(packet.bytes.size());
+        auto [ec, n] = co_await client_.write(asio::buffer("N", 1));
+        if (ec) co_return CloseReason::ClientWriteError;
+        // Bytes sent before our answer could not have been encrypted: a
+        // client that pipelines them is injecting (CVE-2021-23214).
+        if (!client_in_.empty()) {
+          co_return fail("08P01", "received unencrypted data after SSL request",
+                         CloseReason::StartupRefused);
+        }
+        continue;
+      }
+      case pq::StartupKind::Cancel:
+        co_await cancel_upstream(packet.bytes);
+        co_return CloseReason::CancelRequest;
+      case pq::StartupKind::Startup:
+        break;
+    }
+    pq::StartupMessage startup;
+    if (auto ec = pq::parse(packet.bytes, startup)) {
+      co_return fail("08P01", "invalid startup packet: " + ec.message());
+    }
+    for (const auto& [name, value] : startup.parameters) {
+      if (name == "user") user_ = value;
+      else if (name == "database") database_ = value;
+      else if (name == "application_name") application_ = value;
+    }
+    if (database_.empty()) database_ = user_;
+    co_return CloseReason::None;
+  }
+  co_return fail("08P01", "too many negotiation requests before the startup packet");
+}
+
+awaitable<void> Session::cancel_upstream(std::string_view packet) {
+  pq::CancelRequest request;
+  if (pq::parse(packet, request)) co_return;
+  auto target = ctx_.cancels->find(static_cast<std::uint32_t>(request.process_id), request.secret_key);
+  if (!target) {
+    spdlog::debug("cancel request for unknown session {}", request.process_id);
+    co_return;
+  }
+  UpstreamConnection conn = co_await connect_upstream(target->upstream);
+  if (!conn.stream) {
+    spdlog::warn("could not forward cancel to {}: {}", target->upstream.describe(), conn.error);
+    co_return;
+  }
+  std::string out;
+  pq::encode(pq::CancelRequest{static_cast<std::int32_t>(target->process_id), target->secret_key}, out);
+  co_await conn.stream->write(asio::buffer(out));
+  // PostgreSQL answers a cancel by closing; wait for that so the request is
+  // processed before our client sees its own connection close.
+  char byte;
+  co_await conn.stream->read_some(asio::buffer(&byte, 1));
+}
+
+CloseReason Session::fail(std::string_view sqlstate, std::string_view message, CloseReason reason) {
+  if (fatal_.empty()) pq::append_error(fatal_, "FATAL", sqlstate, message);
+  return reason;
+}
+
+awaitable<void> Session::send_fatal() {
+  using namespace std::chrono_literals;
+  // The client may not be reading; give the error a moment, not forever.
+  asio::steady_timer timer(co_await asio::this_coro::executor, 1s);
+  co_await (client_.write(asio::buffer(fatal_)) || timer.async_wait(use_nothrow));
+}
+
+}  // namespace pgwarden::proxy

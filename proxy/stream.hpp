@@ -1,0 +1,46 @@
+#pragma once
+/// One byte-stream type for both hops of a session: plain TCP, a Unix socket
+/// (PostgreSQL's local socket upstream) or TLS over TCP. The session is
+/// written once against Stream; the transport is chosen at negotiation.
+
+#include <span>
+#include <string>
+#include <tuple>
+#include <variant>
+
+#include <boost/asio/ssl.hpp>
+
+#include "proxy/asio.hpp"
+
+namespace pgwarden::proxy {
+
+using TlsStream = asio::ssl::stream<tcp::socket>;
+
+class Stream {
+ public:
+  explicit Stream(tcp::socket s) : s_(std::move(s)) {}
+  explicit Stream(unix_socket::socket s) : s_(std::move(s)) {}
+  explicit Stream(TlsStream s) : s_(std::move(s)) {}
+
+  awaitable<std::tuple<error_code, std::size_t>> read_some(asio::mutable_buffer b) {
+    return std::visit([&](auto& s) { return s.async_read_some(b, use_nothrow); }, s_);
+  }
+  awaitable<std::tuple<error_code, std::size_t>> write(std::span<const asio::const_buffer> b) {
+    return std::visit([&](auto& s) { return asio::async_write(s, b, use_nothrow); }, s_);
+  }
+  awaitable<std::tuple<error_code, std::size_t>> write(asio::const_buffer b) {
+    return std::visit([&](auto& s) { return asio::async_write(s, b, use_nothrow); }, s_);
+  }
+
+  /// Closes the transport at once (no TLS close_notify); pending operations end.
+  void close();
+  bool is_tls() const { return std::holds_alternative<TlsStream>(s_); }
+  /// The underlying TCP socket, or nullptr for a Unix socket.
+  tcp::socket* tcp_socket();
+  TlsStream* tls() { return std::get_if<TlsStream>(&s_); }
+
+ private:
+  std::variant<tcp::socket, unix_socket::socket, TlsStream> s_;
+};
+
+}  // namespace pgwarden::proxy

@@ -1,0 +1,36 @@
+#pragma once
+/// Where the PostgreSQL server is and how to open a connection to it.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "proxy/asio.hpp"
+#include "proxy/stream.hpp"
+
+namespace pgwarden::proxy {
+
+/// The upstream server's address: TCP host:port, or PostgreSQL's Unix socket
+/// `<unix_socket_dir>/.s.PGSQL.<port>` when a directory is given.
+struct UpstreamTarget {
+  std::string host;
+  std::uint16_t port = 5432;
+  std::string unix_socket_dir;
+  std::chrono::milliseconds connect_timeout{5000};
+
+  /// "host:port" or the socket path, for messages and logs.
+  std::string describe() const;
+};
+
+/// The outcome of connect_upstream: a stream, or a message saying why not.
+struct UpstreamConnection {
+  std::optional<Stream> stream;
+  std::string error;  ///< "connection refused", "timed out after 5000 ms", ...
+};
+
+/// Opens a plain connection to the upstream (TCP with TCP_NODELAY, or the
+/// Unix socket), bounded by the target's connect timeout.
+awaitable<UpstreamConnection> connect_upstream(const UpstreamTarget& target);
+
+}  // namespace pgwarden::proxy
