@@ -50,36 +50,47 @@ Frame Framer::put(std::string_view input) {
   return f;
 }
 
+namespace {
+
+/// Classifies a startup packet by its code and checks that `length` suits it.
+/// Needs only the first eight bytes, so a bad packet fails before its body.
+std::error_code classify_startup(std::uint32_t length, std::uint32_t code, StartupKind& kind) {
+  switch (code) {
+    case negotiate_ssl_code: kind = StartupKind::SslRequest; break;
+    case negotiate_gss_code: kind = StartupKind::GssEncRequest; break;
+    case cancel_request_code: kind = StartupKind::Cancel; break;
+    default:
+      if ((code >> 16) != 3) return Error::UnsupportedProtocol;
+      kind = StartupKind::Startup;
+      return {};
+  }
+  if (kind == StartupKind::Cancel) {
+    // Int32 pid and a 4-byte (3.0) to 256-byte (3.2) key.
+    if (length < 16 || length > 8 + 4 + 256) return Error::BadLength;
+  } else if (length != 8) {
+    return Error::BadLength;
+  }
+  return {};
+}
+
+}  // namespace
+
 StartupFrame frame_startup(std::string_view input) {
   StartupFrame f;
   if (input.size() < 4) return f;
   const std::uint32_t length = read_u32(input.data());
-  if (length < 8 || length > max_startup_packet) {
-    f.ec = length < 8 ? Error::BadLength : Error::MessageTooLarge;
+  if (length < 8 || length > 0x7fffffff) {
+    f.ec = Error::BadLength;
     return f;
   }
+  if (length > max_startup_packet) {
+    f.ec = Error::MessageTooLarge;
+    return f;
+  }
+  if (input.size() < 8) return f;
+  if ((f.ec = classify_startup(length, read_u32(input.data() + 4), f.kind))) return f;
   if (input.size() < length) return f;
   f.bytes = input.substr(0, length);
-  const std::uint32_t code = read_u32(input.data() + 4);
-  switch (code) {
-    case negotiate_ssl_code: f.kind = StartupKind::SslRequest; break;
-    case negotiate_gss_code: f.kind = StartupKind::GssEncRequest; break;
-    case cancel_request_code: f.kind = StartupKind::Cancel; break;
-    default:
-      if ((code >> 16) != 3) {
-        f.ec = Error::UnsupportedProtocol;
-        return f;
-      }
-      f.kind = StartupKind::Startup;
-  }
-  if (f.kind != StartupKind::Startup && f.kind != StartupKind::Cancel && length != 8) {
-    f.ec = Error::BadLength;
-    return f;
-  }
-  if (f.kind == StartupKind::Cancel && (length < 16 || length > 8 + 4 + 256)) {
-    f.ec = Error::BadLength;
-    return f;
-  }
   f.complete = true;
   return f;
 }

@@ -13,6 +13,7 @@
 /// 16-bit numbers, as PostgreSQL and libpq do: libpq sends up to 65535 bind
 /// parameters, which a signed reading would call negative.
 
+#include <string>
 #include <string_view>
 #include <system_error>
 
@@ -20,6 +21,11 @@
 #include "protocol/messages.hpp"
 
 namespace pgwarden::protocol {
+
+/// Parsing a temporary string would leave `out` viewing freed memory, so it
+/// does not compile; parse from the buffer that keeps the bytes.
+template <class T>
+std::error_code parse(std::string&& message, T& out) = delete;
 
 // Startup phase --------------------------------------------------------------
 
@@ -33,6 +39,7 @@ std::error_code parse(std::string_view packet, GssEncRequest& out);
 std::error_code parse(std::string_view packet, CancelRequest& out);
 /// Whichever startup-phase packet `packet` is, chosen by its code.
 std::error_code parse_startup(std::string_view packet, StartupPacket& out);
+std::error_code parse_startup(std::string&& packet, StartupPacket& out) = delete;
 
 // Frontend -------------------------------------------------------------------
 
@@ -70,6 +77,8 @@ enum class PasswordKind : std::uint8_t {
 /// UnexpectedType. A 'p' message is parsed as `password_kind` says.
 std::error_code parse_frontend(std::string_view message, FrontendMessage& out,
                                PasswordKind password_kind = PasswordKind::Password);
+std::error_code parse_frontend(std::string&& message, FrontendMessage& out,
+                               PasswordKind password_kind = PasswordKind::Password) = delete;
 
 // Backend --------------------------------------------------------------------
 
@@ -109,5 +118,6 @@ std::error_code parse(std::string_view message, FunctionCallResponse& out);
 /// Any backend typed message, chosen by its type byte (and, for 'R', by its
 /// authentication code); an unknown type or code is UnexpectedType.
 std::error_code parse_backend(std::string_view message, BackendMessage& out);
+std::error_code parse_backend(std::string&& message, BackendMessage& out) = delete;
 
 }  // namespace pgwarden::protocol
