@@ -55,7 +55,8 @@ bool function_matches(const std::vector<Glob>& globs, std::string_view fn) noexc
 // The glob-based statement conditions, checked after the cheap ones.
 bool statement_globs_match(const Conditions& w, const StatementFacts& f) noexcept {
   if (!w.commands.empty()) {
-    bool hit = any_glob(w.commands, f.command_tag);
+    // effective_tags starts with command_tag; facts built without it still count.
+    bool hit = f.effective_tags.empty() && any_glob(w.commands, f.command_tag);
     for (const auto& tag : f.effective_tags) hit = hit || any_glob(w.commands, tag);
     if (!hit) return false;
   }
@@ -98,11 +99,23 @@ struct Tally {
   bool path_allowed = false;  // an enforced allow names the session's protocol path
 };
 
+// True when the guard alone proves the rule cannot match a parseable statement.
+bool guard_rejects(const RuleGuard& g, std::uint8_t classes, std::uint8_t flags, std::uint8_t path) noexcept {
+  return (g.classes != 0 && (g.classes & classes) == 0) || (flags & g.flag_mask) != g.flag_value ||
+         (g.protocols != 0 && (g.protocols & path) == 0);
+}
+
 Tally tally(const RuleSet& set, std::span<const CompiledRule> rules, const SessionFacts& s,
             const StatementFacts* f, std::uint32_t index, MatchTrace* trace) noexcept {
   Tally t;
   const std::uint8_t flags = f ? fact_flags(*f) : 0;
-  for (const auto& c : rules) {
+  const bool guarded = f != nullptr && !f->unparseable;
+  const std::uint8_t classes = f ? f->classes.bits() : 0;
+  const std::uint8_t path = protocol_bit(s.protocol);
+  const auto guards = set.statement_guards();
+  for (std::size_t i = 0; i < rules.size(); ++i) {
+    if (guarded && guard_rejects(guards[i], classes, flags, path)) continue;
+    const CompiledRule& c = rules[i];
     const Rule& r = set.rule(c);
     const Match m = rule_matches(c, r, s, f, flags);
     if (m == Match::No) continue;

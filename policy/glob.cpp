@@ -1,5 +1,7 @@
 #include "policy/glob.hpp"
 
+#include <algorithm>
+
 namespace pgwarden::policy {
 namespace {
 
@@ -59,6 +61,7 @@ std::optional<Glob> Glob::compile(std::string_view pattern, GlobCase mode, std::
       g.pattern_ += fold ? lower(c) : c;
     }
   }
+  g.prefix_ = static_cast<std::uint32_t>(std::min(g.pattern_.find_first_of("\x01\x02"), g.pattern_.size()));
   return g;
 }
 
@@ -70,6 +73,10 @@ bool Glob::matches(std::string_view text) const noexcept {
       if (lower(text[i]) != pattern_[i]) return false;
     return true;
   }
+  // Most names differ from a pattern in its literal prefix: reject cheaply.
+  if (text.size() < prefix_) return false;
+  for (std::size_t i = 0; i < prefix_; ++i)
+    if ((insensitive_ ? lower(text[i]) : text[i]) != pattern_[i]) return false;
   return match_wild(text);
 }
 

@@ -3,6 +3,7 @@
 /// character, `\` escapes the next one. Compiled once at configuration load;
 /// matching never allocates.
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -40,6 +41,7 @@ class Glob {
 
   std::string source_;
   std::string pattern_;  // escapes resolved; kStar / kAny mark wildcards
+  std::uint32_t prefix_ = 0;  // characters before the first wildcard
   bool insensitive_ = false;
   bool literal_ = true;
 };

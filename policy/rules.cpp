@@ -45,6 +45,10 @@ RuleSet RuleSet::build(std::vector<Rule> rules, GroupMap groups, NetworkMap netw
   for (std::uint32_t i = 0; i < set.rules_.size(); ++i) {
     auto& list = set.rules_[i].phase == Phase::Statement ? set.statement_rules_ : set.connect_rules_;
     list.push_back(set.compile(i));
+    if (set.rules_[i].phase == Phase::Statement) {
+      const auto& w = set.rules_[i].when;
+      set.statement_guards_.push_back({w.classes.bits(), list.back().flag_mask, list.back().flag_value, w.protocols});
+    }
   }
   return set;
 }

@@ -128,6 +128,15 @@ struct CompiledRule {
   std::string denial_message;   ///< full text sent to the client
 };
 
+/// The few bytes of a rule checked first, stored contiguously so that most
+/// rules are rejected without touching their conditions.
+struct RuleGuard {
+  std::uint8_t classes = 0;    ///< ClassSet bits; 0 = any
+  std::uint8_t flag_mask = 0;  ///< as CompiledRule
+  std::uint8_t flag_value = 0;
+  std::uint8_t protocols = 0;  ///< protocol_bit()s; 0 = any
+};
+
 /// StatementFacts booleans as bits, for CompiledRule::flag_mask.
 inline constexpr std::uint8_t statement_flag_without_where = 1;
 inline constexpr std::uint8_t statement_flag_dynamic_sql = 2;
@@ -153,6 +162,8 @@ class RuleSet {
   std::span<const CompiledRule> statement_rules() const noexcept { return statement_rules_; }
   /// Connect-phase rules, in configuration order.
   std::span<const CompiledRule> connect_rules() const noexcept { return connect_rules_; }
+  /// RuleGuard of each statement rule, parallel to statement_rules().
+  std::span<const RuleGuard> statement_guards() const noexcept { return statement_guards_; }
   const Rule& rule(const CompiledRule& c) const noexcept { return rules_[c.index]; }
   /// The rule called `name`, or nullptr.
   const Rule* find(std::string_view name) const noexcept;
@@ -168,6 +179,7 @@ class RuleSet {
   Action default_ = Action::Allow;
   std::vector<CompiledRule> statement_rules_;
   std::vector<CompiledRule> connect_rules_;
+  std::vector<RuleGuard> statement_guards_;
 };
 
 }  // namespace pgwarden::policy
