@@ -54,7 +54,11 @@ int serve(const std::string& config_path) {
   const config::Config& cfg = *loaded.config;
 
   CancelRegistry cancels;
+  ConfigHolder config_holder(loaded.config);
+  policy::ClassifyCache classify_cache;
   SessionContext ctx;
+  ctx.config = &config_holder;
+  ctx.classify_cache = &classify_cache;
   ctx.upstream = upstream_target(cfg);
   ctx.max_message_bytes = cfg.limits.max_message_bytes;
   ctx.startup_timeout = cfg.limits.startup_timeout;

@@ -49,6 +49,7 @@ std::size_t next_read_hint(std::size_t hint, std::size_t got, std::size_t offere
 awaitable<CloseReason> Session::relay_client() {
   std::size_t hint = min_read;
   for (;;) {
+    refresh_config();
     const std::string_view pending = client_in_.data();
     client_out_.reset(pending.data());
     std::size_t pos = 0;
@@ -90,12 +91,18 @@ CloseReason Session::on_client_frame(const pq::Frame& f, std::size_t offset, Bat
   if (!is_frontend_type(f.type)) {
     return fail("08P01", std::string("invalid frontend message type ") + std::to_string(int(f.type)));
   }
-  out.forward(offset, f.bytes.size());
-  if (f.type == 'X') {
-    terminated_ = true;
-    return CloseReason::ClientTerminate;
+  switch (f.type) {
+    case 'Q': return gate_query(f, offset, out);
+    case 'P': return gate_parse(f, offset, out);
+    case 'B': return gate_bind(f, offset, out);
+    case 'F': return gate_function_call(f, offset, out);
+    case 'C': forget_statement(f); break;
+    case 'S': ++sync_points_sent_; break;
+    case 'X': terminated_ = true; break;
+    default: break;
   }
-  return CloseReason::None;
+  out.forward(offset, f.bytes.size());
+  return terminated_ ? CloseReason::ClientTerminate : CloseReason::None;
 }
 
 awaitable<CloseReason> Session::relay_server() {
@@ -149,6 +156,10 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
       break;
     case 'Z':  // ReadyForQuery
       ready_ = true;
+      on_ready_for_query();
+      break;
+    case 'E':  // ErrorResponse: the one standing in for a denial is replaced
+      if (rewrite_denial_error(f, out)) return;
       break;
     default:
       break;

@@ -1,5 +1,6 @@
 #include "proxy/session.hpp"
 
+#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
 #include "protocol/encoder.hpp"
@@ -29,7 +30,18 @@ Session::Session(Stream client, tcp::endpoint peer, const SessionContext& ctx)
       peer_(std::move(peer)),
       ctx_(ctx),
       client_framer_(client_whole_types, std::min(ctx.max_message_bytes, max_unauthenticated_message)),
-      server_framer_(server_whole_types, max_backend_inspected_message) {}
+      server_framer_(server_whole_types, max_backend_inspected_message) {
+  unsigned char nonce[8];
+  RAND_bytes(nonce, sizeof nonce);
+  static constexpr char hex[] = "0123456789abcdef";
+  marker_ = "pgwarden_denied_";
+  for (unsigned char b : nonce) {
+    marker_ += hex[b >> 4];
+    marker_ += hex[b & 15];
+  }
+  marker_statement_ = "SELECT " + marker_;
+  refresh_config();
+}
 
 Session::~Session() {
   if (client_process_id_ != 0) ctx_.cancels->remove(client_process_id_);
@@ -129,13 +141,7 @@ awaitable<CloseReason> Session::negotiate() {
     if (auto ec = pq::parse(packet.bytes, startup)) {
       co_return fail("08P01", "invalid startup packet: " + ec.message());
     }
-    for (const auto& [name, value] : startup.parameters) {
-      if (name == "user") user_ = value;
-      else if (name == "database") database_ = value;
-      else if (name == "application_name") application_ = value;
-    }
-    if (database_.empty()) database_ = user_;
-    co_return CloseReason::None;
+    co_return check_connect(startup);
   }
   co_return fail("08P01", "too many negotiation requests before the startup packet");
 }
@@ -160,6 +166,30 @@ awaitable<void> Session::cancel_upstream(std::string_view packet) {
   // processed before our client sees its own connection close.
   char byte;
   co_await conn.stream->read_some(asio::buffer(&byte, 1));
+}
+
+CloseReason Session::check_connect(const pq::StartupMessage& startup) {
+  bool replication = false;
+  for (const auto& [name, value] : startup.parameters) {
+    if (name == "user") user_ = value;
+    else if (name == "database") database_ = value;
+    else if (name == "application_name") application_ = value;
+    else if (name == "replication") replication = value != "false" && value != "off" && value != "0" && value != "no";
+  }
+  if (user_.empty()) return fail("28000", "no PostgreSQL user name specified in startup packet");
+  if (database_.empty()) database_ = user_;
+  facts_.user = user_;
+  facts_.database = database_;
+  facts_.application_name = application_;
+  facts_.client = policy::IpAddress::parse(peer_.address().to_string());
+  facts_.protocol = replication ? policy::ProtocolPath::Replication : policy::ProtocolPath::Simple;
+  facts_.now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  const policy::Decision d = policy::evaluate_connect(config_->policy, facts_);
+  note_decision(d);
+  if (d.denied()) {
+    return fail(d.sqlstate.empty() ? "28000" : d.sqlstate, d.message, CloseReason::StartupRefused);
+  }
+  return CloseReason::None;
 }
 
 CloseReason Session::fail(std::string_view sqlstate, std::string_view message, CloseReason reason) {

@@ -5,10 +5,16 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "protocol/framer.hpp"
+#include "protocol/messages.hpp"
+#include "policy/classify_cache.hpp"
+#include "policy/evaluator.hpp"
+#include "proxy/config_holder.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/batch.hpp"
 #include "proxy/byte_buffer.hpp"
@@ -26,6 +32,8 @@ struct SessionContext {
   std::size_t max_message_bytes = 64u << 20;
   std::chrono::milliseconds startup_timeout{15000};
   CancelRegistry* cancels = nullptr;
+  ConfigHolder* config = nullptr;
+  policy::ClassifyCache* classify_cache = nullptr;
 };
 
 class Session {
@@ -49,6 +57,20 @@ class Session {
                    CloseReason reason = CloseReason::ClientProtocolError);
   awaitable<void> send_fatal();
 
+  // Policy on the data path (statement_gate.cpp).
+  void refresh_config();
+  policy::Decision decide(const policy::ClassifiedText& text, policy::ProtocolPath path);
+  void note_decision(const policy::Decision& d);
+  CloseReason gate_query(const protocol::Frame& f, std::size_t offset, Batch& out);
+  CloseReason gate_parse(const protocol::Frame& f, std::size_t offset, Batch& out);
+  CloseReason gate_bind(const protocol::Frame& f, std::size_t offset, Batch& out);
+  CloseReason gate_function_call(const protocol::Frame& f, std::size_t offset, Batch& out);
+  void forget_statement(const protocol::Frame& f);
+  void deny(const policy::Decision& d);
+  bool rewrite_denial_error(const protocol::Frame& f, Batch& out);
+  void on_ready_for_query();
+  CloseReason check_connect(const protocol::StartupMessage& startup);
+
   CloseReason on_client_frame(const protocol::Frame& f, std::size_t offset, Batch& out);
   void on_server_frame(const protocol::Frame& f, std::size_t offset, Batch& out);
   bool rewrite_backend_key(const protocol::Frame& f, Batch& out);
@@ -64,6 +86,30 @@ class Session {
   protocol::Framer server_framer_;
   Batch client_out_;  // bytes going to the server
   Batch server_out_;  // bytes going to the client
+
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  /// A denial waiting for the server's marker error it replaces.
+  struct PendingDenial {
+    std::uint64_t sync_point = 0;  // the Sync/Query whose ReadyForQuery ends it
+    std::string error;             // the ErrorResponse the client gets
+  };
+
+  config::ConfigPtr config_;
+  std::uint64_t config_generation_ = 0;
+  policy::SessionFacts facts_;
+  /// Classification of every prepared statement, by name ("" = unnamed).
+  std::unordered_map<std::string, policy::ClassifiedTextPtr, StringHash, std::equal_to<>> statements_;
+  std::deque<PendingDenial> denials_;
+  std::string marker_;            // random identifier, unique to this session
+  std::string marker_statement_;  // "SELECT <marker>": fails at parse analysis
+  std::uint64_t sync_points_sent_ = 1;  // the startup counts as the first
+  std::uint64_t ready_seen_ = 0;
+  protocol::Query query_msg_;  // parse targets reused so parsing does not allocate
+  protocol::Parse parse_msg_;
+  protocol::Bind bind_msg_;
 
   std::string fatal_;  // ErrorResponse to send before closing
   std::string user_, database_, application_;

@@ -1,0 +1,169 @@
+// Policy on the data path: every Query, Parse, Bind and FunctionCall is
+// classified and decided before it may reach the server.
+//
+// A denied message is replaced by a statement that makes the server itself
+// fail at the same point (`SELECT <marker>`, an unknown column), so the
+// server's state is exactly what a permission error would leave: the
+// transaction aborted inside a block, the rest of an extended batch skipped
+// up to Sync, the connection usable. On the way back the server's error that
+// carries this session's random marker is replaced with the denial (42501 and
+// the rule's name); no other message changes.
+
+#include <spdlog/spdlog.h>
+
+#include "protocol/encoder.hpp"
+#include "protocol/parser.hpp"
+#include "proxy/session.hpp"
+
+namespace pgwarden::proxy {
+
+namespace pq = protocol;
+
+namespace {
+
+std::chrono::sys_seconds now_seconds() {
+  return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+}
+
+/// Facts for a FunctionCall message: the fast-path interface runs a function
+/// by oid, without SQL the classifier could read.
+const policy::StatementFacts& function_call_facts() {
+  static const policy::StatementFacts facts = [] {
+    policy::StatementFacts f;
+    f.command_tag = "FUNCTION CALL";
+    f.effective_tags = {f.command_tag};
+    f.classes.insert(policy::StatementClass::Function);
+    f.dynamic_sql = true;
+    return f;
+  }();
+  return facts;
+}
+
+}  // namespace
+
+void Session::refresh_config() {
+  const std::uint64_t generation = ctx_.config->generation();
+  if (config_ && generation == config_generation_) return;
+  config_ = ctx_.config->current();
+  config_generation_ = generation;
+  facts_.environment = config_->environment;
+}
+
+policy::Decision Session::decide(const policy::ClassifiedText& text, policy::ProtocolPath path) {
+  facts_.protocol = path;
+  facts_.now = now_seconds();
+  policy::Decision d = policy::evaluate(config_->policy, facts_, text);
+  note_decision(d);
+  return d;
+}
+
+void Session::note_decision(const policy::Decision& d) {
+  if (d.dry_run && d.dry_run_rule) {
+    spdlog::info("dry run: rule \"{}\" would have denied a statement of user {} from {}",
+                 d.dry_run_rule->name, facts_.user, peer_.address().to_string());
+  }
+  if (d.denied()) {
+    spdlog::info("denied: user={} database={} client={} rule={} reason={}", facts_.user,
+                 facts_.database, peer_.address().to_string(), d.rule_name(), to_string(d.reason));
+  }
+}
+
+CloseReason Session::gate_query(const pq::Frame& f, std::size_t offset, Batch& out) {
+  if (auto ec = pq::parse(f.bytes, query_msg_)) return fail("08P01", "invalid Query message: " + ec.message());
+  const auto text = ctx_.classify_cache->classify(query_msg_.sql);
+  const policy::Decision d = decide(*text, policy::ProtocolPath::Simple);
+  if (d.denied()) {
+    deny(d);
+    pq::append_query(out.substitute_begin(), marker_statement_);
+    out.substitute_end();
+  } else {
+    out.forward(offset, f.bytes.size());
+  }
+  ++sync_points_sent_;
+  return CloseReason::None;
+}
+
+CloseReason Session::gate_parse(const pq::Frame& f, std::size_t offset, Batch& out) {
+  if (auto ec = pq::parse(f.bytes, parse_msg_)) return fail("08P01", "invalid Parse message: " + ec.message());
+  auto text = ctx_.classify_cache->classify(parse_msg_.sql);
+  const policy::Decision d = decide(*text, policy::ProtocolPath::Extended);
+  auto it = statements_.find(parse_msg_.statement);
+  if (it == statements_.end()) {
+    statements_.emplace(std::string(parse_msg_.statement), std::move(text));
+  } else {
+    it->second = std::move(text);
+  }
+  if (d.denied()) {
+    deny(d);
+    pq::encode(pq::Parse{parse_msg_.statement, marker_statement_, {}}, out.substitute_begin());
+    out.substitute_end();
+  } else {
+    out.forward(offset, f.bytes.size());
+  }
+  return CloseReason::None;
+}
+
+CloseReason Session::gate_bind(const pq::Frame& f, std::size_t offset, Batch& out) {
+  if (auto ec = pq::parse(f.bytes, bind_msg_)) return fail("08P01", "invalid Bind message: " + ec.message());
+  // The decision made at Parse is made again with the rules in force now, so
+  // a reload that denies a prepared statement takes effect at its next use.
+  auto it = statements_.find(bind_msg_.statement);
+  if (it != statements_.end()) {
+    const policy::Decision d = decide(*it->second, policy::ProtocolPath::Extended);
+    if (d.denied()) {
+      deny(d);
+      pq::encode(pq::Parse{"", marker_statement_, {}}, out.substitute_begin());
+      out.substitute_end();
+      return CloseReason::None;
+    }
+  }
+  out.forward(offset, f.bytes.size());
+  return CloseReason::None;
+}
+
+CloseReason Session::gate_function_call(const pq::Frame& f, std::size_t offset, Batch& out) {
+  policy::ClassifiedText text;
+  text.statements.push_back(function_call_facts());
+  const policy::Decision d = decide(text, policy::ProtocolPath::FunctionCall);
+  if (d.denied()) {
+    deny(d);
+    pq::append_query(out.substitute_begin(), marker_statement_);
+    out.substitute_end();
+  } else {
+    out.forward(offset, f.bytes.size());
+  }
+  ++sync_points_sent_;
+  return CloseReason::None;
+}
+
+void Session::forget_statement(const pq::Frame& f) {
+  pq::Close close;
+  if (pq::parse(f.bytes, close) || close.kind != 'S') return;
+  auto it = statements_.find(close.name);
+  if (it != statements_.end()) statements_.erase(it);
+}
+
+void Session::deny(const policy::Decision& d) {
+  PendingDenial pending;
+  pending.sync_point = sync_points_sent_;
+  pq::append_error(pending.error, "ERROR", d.sqlstate.empty() ? "42501" : d.sqlstate, d.message);
+  denials_.push_back(std::move(pending));
+}
+
+bool Session::rewrite_denial_error(const pq::Frame& f, Batch& out) {
+  if (denials_.empty() || f.body().find(marker_) == std::string_view::npos) return false;
+  std::string& sub = out.substitute_begin();
+  sub += denials_.front().error;
+  out.substitute_end();
+  denials_.pop_front();
+  return true;
+}
+
+void Session::on_ready_for_query() {
+  ++ready_seen_;
+  // A denial whose marker the server never ran (it was already skipping to
+  // Sync after an earlier error) has nothing left to rewrite.
+  while (!denials_.empty() && denials_.front().sync_point < ready_seen_) denials_.pop_front();
+}
+
+}  // namespace pgwarden::proxy
