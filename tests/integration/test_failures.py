@@ -318,3 +318,47 @@ def test_sigterm_stops_pgwarden(pgwarden_factory):
             socket.create_connection((proxy.host, proxy.port), timeout=2).close()
     finally:
         client.close()
+
+
+def wait_backends_gone(admin, pids, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = admin.execute("SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s)",
+                             [list(pids)]).fetchall()
+        if not left:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"server sessions still open: {left}")
+
+
+# Clients that leave, politely (Terminate) or by dropping the socket, leave
+# no server session behind (no leak of PostgreSQL connections).
+def test_client_departure_ends_server_session(target, admin):
+    pids = []
+    for polite in (True, False) * 4:
+        client = RawClient(target)
+        assert client.login()[-1][0] == b"Z"
+        pid = int(client.query("SELECT pg_backend_pid()")[1][1][6:])
+        pids.append(pid)
+        if polite:
+            client.send(message(b"X", b""))
+            closed, _ = client.wait_closed(CLOSE_DEADLINE)
+            assert closed
+        client.close()
+    wait_backends_gone(admin, pids)
+
+
+# The server ends a session (pg_terminate_backend): the client receives the
+# server's FATAL 57P01 and then the close, instead of a hang.
+def test_server_terminates_session(target, admin, bystander):
+    with RawClient(target) as client:
+        assert client.login()[-1][0] == b"Z"
+        pid = int(client.query("SELECT pg_backend_pid()")[1][1][6:])
+        assert admin.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone() == (True,)
+        kind, payload = client.read_message()
+        assert kind == b"E"
+        fields = error_fields(payload)
+        assert (fields["S"], fields["C"]) == ("FATAL", "57P01"), fields
+        closed, data = client.wait_closed(CLOSE_DEADLINE)
+        assert closed and data == b""
+    bystander.check()

@@ -232,3 +232,15 @@ def test_concurrent_sessions(target):
         t.join(60)
     assert not errors
     assert len(results) == 8
+
+
+# Large values travel intact both ways: a 16 MB bytea parameter (one big
+# Bind message) and a 64 MB text result (one big DataRow).
+def test_large_values(conn):
+    blob = bytes(range(256)) * (16 << 12)
+    assert len(blob) == 16 << 20
+    echoed, digest = conn.execute("SELECT %b::bytea, md5(%b::bytea)", [blob, blob]).fetchone()
+    assert echoed == blob
+    assert digest == hashlib.md5(blob).hexdigest()
+    big = conn.execute("SELECT repeat('0123456789abcdef', 4 << 20)").fetchone()[0]
+    assert len(big) == 64 << 20 and big == "0123456789abcdef" * (4 << 20)
