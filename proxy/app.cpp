@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <functional>
 #include <iostream>
 #include <thread>
 
@@ -38,6 +39,21 @@ void setup_logging() {
   auto logger = spdlog::stderr_color_mt("pgwarden");
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+}
+
+/// Loads the file again; a valid configuration replaces the one in force
+/// (sessions pick it up from their next statement), an invalid one is
+/// reported and changes nothing.
+void reload(const std::string& path, ConfigHolder& holder) {
+  config::LoadResult loaded = config::load_config_file(path);
+  for (const auto& d : loaded.warnings) spdlog::warn("{}", d.to_string());
+  if (!loaded.config) {
+    for (const auto& d : loaded.errors) spdlog::error("reload rejected: {}", d.to_string());
+    spdlog::error("configuration reload failed; the previous configuration stays in force");
+    return;
+  }
+  holder.replace(loaded.config);
+  spdlog::info("configuration reloaded from {}", path);
 }
 
 }  // namespace
@@ -83,6 +99,15 @@ int serve(const std::string& config_path) {
     spdlog::info("received signal {}, stopping", signo);
     server->stop();
   });
+  asio::signal_set reload_signal(server->main_context(), SIGHUP);
+  std::function<void()> wait_reload = [&] {
+    reload_signal.async_wait([&](const error_code& ec, int) {
+      if (ec) return;
+      reload(config_path, config_holder);
+      wait_reload();
+    });
+  };
+  wait_reload();
   for (const auto& ep : server->local_endpoints()) {
     spdlog::info("pgwarden {} listening on {}:{}, upstream {}", version(), ep.address().to_string(),
                  ep.port(), ctx.upstream.describe());
