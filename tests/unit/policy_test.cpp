@@ -11,6 +11,7 @@
 #include "config/config.hpp"
 #include "policy/cidr.hpp"
 #include "policy/evaluator.hpp"
+#include "policy/explain.hpp"
 #include "policy/glob.hpp"
 #include "policy/time_zone.hpp"
 
@@ -409,6 +410,20 @@ rules:
   EXPECT_TRUE(at(sys_days{2024y / July / 6} + 5h));    // Saturday 05:00
   EXPECT_FALSE(at(sys_days{2024y / July / 6} + 23h));  // Saturday 23:00
   EXPECT_FALSE(at(sys_days{2024y / July / 5} + 5h));   // Friday 05:00 (Thursday's night)
+}
+
+// pgwarden explain shows each statement's facts, every matching rule and why.
+TEST(Explain, ShowsFactsMatchedRulesAndTheReason) {
+  auto cfg = load(kPostmortemPolicy);
+  ClassifiedText text;
+  text.statements = {select_accounts(), drop_table()};
+  const std::string json = explain_json(cfg->policy, session("bob"), text);
+  EXPECT_NE(json.find("\"command_tag\": \"DROP TABLE\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"name\": \"juniors-read-only\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"name\": \"alert-on-ddl\""), std::string::npos) << json;
+  EXPECT_NE(json.find("denied by rule \\\"no-drop-for-non-admins\\\" (any matching deny wins)"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"user\": \"bob\""), std::string::npos);
+  EXPECT_EQ(json.back(), '\n');
 }
 
 TEST(TimeZoneRule, ParsesPosixFootersOfBothHemispheres) {
