@@ -22,19 +22,25 @@ bool member(const std::vector<std::string>& sorted, const std::string& user) noe
   return std::binary_search(sorted.begin(), sorted.end(), user);
 }
 
-bool session_matches(const CompiledRule& c, const Conditions& w, const SessionFacts& s) noexcept {
-  if (w.protocols != 0 && (w.protocols & protocol_bit(s.protocol)) == 0) return false;
-  if (!w.users.empty() && !any_glob(w.users, s.user)) return false;
-  if (!w.user_in.empty() && !member(c.in_members, s.user)) return false;
-  if (!w.user_not_in.empty() && member(c.not_in_members, s.user)) return false;
-  if (!w.databases.empty() && !any_glob(w.databases, s.database)) return false;
-  if (!w.applications.empty() && !any_glob(w.applications, s.application_name)) return false;
-  if (!w.client_in.empty() && !c.client_in.contains(s.client)) return false;
-  if (!w.client_not_in.empty() && c.client_not_in.contains(s.client)) return false;
-  if (!w.environments.empty() &&
+// Session-level conditions other than the protocol path; `set` holds the
+// session_cond_* bits of those the rule has.
+bool session_matches(std::uint16_t set, const CompiledRule& c, const Conditions& w, const SessionFacts& s) noexcept {
+  if ((set & session_cond_users) && !any_glob(w.users, s.user)) return false;
+  if ((set & session_cond_user_in) && !member(c.in_members, s.user)) return false;
+  if ((set & session_cond_user_not_in) && member(c.not_in_members, s.user)) return false;
+  if ((set & session_cond_databases) && !any_glob(w.databases, s.database)) return false;
+  if ((set & session_cond_applications) && !any_glob(w.applications, s.application_name)) return false;
+  if ((set & session_cond_client_in) && !c.client_in.contains(s.client)) return false;
+  if ((set & session_cond_client_not_in) && c.client_not_in.contains(s.client)) return false;
+  if ((set & session_cond_environments) &&
       std::find(w.environments.begin(), w.environments.end(), s.environment) == w.environments.end())
     return false;
-  return !w.time || w.time->contains(s.now);
+  return !(set & session_cond_time) || w.time->contains(s.now);
+}
+
+bool session_matches(const CompiledRule& c, const Conditions& w, const SessionFacts& s) noexcept {
+  if (w.protocols != 0 && (w.protocols & protocol_bit(s.protocol)) == 0) return false;
+  return session_matches(session_condition_bits(w), c, w, s);
 }
 
 std::uint8_t fact_flags(const StatementFacts& f) noexcept {
@@ -91,6 +97,14 @@ Match rule_matches(const CompiledRule& c, const Rule& r, const SessionFacts& s, 
   return f == nullptr || statement_globs_match(w, *f) ? Match::Yes : Match::No;
 }
 
+// rule_matches for a parseable statement whose guard passed: only the
+// conditions the guard says are set are looked at.
+Match guarded_match(const RuleGuard& g, const CompiledRule& c, const Rule& r, const SessionFacts& s,
+                    const StatementFacts& f) noexcept {
+  if (g.session != 0 && !session_matches(g.session, c, r.when, s)) return Match::No;
+  return !g.statement_globs || statement_globs_match(r.when, f) ? Match::Yes : Match::No;
+}
+
 struct Tally {
   const CompiledRule* deny = nullptr;
   const CompiledRule* allow = nullptr;
@@ -117,7 +131,7 @@ Tally tally(const RuleSet& set, std::span<const CompiledRule> rules, const Sessi
     if (guarded && guard_rejects(guards[i], classes, flags, path)) continue;
     const CompiledRule& c = rules[i];
     const Rule& r = set.rule(c);
-    const Match m = rule_matches(c, r, s, f, flags);
+    const Match m = guarded ? guarded_match(guards[i], c, r, s, *f) : rule_matches(c, r, s, f, flags);
     if (m == Match::No) continue;
     if (trace) trace->push_back({&r, index, m == Match::FailClosed});
     t.alert = t.alert || r.alert;

@@ -36,6 +36,16 @@ bool Network::contains(const std::optional<IpAddress>& addr) const noexcept {
   return false;
 }
 
+std::uint16_t session_condition_bits(const Conditions& w) noexcept {
+  return std::uint16_t((w.users.empty() ? 0 : session_cond_users) | (w.user_in.empty() ? 0 : session_cond_user_in) |
+                       (w.user_not_in.empty() ? 0 : session_cond_user_not_in) |
+                       (w.databases.empty() ? 0 : session_cond_databases) |
+                       (w.applications.empty() ? 0 : session_cond_applications) |
+                       (w.client_in.empty() ? 0 : session_cond_client_in) |
+                       (w.client_not_in.empty() ? 0 : session_cond_client_not_in) |
+                       (w.environments.empty() ? 0 : session_cond_environments) | (w.time ? session_cond_time : 0));
+}
+
 RuleSet RuleSet::build(std::vector<Rule> rules, GroupMap groups, NetworkMap networks, Action default_action) {
   RuleSet set;
   set.rules_ = std::move(rules);
@@ -47,7 +57,9 @@ RuleSet RuleSet::build(std::vector<Rule> rules, GroupMap groups, NetworkMap netw
     list.push_back(set.compile(i));
     if (set.rules_[i].phase == Phase::Statement) {
       const auto& w = set.rules_[i].when;
-      set.statement_guards_.push_back({w.classes.bits(), list.back().flag_mask, list.back().flag_value, w.protocols});
+      set.statement_guards_.push_back({w.classes.bits(), list.back().flag_mask, list.back().flag_value, w.protocols,
+                                       session_condition_bits(w),
+                                       !w.commands.empty() || !w.objects.empty() || !w.functions.empty()});
     }
   }
   return set;

@@ -135,7 +135,18 @@ struct RuleGuard {
   std::uint8_t flag_mask = 0;  ///< as CompiledRule
   std::uint8_t flag_value = 0;
   std::uint8_t protocols = 0;  ///< protocol_bit()s; 0 = any
+  std::uint16_t session = 0;   ///< session_cond_* bits of the conditions that are set
+  bool statement_globs = false;  ///< commands, objects or functions are set
 };
+
+/// Bits of RuleGuard::session.
+inline constexpr std::uint16_t session_cond_users = 1, session_cond_user_in = 2, session_cond_user_not_in = 4,
+                               session_cond_databases = 8, session_cond_applications = 16,
+                               session_cond_client_in = 32, session_cond_client_not_in = 64,
+                               session_cond_environments = 128, session_cond_time = 256;
+
+/// The session_cond_* bits of the session-level conditions `w` sets.
+std::uint16_t session_condition_bits(const Conditions& w) noexcept;
 
 /// StatementFacts booleans as bits, for CompiledRule::flag_mask.
 inline constexpr std::uint8_t statement_flag_without_where = 1;
