@@ -108,7 +108,7 @@ def pgwarden_factory(postgres, workdir):
         proxy = harness.Pgwarden(workdir, postgres.host, upstream_port or postgres.port,
                                  name=name)
         if config_text is not None:
-            proxy.config_path.write_text(config_text.format(listen_port=proxy.port))
+            proxy.config_path.write_text(config_text.replace("{listen_port}", str(proxy.port)))
         started.append(proxy)
         _servers.append(proxy)
         proxy.start()

@@ -147,7 +147,8 @@ def test_upstream_stopped_then_restarted(target, postgres, pgwarden):
 @pytest.mark.proxy_only
 def test_upstream_refusing(pgwarden_factory, postgres):
     dead_port = free_port()
-    proxy = pgwarden_factory(upstream_port=dead_port)
+    proxy = pgwarden_factory(config_text="listen: 127.0.0.1:{listen_port}\n"
+                                         f"upstream: {{ host: {postgres.host}, port: {dead_port} }}\n")
     expect_upstream_error(proxy.endpoint, f"{postgres.host}:{dead_port}")
     expect_upstream_error(proxy.endpoint, f"{postgres.host}:{dead_port}")
     assert proxy.alive()
