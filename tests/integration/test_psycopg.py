@@ -244,3 +244,17 @@ def test_large_values(conn):
     assert digest == hashlib.md5(blob).hexdigest()
     big = conn.execute("SELECT repeat('0123456789abcdef', 4 << 20)").fetchone()[0]
     assert len(big) == 64 << 20 and big == "0123456789abcdef" * (4 << 20)
+
+
+# A client that aborts its COPY FROM STDIN (CopyFail) gets the server's
+# "COPY from stdin failed" error; nothing is loaded and the session goes on.
+def test_copy_aborted_by_client(conn):
+    conn.execute("CREATE TEMP TABLE cfail (id int)")
+    conn.commit()
+    with pytest.raises(psycopg.errors.QueryCanceled) as excinfo:
+        with conn.cursor().copy("COPY cfail FROM STDIN") as copy:
+            copy.write(b"1\n2\n")
+            raise RuntimeError("client gave up")
+    assert "COPY from stdin failed" in str(excinfo.value)
+    conn.rollback()
+    assert conn.execute("SELECT count(*) FROM cfail").fetchone()[0] == 0
