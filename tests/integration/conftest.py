@@ -3,6 +3,10 @@
 PGWARDEN_IT_TARGET=direct points every test at PostgreSQL itself (tests marked
 `proxy_only` are skipped); that is how the tests themselves are validated.
 The default, `proxy`, puts pgwarden (PGWARDEN_BIN) in front of it.
+
+Run: `ctest --test-dir build -L integration` (one entry per test file), or
+`PGWARDEN_BIN=build/pgwarden /usr/bin/python3 -m pytest -q -p no:cacheprovider
+tests/integration` (one PostgreSQL for the whole directory).
 """
 
 from __future__ import annotations
