@@ -11,6 +11,9 @@
 #include "config/config.hpp"
 #include "policy/cidr.hpp"
 #include "policy/evaluator.hpp"
+#include <boost/json.hpp>
+#include <gmock/gmock.h>
+
 #include "policy/explain.hpp"
 #include "policy/glob.hpp"
 #include "policy/time_zone.hpp"
@@ -412,18 +415,30 @@ rules:
   EXPECT_FALSE(at(sys_days{2024y / July / 5} + 5h));   // Friday 05:00 (Thursday's night)
 }
 
-// pgwarden explain shows each statement's facts, every matching rule and why.
+// pgwarden explain shows each statement's facts, every matching rule and why,
+// as one valid JSON document.
 TEST(Explain, ShowsFactsMatchedRulesAndTheReason) {
   auto cfg = load(kPostmortemPolicy);
   ClassifiedText text;
   text.statements = {select_accounts(), drop_table()};
-  const std::string json = explain_json(cfg->policy, session("bob"), text);
-  EXPECT_NE(json.find("\"command_tag\": \"DROP TABLE\""), std::string::npos) << json;
-  EXPECT_NE(json.find("\"name\": \"juniors-read-only\""), std::string::npos) << json;
-  EXPECT_NE(json.find("\"name\": \"alert-on-ddl\""), std::string::npos) << json;
-  EXPECT_NE(json.find("denied by rule \\\"no-drop-for-non-admins\\\" (any matching deny wins)"), std::string::npos) << json;
-  EXPECT_NE(json.find("\"user\": \"bob\""), std::string::npos);
-  EXPECT_EQ(json.back(), '\n');
+  const std::string out = explain_json(cfg->policy, session("bob"), text);
+  ASSERT_EQ(out.back(), '\n');
+  boost::system::error_code ec;
+  const boost::json::value doc = boost::json::parse(out, ec);
+  ASSERT_FALSE(ec) << ec.message() << "\n" << out;
+  EXPECT_EQ(doc.at("session").at("user").as_string(), "bob");
+  const auto& statements = doc.at("statements").as_array();
+  ASSERT_EQ(statements.size(), 2u);
+  EXPECT_EQ(statements[0].at("decision").at("action").as_string(), "allow");
+  const auto& drop = statements[1].as_object();
+  EXPECT_EQ(drop.at("command_tag").as_string(), "DROP TABLE");
+  std::vector<std::string> matched;
+  for (const auto& m : drop.at("matched_rules").as_array()) matched.emplace_back(m.at("name").as_string());
+  EXPECT_THAT(matched, ::testing::IsSupersetOf({"juniors-read-only", "alert-on-ddl", "no-drop-for-non-admins"}));
+  const auto& overall = doc.at("decision").as_object();
+  EXPECT_EQ(overall.at("action").as_string(), "deny");
+  EXPECT_EQ(overall.at("statement").as_int64(), 1);
+  EXPECT_NE(std::string(overall.at("why").as_string()).find("(any matching deny wins)"), std::string::npos);
 }
 
 TEST(TimeZoneRule, ParsesPosixFootersOfBothHemispheres) {

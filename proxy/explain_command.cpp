@@ -1,0 +1,42 @@
+#include "proxy/explain_command.hpp"
+
+#include <chrono>
+#include <ostream>
+
+#include "config/config.hpp"
+#include "policy/classifier.hpp"
+#include "policy/evaluator.hpp"
+#include "policy/explain.hpp"
+
+namespace pgwarden::proxy {
+
+int run_explain(const ExplainRequest& request, std::ostream& out, std::ostream& err) {
+  config::LoadResult loaded = config::load_config_file(request.config_path);
+  if (!loaded.config) {
+    for (const auto& d : loaded.errors) err << d.to_string() << "\n";
+    return 2;
+  }
+  policy::SessionFacts session;
+  session.user = request.user;
+  session.database = request.database.empty() ? request.user : request.database;
+  session.application_name = request.application;
+  session.environment = loaded.config->environment;
+  if (!request.client.empty()) {
+    session.client = policy::IpAddress::parse(request.client);
+    if (!session.client) {
+      err << "invalid --client address: " << request.client << "\n";
+      return 2;
+    }
+  }
+  if (!policy::parse_protocol_path(request.protocol, session.protocol)) {
+    err << "invalid --protocol: " << request.protocol << "\n";
+    return 2;
+  }
+  session.now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+
+  const policy::ClassifiedText text = policy::classify(request.sql);
+  out << policy::explain_json(loaded.config->policy, session, text) << "\n";
+  return policy::evaluate(loaded.config->policy, session, text).denied() ? 1 : 0;
+}
+
+}  // namespace pgwarden::proxy
