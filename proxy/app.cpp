@@ -17,12 +17,13 @@ namespace pgwarden::proxy {
 
 namespace {
 
-awaitable<void> serve_client(tcp::socket socket, const SessionContext& ctx) {
+awaitable<void> serve_client(tcp::socket socket, const SessionContext& ctx, bool over_limit) {
   error_code ec;
   const tcp::endpoint peer = socket.remote_endpoint(ec);
   if (ec) co_return;  // the client is already gone
   socket.set_option(tcp::no_delay(true), ec);
   Session session(Stream(std::move(socket)), peer, ctx);
+  if (over_limit) session.refuse_at_startup("53300", "sorry, too many clients already");
   co_await session.run();
 }
 
@@ -86,8 +87,13 @@ int serve(const std::string& config_path) {
     for (const auto& l : cfg.listen) {
       for (const auto& ep : resolve_listen_address(l.to_string())) endpoints.push_back(ep);
     }
-    server = std::make_unique<Server>(endpoints, std::max(1u, std::thread::hardware_concurrency()),
-                                      [&ctx](tcp::socket s) { return serve_client(std::move(s), ctx); });
+    const std::size_t limit = cfg.limits.max_client_connections;
+    server = std::make_unique<Server>(
+        endpoints, std::max(1u, std::thread::hardware_concurrency()), [&ctx, &server, limit](tcp::socket s) {
+          // The count includes this connection; the refused one still
+          // negotiates so the client reads a proper FATAL 53300.
+          return serve_client(std::move(s), ctx, server->connections() > limit);
+        });
   } catch (const std::exception& e) {
     spdlog::critical("cannot listen: {}", e.what());
     return 1;

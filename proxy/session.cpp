@@ -176,6 +176,7 @@ CloseReason Session::check_connect(const pq::StartupMessage& startup) {
     else if (name == "application_name") application_ = value;
     else if (name == "replication") replication = value != "false" && value != "off" && value != "0" && value != "no";
   }
+  if (!refusal_sqlstate_.empty()) return fail(refusal_sqlstate_, refusal_message_, CloseReason::StartupRefused);
   if (user_.empty()) return fail("28000", "no PostgreSQL user name specified in startup packet");
   if (database_.empty()) database_ = user_;
   facts_.user = user_;

@@ -44,6 +44,13 @@ class Session {
   /// Serves the connection until either side closes; never throws.
   awaitable<void> run();
 
+  /// Refuses the client once its startup packet is read (before any upstream
+  /// connection), as PostgreSQL does for too many connections.
+  void refuse_at_startup(std::string sqlstate, std::string message) {
+    refusal_sqlstate_ = std::move(sqlstate);
+    refusal_message_ = std::move(message);
+  }
+
  private:
   awaitable<CloseReason> serve();
   awaitable<CloseReason> negotiate();
@@ -111,6 +118,7 @@ class Session {
   protocol::Parse parse_msg_;
   protocol::Bind bind_msg_;
 
+  std::string refusal_sqlstate_, refusal_message_;
   std::string fatal_;  // ErrorResponse to send before closing
   std::string user_, database_, application_;
   std::uint32_t client_process_id_ = 0;  // our BackendKeyData, once issued
