@@ -42,6 +42,37 @@ void setup_logging() {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
 }
 
+/// Configuration this build accepts but cannot honour yet. Starting anyway
+/// would quietly weaken what the operator asked for (plaintext where TLS was
+/// configured, statements run without the audit record they require), so
+/// serve refuses with a clear message instead.
+std::vector<std::string> unsupported_settings(const config::Config& cfg) {
+  std::vector<std::string> out;
+  if (cfg.tls.enabled()) out.push_back("tls: client-side TLS is not available in this build yet");
+  if (cfg.upstream.tls != config::UpstreamTlsMode::Disable && cfg.upstream.tls != config::UpstreamTlsMode::Prefer) {
+    out.push_back("upstream.tls: " + std::string(config::to_string(cfg.upstream.tls)) +
+                  " is not available in this build yet (use disable)");
+  }
+  if (cfg.auth.mode == config::AuthMode::Scram) out.push_back("auth: scram is not available in this build yet");
+  if (cfg.audit.enabled()) out.push_back("audit.file: the audit log is not available in this build yet");
+  if (cfg.admin.listen) out.push_back("admin.listen: the admin HTTP server is not available in this build yet");
+  if (cfg.log.format == config::LogFormat::Json) out.push_back("log.format: json is not available in this build yet");
+  return out;
+}
+
+spdlog::level::level_enum log_level(config::LogLevel l) {
+  switch (l) {
+    case config::LogLevel::Trace: return spdlog::level::trace;
+    case config::LogLevel::Debug: return spdlog::level::debug;
+    case config::LogLevel::Info: return spdlog::level::info;
+    case config::LogLevel::Warn: return spdlog::level::warn;
+    case config::LogLevel::Error: return spdlog::level::err;
+    case config::LogLevel::Critical: return spdlog::level::critical;
+    case config::LogLevel::Off: return spdlog::level::off;
+  }
+  return spdlog::level::info;
+}
+
 /// Loads the file again; a valid configuration replaces the one in force
 /// (sessions pick it up from their next statement), an invalid one is
 /// reported and changes nothing.
@@ -51,6 +82,10 @@ void reload(const std::string& path, ConfigHolder& holder) {
   if (!loaded.config) {
     for (const auto& d : loaded.errors) spdlog::error("reload rejected: {}", d.to_string());
     spdlog::error("configuration reload failed; the previous configuration stays in force");
+    return;
+  }
+  if (auto missing = unsupported_settings(*loaded.config); !missing.empty()) {
+    for (const auto& m : missing) spdlog::error("reload rejected: {}", m);
     return;
   }
   holder.replace(loaded.config);
@@ -69,6 +104,14 @@ int serve(const std::string& config_path) {
     return 2;
   }
   const config::Config& cfg = *loaded.config;
+  if (auto missing = unsupported_settings(cfg); !missing.empty()) {
+    for (const auto& m : missing) std::cerr << cfg.source << ": " << m << "\n";
+    return 2;
+  }
+  spdlog::set_level(log_level(cfg.log.level));
+  if (cfg.upstream.tls == config::UpstreamTlsMode::Prefer) {
+    spdlog::warn("upstream.tls: prefer connects without TLS in this build");
+  }
 
   CancelRegistry cancels;
   ConfigHolder config_holder(loaded.config);

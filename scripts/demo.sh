@@ -47,7 +47,6 @@ SQL
 sed -e "s/^listen:.*/listen: 127.0.0.1:$proxy_port/" \
     -e "s/^upstream:.*/upstream: { host: 127.0.0.1, port: $pg_port }/" \
     examples/pgwarden.yaml > "$work/pgwarden.yaml"
-sed -i "s|^\(  file:\).*audit.*|\1 $work/audit/pgwarden.jsonl|" "$work/pgwarden.yaml"
 ./build/pgwarden check --config "$work/pgwarden.yaml"
 
 ./build/pgwarden serve --config "$work/pgwarden.yaml" &
