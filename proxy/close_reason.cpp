@@ -12,6 +12,7 @@ std::string_view to_string(CloseReason r) noexcept {
     case CloseReason::ServerProtocolError: return "server_protocol_error";
     case CloseReason::UpstreamUnavailable: return "upstream_unavailable";
     case CloseReason::StartupTimeout: return "startup_timeout";
+    case CloseReason::IdleTimeout: return "idle_timeout";
     case CloseReason::StartupRefused: return "startup_refused";
     case CloseReason::CancelRequest: return "cancel_request";
     case CloseReason::Shutdown: return "shutdown";

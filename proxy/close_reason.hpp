@@ -15,6 +15,7 @@ enum class CloseReason {
   ServerProtocolError,
   UpstreamUnavailable,
   StartupTimeout,
+  IdleTimeout,
   StartupRefused,     ///< a startup packet we refuse (bad version, injection after SSLRequest)
   CancelRequest,      ///< the connection only carried a CancelRequest
   Shutdown,

@@ -83,6 +83,7 @@ awaitable<CloseReason> Session::relay_client() {
     if (ec) co_return CloseReason::ClientClosed;
     client_in_.commit(n);
     bytes_from_client_ += n;
+    idle_since_ = std::chrono::steady_clock::time_point::max();
     hint = next_read_hint(hint, n, space.size());
   }
 }
@@ -154,9 +155,15 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
     case 'K':  // BackendKeyData: the client gets our key, never the server's
       if (rewrite_backend_key(f, out)) return;
       break;
-    case 'Z':  // ReadyForQuery
-      ready_ = true;
+    case 'Z':  // ReadyForQuery: Byte1 status 'I' idle, 'T' in transaction, 'E' failed
+      if (!ready_) {
+        ready_ = true;
+        poke_watchdog();  // from startup timeout to idle timeout
+      }
       on_ready_for_query();
+      if (f.body().size() == 1 && f.body()[0] == 'I' && config_->limits.idle_timeout.count() > 0) {
+        idle_since_ = std::chrono::steady_clock::now();
+      }
       break;
     case 'E':  // ErrorResponse: the one standing in for a denial is replaced
       if (rewrite_denial_error(f, out)) return;

@@ -29,6 +29,7 @@ Session::Session(Stream client, tcp::endpoint peer, const SessionContext& ctx)
     : client_(std::move(client)),
       peer_(std::move(peer)),
       ctx_(ctx),
+      watchdog_timer_(client_.executor()),
       client_framer_(client_whole_types, std::min(ctx.max_message_bytes, max_unauthenticated_message)),
       server_framer_(server_whole_types, max_backend_inspected_message) {
   unsigned char nonce[8];
@@ -66,12 +67,39 @@ awaitable<void> Session::run() {
 }
 
 awaitable<CloseReason> Session::watchdog() {
-  asio::steady_timer timer(co_await asio::this_coro::executor, ctx_.startup_timeout);
-  co_await timer.async_wait(use_nothrow);
-  if (!ready_) co_return CloseReason::StartupTimeout;
-  timer.expires_at(asio::steady_timer::time_point::max());
-  co_await timer.async_wait(use_nothrow);
-  co_return CloseReason::Shutdown;
+  using clock = std::chrono::steady_clock;
+  for (;;) {
+    if (!ready_) {
+      if (clock::now() - started_ >= ctx_.startup_timeout) co_return CloseReason::StartupTimeout;
+      watchdog_timer_.expires_at(started_ + ctx_.startup_timeout);
+    } else if (!arm_idle_timer()) {
+      fail("57P05", "terminating connection due to idle-session timeout", CloseReason::IdleTimeout);
+      co_return CloseReason::IdleTimeout;
+    }
+    auto [ec] = co_await watchdog_timer_.async_wait(use_nothrow);
+    if (ec && !watchdog_poked_) co_return CloseReason::Shutdown;
+    watchdog_poked_ = false;
+  }
+}
+
+bool Session::arm_idle_timer() {
+  // Like PostgreSQL's idle_session_timeout: only a session idle outside a
+  // transaction (last ReadyForQuery 'I', nothing sent since) times out.
+  using clock = std::chrono::steady_clock;
+  const auto timeout = std::chrono::duration_cast<clock::duration>(config_->limits.idle_timeout);
+  if (timeout.count() <= 0) {
+    watchdog_timer_.expires_at(clock::time_point::max());
+    return true;
+  }
+  const bool idle = idle_since_ != clock::time_point::max();
+  if (idle && clock::now() - idle_since_ >= timeout) return false;
+  watchdog_timer_.expires_at((idle ? idle_since_ : clock::now()) + timeout);
+  return true;
+}
+
+void Session::poke_watchdog() {
+  watchdog_poked_ = true;
+  watchdog_timer_.cancel();
 }
 
 awaitable<CloseReason> Session::serve() {

@@ -58,6 +58,8 @@ class Session {
   awaitable<CloseReason> relay_client();
   awaitable<CloseReason> relay_server();
   awaitable<CloseReason> watchdog();
+  bool arm_idle_timer();
+  void poke_watchdog();
   awaitable<void> cancel_upstream(std::string_view packet);
   /// Records the FATAL error the client gets once both directions stopped.
   CloseReason fail(std::string_view sqlstate, std::string_view message,
@@ -86,6 +88,8 @@ class Session {
   tcp::endpoint peer_;
   const SessionContext& ctx_;
   std::optional<Stream> server_;
+  asio::steady_timer watchdog_timer_;  // startup timeout, then idle timeout
+  bool watchdog_poked_ = false;
 
   ByteBuffer client_in_{8 * 1024};
   ByteBuffer server_in_{16 * 1024};
@@ -125,6 +129,8 @@ class Session {
   bool authenticated_ = false;  // AuthenticationOk seen
   bool ready_ = false;          // first ReadyForQuery seen
   bool terminated_ = false;     // client sent Terminate
+  /// When the session last became idle outside a transaction; max() while busy.
+  std::chrono::steady_clock::time_point idle_since_ = std::chrono::steady_clock::time_point::max();
   std::uint64_t bytes_from_client_ = 0;
   std::uint64_t bytes_from_server_ = 0;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();

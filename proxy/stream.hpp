@@ -32,6 +32,9 @@ class Stream {
     return std::visit([&](auto& s) { return asio::async_write(s, b, use_nothrow); }, s_);
   }
 
+  asio::any_io_executor executor() {
+    return std::visit([](auto& s) -> asio::any_io_executor { return s.get_executor(); }, s_);
+  }
   /// Closes the transport at once (no TLS close_notify); pending operations end.
   void close();
   bool is_tls() const { return std::holds_alternative<TlsStream>(s_); }
