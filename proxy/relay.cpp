@@ -165,6 +165,9 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
         idle_since_ = std::chrono::steady_clock::now();
       }
       break;
+    case 'S':  // ParameterStatus: rules on application_name follow SET application_name
+      track_parameter(f);
+      break;
     case 'E':  // ErrorResponse: the one standing in for a denial is replaced
       if (rewrite_denial_error(f, out)) return;
       break;
@@ -172,6 +175,12 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
       break;
   }
   out.forward(offset, f.bytes.size());
+}
+
+void Session::track_parameter(const pq::Frame& f) {
+  pq::ParameterStatus status;
+  if (pq::parse(f.bytes, status) || status.name != "application_name") return;
+  facts_.application_name = status.value;
 }
 
 bool Session::rewrite_backend_key(const pq::Frame& f, Batch& out) {

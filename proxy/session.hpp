@@ -83,6 +83,7 @@ class Session {
   CloseReason on_client_frame(const protocol::Frame& f, std::size_t offset, Batch& out);
   void on_server_frame(const protocol::Frame& f, std::size_t offset, Batch& out);
   bool rewrite_backend_key(const protocol::Frame& f, Batch& out);
+  void track_parameter(const protocol::Frame& f);
 
   Stream client_;
   tcp::endpoint peer_;
