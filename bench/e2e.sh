@@ -10,6 +10,9 @@
 #   bench/e2e.sh --unix          pgbouncer and pgwarden reach PostgreSQL over its Unix socket
 #   bench/e2e.sh --no-install --no-build   use what is there (PGWARDEN_BIN, default build/pgwarden)
 #   bench/e2e.sh --out FILE      write the results there instead
+#   bench/e2e.sh --profile       instead of the rounds: CPU time and context switches per
+#                                transaction of pgbouncer and pgwarden (pgbench -S, 8 clients,
+#                                simple), then a perf profile of pgwarden under the same load
 #
 # Environment: ROUNDS, DURATION (seconds per pgbench run), IDLE (idle
 # connections for the memory measurement, default 1000), SCALE (pgbench -i -s,
@@ -27,15 +30,16 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 
-smoke=0; install=1; build=1; transport=tcp; out=""
+smoke=0; install=1; build=1; transport=tcp; out=""; profile=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1 ;;
     --no-install) install=0 ;;
     --no-build) build=0 ;;
     --unix) transport=unix ;;
+    --profile) profile=1 ;;
     --out) out="$2"; shift ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "e2e.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -66,6 +70,11 @@ for b in "$PG_BIN/initdb" "$PG_BIN/postgres" "$PG_BIN/pg_isready"; do [ -x "$b" 
 command -v pgbench >/dev/null || die "pgbench not installed (postgresql-client-15)"
 command -v pgbouncer >/dev/null || die "pgbouncer not installed"
 PGBENCH="$(command -v pgbench)"
+
+# The revision is taken now, before the runs: HEAD may move while they run.
+rev="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+git -C "$root" diff --quiet HEAD -- 2>/dev/null || rev="$rev (working tree modified)"
+bin_info="$PGWARDEN_BIN, built $(date -u -r "$PGWARDEN_BIN" '+%Y-%m-%d %H:%M UTC')"
 
 # 64 clients x 3 systems + 1000 idle (pgwarden opens one server connection per
 # client) need file descriptors.
@@ -357,6 +366,60 @@ if [ -n "$audit_note" ]; then
 fi
 
 # ---------------------------------------------------------------------------
+# --profile: what a transaction costs each proxy, and where pgwarden's time goes.
+proc_stats() {  # pid -> "cpu-ticks voluntary-switches involuntary-switches" over all threads
+  "$PY" - "$1" <<'EOF'
+import glob, sys
+pid = sys.argv[1]
+f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+v = n = 0
+for st in glob.glob(f"/proc/{pid}/task/*/status"):
+    for line in open(st):
+        if line.startswith("voluntary_ctxt_switches"): v += int(line.split()[1])
+        if line.startswith("nonvoluntary_ctxt_switches"): n += int(line.split()[1])
+print(int(f[11]) + int(f[12]), v, n)
+EOF
+}
+if [ "$profile" = 1 ]; then
+  command -v perf >/dev/null || die "perf not installed (apt-get install -y linux-perf)"
+  hz="$(getconf CLK_TCK)"
+  pargs=(-n -S -M simple -c 8 -j 2 -T "$DURATION" "$DB")
+  echo "## Cost per transaction, pgbench -S -M simple -c 8, ${DURATION}s, transport $transport"
+  echo
+  echo "| system | TPS | CPU µs per transaction | voluntary switches per tx | involuntary per tx | threads |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  for s in pgbouncer pgwarden pgbouncer pgwarden; do
+    pid="${sys_pid[$s]}"
+    read -r t0 v0 n0 <<<"$(proc_stats "$pid")"
+    o="$(timeout "$RUN_TIMEOUT" "$PGBENCH" -h "$LO" -p "${sys_port[$s]}" "${pargs[@]}" 2>/dev/null)" || die "pgbench on $s"
+    read -r t1 v1 n1 <<<"$(proc_stats "$pid")"
+    tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$o" | head -n1)"
+    tx="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$o")"
+    awk -v s="$s" -v tps="$tps" -v tx="$tx" -v dt=$((t1 - t0)) -v dv=$((v1 - v0)) -v dn=$((n1 - n0)) -v hz="$hz" \
+        -v th="$(ls /proc/"$pid"/task | wc -l)" \
+      'BEGIN { printf "| %s | %.0f | %.1f | %.2f | %.2f | %d |\n", s, tps, dt / hz * 1e6 / tx, dv / tx, dn / tx, th }'
+  done
+  echo
+  perf record -e cpu-clock -F 1999 -p "${sys_pid[pgwarden]}" -o "$tmp/perf.data" -- sleep "$DURATION" \
+    >/dev/null 2>"$tmp/perf-record.err" &
+  perf_pid=$!
+  sleep 0.3
+  timeout "$RUN_TIMEOUT" "$PGBENCH" -h "$LO" -p "${sys_port[pgwarden]}" "${pargs[@]}" >/dev/null 2>&1 || die "pgbench under perf"
+  wait "$perf_pid" || { cat "$tmp/perf-record.err" >&2; die "perf record"; }
+  echo "## perf profile of pgwarden (cpu-clock, 1999 Hz, pgbench -S -M simple -c 8)"
+  echo
+  echo '```'
+  echo "by object:"
+  perf report -i "$tmp/perf.data" --stdio --no-children --sort dso 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 8
+  echo
+  echo "top symbols:"
+  perf report -i "$tmp/perf.data" --stdio --no-children --sort dso,symbol 2>/dev/null \
+    | grep -v '^#' | grep -v '^$' | head -n 40 | cut -c1-160
+  echo '```'
+  exit 0
+fi
+
+# ---------------------------------------------------------------------------
 # Workloads: name|pgbench arguments|clients
 if [ "$smoke" = 1 ]; then
   workloads=("S-simple-8|-S -M simple|8" "S-C-8|-S -C -M simple|8")
@@ -473,8 +536,6 @@ done
 # Report.
 pg_version="$("$PG_BIN/postgres" --version)"
 pgb_version="$(pgbouncer --version 2>/dev/null | head -n1)"
-rev="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-git -C "$root" diff --quiet HEAD -- 2>/dev/null || rev="$rev (working tree modified)"
 cpu="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
 stamp="$(date -u +%Y-%m-%d-%H%M)"
 report="$tmp/report.md"
@@ -520,7 +581,7 @@ EOF
   echo
   echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION IDLE=$IDLE SCALE=$SCALE bench/e2e.sh$([ "$smoke" = 1 ] && echo ' --smoke')$([ "$transport" = unix ] && echo ' --unix')\`"
   echo
-  echo "- pgwarden revision: $rev"
+  echo "- pgwarden revision: $rev at the start; binary $bin_info"
   echo "- machine: $(nproc) CPUs ($cpu), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
   echo "- $pg_version; $pgb_version (session mode); pgbench $("$PGBENCH" --version | awk '{print $3}')"
   echo "- load average (1/5/15 min) before the runs: $load_before; after: $load_after"
@@ -546,7 +607,8 @@ echo
 cat "$report"
 if [ -z "$out" ] && [ "$smoke" = 0 ]; then
   mkdir -p "$here/results"
-  out="$here/results/$stamp$([ "$transport" = unix ] && echo -unix).md"
+  suffix=""; [ "$transport" = unix ] && suffix="-unix"
+  out="$here/results/$stamp$suffix.md"
 fi
 if [ -n "$out" ]; then
   cp "$report" "$out"
