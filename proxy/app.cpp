@@ -3,6 +3,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <sched.h>
+
 #include <csignal>
 #include <functional>
 #include <iostream>
@@ -34,6 +36,17 @@ UpstreamTarget upstream_target(const config::Config& cfg) {
   t.unix_socket_dir = cfg.upstream.unix_socket;
   t.connect_timeout = cfg.upstream.connect_timeout;
   return t;
+}
+
+/// CPUs this process may run on (its affinity mask), which is what a
+/// `taskset` or a container's cpuset allows, unlike hardware_concurrency().
+unsigned usable_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) {
+    return static_cast<unsigned>(CPU_COUNT(&set));
+  }
+  return std::max(1u, std::thread::hardware_concurrency());
 }
 
 void setup_logging() {
@@ -132,7 +145,7 @@ int serve(const std::string& config_path) {
     }
     const std::size_t limit = cfg.limits.max_client_connections;
     server = std::make_unique<Server>(
-        endpoints, std::max(1u, std::thread::hardware_concurrency()), [&ctx, &server, limit](tcp::socket s) {
+        endpoints, usable_cpus(), [&ctx, &server, limit](tcp::socket s) {
           // The count includes this connection; the refused one still
           // negotiates so the client reads a proper FATAL 53300.
           return serve_client(std::move(s), ctx, server->connections() > limit);
