@@ -120,7 +120,8 @@ bool guard_rejects(const RuleGuard& g, std::uint8_t classes, std::uint8_t flags,
 }
 
 Tally tally(const RuleSet& set, std::span<const CompiledRule> rules, const SessionFacts& s,
-            const StatementFacts* f, std::uint32_t index, MatchTrace* trace) noexcept {
+            const StatementFacts* f, std::uint32_t index, MatchTrace* trace,
+            const SessionMask* mask = nullptr) noexcept {
   Tally t;
   const std::uint8_t flags = f ? fact_flags(*f) : 0;
   const bool guarded = f != nullptr && !f->unparseable;
@@ -128,6 +129,7 @@ Tally tally(const RuleSet& set, std::span<const CompiledRule> rules, const Sessi
   const std::uint8_t path = protocol_bit(s.protocol);
   const auto guards = set.statement_guards();
   for (std::size_t i = 0; i < rules.size(); ++i) {
+    if (mask && !mask->allows(i)) continue;
     if (guarded && guard_rejects(guards[i], classes, flags, path)) continue;
     const CompiledRule& c = rules[i];
     const Rule& r = set.rule(c);
@@ -186,10 +188,29 @@ Decision decide(const RuleSet& set, const Tally& t, const SessionFacts& s, Phase
 }
 
 Decision evaluate_one(const RuleSet& set, const SessionFacts& s, const StatementFacts& f, std::uint32_t index,
-                      MatchTrace* trace) noexcept {
-  Decision d = decide(set, tally(set, set.statement_rules(), s, &f, index, trace), s, Phase::Statement);
+                      MatchTrace* trace, const SessionMask* mask = nullptr) noexcept {
+  Decision d = decide(set, tally(set, set.statement_rules(), s, &f, index, trace, mask), s, Phase::Statement);
   d.statement = index;
   return d;
+}
+
+Decision evaluate_text(const RuleSet& rules, const SessionFacts& session, const ClassifiedText& text,
+                       MatchTrace* trace, const SessionMask* mask) noexcept {
+  Decision result;
+  result.reason = DecisionReason::EmptyQuery;
+  bool denied = false;
+  for (std::uint32_t i = 0; i < text.statements.size(); ++i) {
+    Decision d = evaluate_one(rules, session, text.statements[i], i, trace, mask);
+    const bool alert = result.alert || d.alert;
+    const Rule* dry_rule = result.dry_run_rule ? result.dry_run_rule : d.dry_run_rule;
+    if (!denied && (i == 0 || d.denied())) result = d;
+    denied = denied || d.denied();
+    result.alert = alert;
+    result.dry_run_rule = dry_rule;
+    result.dry_run = dry_rule != nullptr;
+    if (denied && !trace) break;
+  }
+  return result;
 }
 
 }  // namespace
@@ -214,21 +235,28 @@ Decision evaluate(const RuleSet& rules, const SessionFacts& session, const State
 
 Decision evaluate(const RuleSet& rules, const SessionFacts& session, const ClassifiedText& text,
                   MatchTrace* trace) noexcept {
-  Decision result;
-  result.reason = DecisionReason::EmptyQuery;
-  bool denied = false;
-  for (std::uint32_t i = 0; i < text.statements.size(); ++i) {
-    Decision d = evaluate_one(rules, session, text.statements[i], i, trace);
-    const bool alert = result.alert || d.alert;
-    const Rule* dry_rule = result.dry_run_rule ? result.dry_run_rule : d.dry_run_rule;
-    if (!denied && (i == 0 || d.denied())) result = d;
-    denied = denied || d.denied();
-    result.alert = alert;
-    result.dry_run_rule = dry_rule;
-    result.dry_run = dry_rule != nullptr;
-    if (denied && !trace) break;
+  return evaluate_text(rules, session, text, trace, nullptr);
+}
+
+Decision evaluate(const RuleSet& rules, const SessionFacts& session, const ClassifiedText& text,
+                  const SessionMask& mask) noexcept {
+  const bool usable = !mask.empty() && mask.size() == rules.statement_rules().size();
+  return evaluate_text(rules, session, text, nullptr, usable ? &mask : nullptr);
+}
+
+SessionMask session_mask(const RuleSet& rules, const SessionFacts& session) {
+  SessionMask m;
+  const auto statement_rules = rules.statement_rules();
+  m.rules_ = statement_rules.size();
+  m.bits_.assign((m.rules_ + 63) / 64 + 1, 0);
+  for (std::size_t i = 0; i < statement_rules.size(); ++i) {
+    const CompiledRule& c = statement_rules[i];
+    const Conditions& w = rules.rule(c).when;
+    // Time windows move with the clock: leave them to each evaluation.
+    const std::uint16_t fixed = session_condition_bits(w) & ~session_cond_time;
+    if (session_matches(fixed, c, w, session)) m.bits_[i / 64] |= std::uint64_t{1} << (i % 64);
   }
-  return result;
+  return m;
 }
 
 Decision evaluate_connect(const RuleSet& rules, const SessionFacts& session, MatchTrace* trace) noexcept {

@@ -180,7 +180,9 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
 void Session::track_parameter(const pq::Frame& f) {
   pq::ParameterStatus status;
   if (pq::parse(f.bytes, status) || status.name != "application_name") return;
+  if (facts_.application_name == status.value) return;
   facts_.application_name = status.value;
+  rule_mask_ = policy::session_mask(config_->policy, facts_);
 }
 
 bool Session::rewrite_backend_key(const pq::Frame& f, Batch& out) {

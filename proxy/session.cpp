@@ -213,6 +213,7 @@ CloseReason Session::check_connect(const pq::StartupMessage& startup) {
   facts_.client = policy::IpAddress::parse(peer_.address().to_string());
   facts_.protocol = replication ? policy::ProtocolPath::Replication : policy::ProtocolPath::Simple;
   facts_.now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  rule_mask_ = policy::session_mask(config_->policy, facts_);
   const policy::Decision d = policy::evaluate_connect(config_->policy, facts_);
   note_decision(d);
   if (d.denied()) {

@@ -112,6 +112,9 @@ class Session {
   config::ConfigPtr config_;
   std::uint64_t config_generation_ = 0;
   policy::SessionFacts facts_;
+  /// Rules whose session-level conditions hold for this session; recomputed
+  /// when the configuration or application_name changes.
+  policy::SessionMask rule_mask_;
   /// Classification of every prepared statement, by name ("" = unnamed).
   std::unordered_map<std::string, policy::ClassifiedTextPtr, StringHash, std::equal_to<>> statements_;
   std::deque<PendingDenial> denials_;

@@ -47,12 +47,13 @@ void Session::refresh_config() {
   config_ = ctx_.config->current();
   config_generation_ = generation;
   facts_.environment = config_->environment;
+  if (!facts_.user.empty()) rule_mask_ = policy::session_mask(config_->policy, facts_);
 }
 
 policy::Decision Session::decide(const policy::ClassifiedText& text, policy::ProtocolPath path) {
   facts_.protocol = path;
   facts_.now = now_seconds();
-  policy::Decision d = policy::evaluate(config_->policy, facts_, text);
+  policy::Decision d = policy::evaluate(config_->policy, facts_, text, rule_mask_);
   note_decision(d);
   return d;
 }

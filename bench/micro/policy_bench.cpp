@@ -110,4 +110,28 @@ void BM_PolicyEvaluate50RulesAdminUpdate(benchmark::State& state) {
 }
 BENCHMARK(BM_PolicyEvaluate50RulesAdminUpdate);
 
+// What a session actually pays per statement: the session-level conditions
+// were decided once for the session (session_mask), only the statement's
+// own conditions are checked.
+void BM_PolicyEvaluate50RulesSelectSessionMask(benchmark::State& state) {
+  const auto& cfg = bench_config();
+  const auto session = bench_session();
+  const auto mask = policy::session_mask(cfg->policy, session);
+  policy::ClassifiedText text;
+  text.statements = {facts("SELECT", policy::StatementClass::Read, policy::Access::Read)};
+  for (auto _ : state) benchmark::DoNotOptimize(policy::evaluate(cfg->policy, session, text, mask));
+  state.counters["rules"] = double(cfg->policy.rules().size());
+}
+BENCHMARK(BM_PolicyEvaluate50RulesSelectSessionMask);
+
+void BM_PolicyEvaluate50RulesUpdateDeniedSessionMask(benchmark::State& state) {
+  const auto& cfg = bench_config();
+  const auto session = bench_session();
+  const auto mask = policy::session_mask(cfg->policy, session);
+  policy::ClassifiedText text;
+  text.statements = {facts("UPDATE", policy::StatementClass::Write, policy::Access::Write)};
+  for (auto _ : state) benchmark::DoNotOptimize(policy::evaluate(cfg->policy, session, text, mask));
+}
+BENCHMARK(BM_PolicyEvaluate50RulesUpdateDeniedSessionMask);
+
 }  // namespace

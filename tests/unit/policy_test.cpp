@@ -131,6 +131,31 @@ TEST(Policy, PostmortemPolicyTable) {
 }
 
 // Postmortem 1: a non-admin's DROP is refused like a server-side permission error.
+// Deciding the session-level conditions once per session (the mask) never
+// changes a decision: every session x statement pair of the postmortem
+// policy decides the same with and without it.
+TEST(Policy, SessionMaskGivesTheSameDecisionsAsFullEvaluation) {
+  auto cfg = load(kPostmortemPolicy);
+  const std::vector<SessionFacts> sessions = {session("alice"), session("bob"), session("carol", "10.20.1.1"),
+                                              session("dba", "10.20.3.4"), session("mallory", "192.168.1.9"),
+                                              session("bob", "")};
+  const std::vector<StatementFacts> statements = {select_accounts(), drop_table(), insert_accounts(),
+                                                  unparseable()};
+  for (const auto& s : sessions) {
+    const SessionMask mask = session_mask(cfg->policy, s);
+    for (const auto& f : statements) {
+      ClassifiedText text;
+      text.statements = {f};
+      const Decision full = evaluate(cfg->policy, s, text);
+      const Decision masked = evaluate(cfg->policy, s, text, mask);
+      EXPECT_EQ(full.action, masked.action) << s.user << " " << f.command_tag;
+      EXPECT_EQ(full.rule, masked.rule) << s.user << " " << f.command_tag;
+      EXPECT_EQ(full.dry_run_rule, masked.dry_run_rule) << s.user << " " << f.command_tag;
+      EXPECT_EQ(full.alert, masked.alert) << s.user << " " << f.command_tag;
+    }
+  }
+}
+
 TEST(Policy, DropIsDeniedForNonAdmins) {
   auto cfg = load(kPostmortemPolicy);
   const Decision d = evaluate(cfg->policy, session("dev1"), drop_table());
