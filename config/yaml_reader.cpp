@@ -77,7 +77,7 @@ void Reader::read_map(const YAML::Node& node, std::string_view what, std::initia
   std::vector<std::string_view> names;
   for (const auto& k : keys) names.push_back(k.name);
   for (auto it = node.begin(); !node.IsNull() && it != node.end(); ++it) {
-    const YAML::Node& key = it->first;
+    const YAML::Node key = it->first;  // a copy: it-> yields a temporary proxy
     const std::string name = key.IsScalar() ? key.Scalar() : std::string();
     auto found = std::find_if(keys.begin(), keys.end(), [&](const Key& k) { return k.name == name; });
     if (found == keys.end()) {
