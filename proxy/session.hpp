@@ -74,6 +74,8 @@ class Session {
   CloseReason gate_parse(const protocol::Frame& f, std::size_t offset, Batch& out);
   CloseReason gate_bind(const protocol::Frame& f, std::size_t offset, Batch& out);
   CloseReason gate_function_call(const protocol::Frame& f, std::size_t offset, Batch& out);
+  CloseReason forward_or_deny_query(const policy::Decision& d, const protocol::Frame& f, std::size_t offset,
+                                    Batch& out);
   void forget_statement(const protocol::Frame& f);
   void deny(const policy::Decision& d);
   bool rewrite_denial_error(const protocol::Frame& f, Batch& out);

@@ -27,16 +27,18 @@ std::chrono::sys_seconds now_seconds() {
 
 /// Facts for a FunctionCall message: the fast-path interface runs a function
 /// by oid, without SQL the classifier could read.
-const policy::StatementFacts& function_call_facts() {
-  static const policy::StatementFacts facts = [] {
+const policy::ClassifiedText& function_call_facts() {
+  static const policy::ClassifiedText text = [] {
     policy::StatementFacts f;
     f.command_tag = "FUNCTION CALL";
     f.effective_tags = {f.command_tag};
     f.classes.insert(policy::StatementClass::Function);
     f.dynamic_sql = true;
-    return f;
+    policy::ClassifiedText t;
+    t.statements.push_back(std::move(f));
+    return t;
   }();
-  return facts;
+  return text;
 }
 
 }  // namespace
@@ -72,7 +74,13 @@ void Session::note_decision(const policy::Decision& d) {
 CloseReason Session::gate_query(const pq::Frame& f, std::size_t offset, Batch& out) {
   if (auto ec = pq::parse(f.bytes, query_msg_)) return fail("08P01", "invalid Query message: " + ec.message());
   const auto text = ctx_.classify_cache->classify(query_msg_.sql);
-  const policy::Decision d = decide(*text, policy::ProtocolPath::Simple);
+  return forward_or_deny_query(decide(*text, policy::ProtocolPath::Simple), f, offset, out);
+}
+
+/// For messages the server answers with ReadyForQuery on their own (Query,
+/// FunctionCall): forward as is, or send the marker Query in their place.
+CloseReason Session::forward_or_deny_query(const policy::Decision& d, const pq::Frame& f, std::size_t offset,
+                                           Batch& out) {
   if (d.denied()) {
     deny(d);
     pq::append_query(out.substitute_begin(), marker_statement_);
@@ -123,18 +131,7 @@ CloseReason Session::gate_bind(const pq::Frame& f, std::size_t offset, Batch& ou
 }
 
 CloseReason Session::gate_function_call(const pq::Frame& f, std::size_t offset, Batch& out) {
-  policy::ClassifiedText text;
-  text.statements.push_back(function_call_facts());
-  const policy::Decision d = decide(text, policy::ProtocolPath::FunctionCall);
-  if (d.denied()) {
-    deny(d);
-    pq::append_query(out.substitute_begin(), marker_statement_);
-    out.substitute_end();
-  } else {
-    out.forward(offset, f.bytes.size());
-  }
-  ++sync_points_sent_;
-  return CloseReason::None;
+  return forward_or_deny_query(decide(function_call_facts(), policy::ProtocolPath::FunctionCall), f, offset, out);
 }
 
 void Session::forget_statement(const pq::Frame& f) {
