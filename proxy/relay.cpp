@@ -156,10 +156,7 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
       if (rewrite_backend_key(f, out)) return;
       break;
     case 'Z':  // ReadyForQuery: Byte1 status 'I' idle, 'T' in transaction, 'E' failed
-      if (!ready_) {
-        ready_ = true;
-        poke_watchdog();  // from startup timeout to idle timeout
-      }
+      if (ready_seen_ == 0) poke_watchdog();  // from startup timeout to idle timeout
       on_ready_for_query();
       if (f.body().size() == 1 && f.body()[0] == 'I' && config_->limits.idle_timeout.count() > 0) {
         idle_since_ = std::chrono::steady_clock::now();

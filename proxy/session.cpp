@@ -62,14 +62,14 @@ awaitable<void> Session::run() {
       std::chrono::steady_clock::now() - started_);
   spdlog::info("connection closed: client={}:{} user={} database={} reason={} duration_ms={} "
                "bytes_from_client={} bytes_from_server={}",
-               peer_.address().to_string(), peer_.port(), user_, database_, to_string(reason),
+               peer_.address().to_string(), peer_.port(), facts_.user, facts_.database, to_string(reason),
                elapsed.count(), bytes_from_client_, bytes_from_server_);
 }
 
 awaitable<CloseReason> Session::watchdog() {
   using clock = std::chrono::steady_clock;
   for (;;) {
-    if (!ready_) {
+    if (ready_seen_ == 0) {
       if (clock::now() - started_ >= ctx_.startup_timeout) co_return CloseReason::StartupTimeout;
       watchdog_timer_.expires_at(started_ + ctx_.startup_timeout);
     } else if (!arm_idle_timer()) {
@@ -199,17 +199,14 @@ awaitable<void> Session::cancel_upstream(std::string_view packet) {
 CloseReason Session::check_connect(const pq::StartupMessage& startup) {
   bool replication = false;
   for (const auto& [name, value] : startup.parameters) {
-    if (name == "user") user_ = value;
-    else if (name == "database") database_ = value;
-    else if (name == "application_name") application_ = value;
+    if (name == "user") facts_.user = value;
+    else if (name == "database") facts_.database = value;
+    else if (name == "application_name") facts_.application_name = value;
     else if (name == "replication") replication = value != "false" && value != "off" && value != "0" && value != "no";
   }
   if (!refusal_sqlstate_.empty()) return fail(refusal_sqlstate_, refusal_message_, CloseReason::StartupRefused);
-  if (user_.empty()) return fail("28000", "no PostgreSQL user name specified in startup packet");
-  if (database_.empty()) database_ = user_;
-  facts_.user = user_;
-  facts_.database = database_;
-  facts_.application_name = application_;
+  if (facts_.user.empty()) return fail("28000", "no PostgreSQL user name specified in startup packet");
+  if (facts_.database.empty()) facts_.database = facts_.user;
   facts_.client = policy::IpAddress::parse(peer_.address().to_string());
   facts_.protocol = replication ? policy::ProtocolPath::Replication : policy::ProtocolPath::Simple;
   facts_.now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());

@@ -130,10 +130,8 @@ class Session {
 
   std::string refusal_sqlstate_, refusal_message_;
   std::string fatal_;  // ErrorResponse to send before closing
-  std::string user_, database_, application_;
   std::uint32_t client_process_id_ = 0;  // our BackendKeyData, once issued
   bool authenticated_ = false;  // AuthenticationOk seen
-  bool ready_ = false;          // first ReadyForQuery seen
   bool terminated_ = false;     // client sent Terminate
   /// When the session last became idle outside a transaction; max() while busy.
   std::chrono::steady_clock::time_point idle_since_ = std::chrono::steady_clock::time_point::max();
