@@ -14,33 +14,23 @@
 #include "protocol/framer.hpp"
 #include "protocol/messages.hpp"
 #include "protocol/parser.hpp"
+#include "wire_bytes.hpp"
 
 namespace pgwarden::protocol {
 namespace {
 
 using namespace std::string_view_literals;
+using test_wire::Bytes;
+using test_wire::encoded;
 
 // --- tiny byte builders ------------------------------------------------------
 
-struct Bytes {
-  std::string s;
-  Bytes& u8(unsigned v) { s.push_back(static_cast<char>(v)); return *this; }
-  Bytes& i32(std::int64_t v) { return u8((v >> 24) & 0xff).u8((v >> 16) & 0xff).u8((v >> 8) & 0xff).u8(v & 0xff); }
-  Bytes& str(std::string_view v) { s.append(v); s.push_back('\0'); return *this; }
-  Bytes& raw(std::string_view v) { s.append(v); return *this; }
-};
 
 /// A header announcing `length` (which counts itself), then `body`.
 std::string with_length(char type, std::int64_t length, std::string_view body = {}) {
   return Bytes{}.u8(static_cast<unsigned char>(type)).i32(length).raw(body).s;
 }
 
-template <class T>
-std::string encoded(const T& m) {
-  std::string out;
-  encode(m, out);
-  return out;
-}
 
 /// What a server sends for `SELECT id, name FROM t` with three rows, after login.
 std::vector<std::string> backend_messages() {

@@ -13,23 +13,17 @@
 #include "protocol/framer.hpp"
 #include "protocol/messages.hpp"
 #include "protocol/parser.hpp"
+#include "wire_bytes.hpp"
 
 namespace pgwarden::protocol {
 namespace {
 
 using namespace std::string_view_literals;
+using test_wire::Bytes;
+using test_wire::encoded;
 
 // --- tiny byte builders ------------------------------------------------------
 
-/// Appends big-endian fields, as the protocol docs list them.
-struct Bytes {
-  std::string s;
-  Bytes& u8(unsigned v) { s.push_back(static_cast<char>(v)); return *this; }
-  Bytes& i16(int v) { return u8((v >> 8) & 0xff).u8(v & 0xff); }
-  Bytes& i32(std::int64_t v) { return u8((v >> 24) & 0xff).u8((v >> 16) & 0xff).u8((v >> 8) & 0xff).u8(v & 0xff); }
-  Bytes& str(std::string_view v) { s.append(v); s.push_back('\0'); return *this; }
-  Bytes& raw(std::string_view v) { s.append(v); return *this; }
-};
 
 /// Byte1 type, Int32 length (body + 4 + `length_delta`), body.
 std::string typed(char type, const Bytes& body, int length_delta = 0) {
@@ -41,12 +35,6 @@ std::string untyped(const Bytes& body, int length_delta = 0) {
   return Bytes{}.i32(std::int64_t(body.s.size()) + 4 + length_delta).raw(body.s).s;
 }
 
-template <class T>
-std::string encoded(const T& m) {
-  std::string out;
-  encode(m, out);
-  return out;
-}
 
 /// Parses bytes that die with the full expression: only the error code may be
 /// used afterwards, never `out`.
