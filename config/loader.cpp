@@ -189,6 +189,10 @@ void check_tls_and_auth(Reader& r, const Sections& s, const Config& c) {
     r.error(tls_at, "tls.client_cert: verifying client certificates needs tls.ca");
   const auto up_at = mark_of(s.upstream, s.root);
   if (c.upstream.cert.empty() != c.upstream.key.empty()) r.error(up_at, "upstream: cert and key must be given together");
+  if (!c.upstream.unix_socket.empty() && c.upstream.tls != UpstreamTlsMode::Disable &&
+      c.upstream.tls != UpstreamTlsMode::Prefer)
+    r.error(up_at, "upstream.tls: " + std::string(to_string(c.upstream.tls)) +
+                       " cannot be used with upstream.unix_socket: PostgreSQL offers no TLS on its Unix socket");
   if ((c.upstream.tls == UpstreamTlsMode::VerifyCa || c.upstream.tls == UpstreamTlsMode::VerifyFull) && c.upstream.ca.empty())
     r.warning(up_at, "upstream.tls: " + std::string(to_string(c.upstream.tls)) +
                          " without upstream.ca verifies against the system's default trust store");

@@ -61,11 +61,6 @@ void setup_logging() {
 /// serve refuses with a clear message instead.
 std::vector<std::string> unsupported_settings(const config::Config& cfg) {
   std::vector<std::string> out;
-  if (cfg.tls.enabled()) out.push_back("tls: client-side TLS is not available in this build yet");
-  if (cfg.upstream.tls != config::UpstreamTlsMode::Disable && cfg.upstream.tls != config::UpstreamTlsMode::Prefer) {
-    out.push_back("upstream.tls: " + std::string(config::to_string(cfg.upstream.tls)) +
-                  " is not available in this build yet (use disable)");
-  }
   if (cfg.auth.mode == config::AuthMode::Scram) out.push_back("auth: scram is not available in this build yet");
   if (cfg.audit.enabled()) out.push_back("audit.file: the audit log is not available in this build yet");
   if (cfg.admin.listen) out.push_back("admin.listen: the admin HTTP server is not available in this build yet");
@@ -86,10 +81,21 @@ spdlog::level::level_enum log_level(config::LogLevel l) {
   return spdlog::level::info;
 }
 
+/// Builds both TLS contexts from `cfg` into `holder`; false with `error`
+/// when a certificate, key or CA file cannot be used.
+bool load_tls(const config::Config& cfg, TlsHolder& holder, std::string& error) {
+  auto client = make_client_tls(cfg.tls, error);
+  if (!error.empty()) return false;
+  auto upstream = make_upstream_tls(cfg.upstream, error);
+  if (!error.empty()) return false;
+  holder.replace(std::move(client), std::move(upstream));
+  return true;
+}
+
 /// Loads the file again; a valid configuration replaces the one in force
-/// (sessions pick it up from their next statement), an invalid one is
-/// reported and changes nothing.
-void reload(const std::string& path, ConfigHolder& holder) {
+/// (sessions pick it up from their next statement, new connections use the
+/// certificates read now), an invalid one is reported and changes nothing.
+void reload(const std::string& path, ConfigHolder& holder, TlsHolder& tls) {
   config::LoadResult loaded = config::load_config_file(path);
   for (const auto& d : loaded.warnings) spdlog::warn("{}", d.to_string());
   if (!loaded.config) {
@@ -99,6 +105,11 @@ void reload(const std::string& path, ConfigHolder& holder) {
   }
   if (auto missing = unsupported_settings(*loaded.config); !missing.empty()) {
     for (const auto& m : missing) spdlog::error("reload rejected: {}", m);
+    return;
+  }
+  if (std::string error; !load_tls(*loaded.config, tls, error)) {
+    spdlog::error("reload rejected: {}", error);
+    spdlog::error("configuration reload failed; the previous configuration stays in force");
     return;
   }
   holder.replace(loaded.config);
@@ -122,8 +133,10 @@ int serve(const std::string& config_path) {
     return 2;
   }
   spdlog::set_level(log_level(cfg.log.level));
-  if (cfg.upstream.tls == config::UpstreamTlsMode::Prefer) {
-    spdlog::warn("upstream.tls: prefer connects without TLS in this build");
+  TlsHolder tls;
+  if (std::string error; !load_tls(cfg, tls, error)) {
+    std::cerr << cfg.source << ": " << error << "\n";
+    return 2;
   }
 
   CancelRegistry cancels;
@@ -131,6 +144,7 @@ int serve(const std::string& config_path) {
   policy::ClassifyCache classify_cache;
   SessionContext ctx;
   ctx.config = &config_holder;
+  ctx.tls = &tls;
   ctx.classify_cache = &classify_cache;
   ctx.upstream = upstream_target(cfg);
   ctx.max_message_bytes = cfg.limits.max_message_bytes;
@@ -165,7 +179,7 @@ int serve(const std::string& config_path) {
   std::function<void()> wait_reload = [&] {
     reload_signal.async_wait([&](const error_code& ec, int) {
       if (ec) return;
-      reload(config_path, config_holder);
+      reload(config_path, config_holder, tls);
       wait_reload();
     });
   };

@@ -17,6 +17,7 @@ enum class CloseReason {
   StartupTimeout,
   IdleTimeout,
   StartupRefused,     ///< a startup packet we refuse (bad version, injection after SSLRequest)
+  TlsHandshakeFailed, ///< the client's TLS handshake failed
   CancelRequest,      ///< the connection only carried a CancelRequest
   Shutdown,
   ClientWriteError,

@@ -5,6 +5,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "protocol/encoder.hpp"
 #include "protocol/messages.hpp"
 #include "protocol/parser.hpp"
@@ -69,7 +71,7 @@ awaitable<CloseReason> Session::relay_client() {
       }
       pos += f.bytes.size();
     }
-    if (stop == CloseReason::ClientProtocolError) co_return stop;
+    if (stop != CloseReason::None && stop != CloseReason::ClientTerminate) co_return stop;
     if (!client_out_.empty()) {
       auto [ec, n] = co_await server_->write(client_out_.buffers());
       if (ec) co_return CloseReason::ServerWriteError;
@@ -98,6 +100,11 @@ CloseReason Session::on_client_frame(const pq::Frame& f, std::size_t offset, Bat
     case 'B': return gate_bind(f, offset, out);
     case 'F': return gate_function_call(f, offset, out);
     case 'C': forget_statement(f); break;
+    case 'p':
+      if (!authenticated_) {
+        if (const CloseReason r = check_sasl_passthrough(f); r != CloseReason::None) return r;
+      }
+      break;
     case 'S': ++sync_points_sent_; break;
     case 'X': terminated_ = true; break;
     default: break;
@@ -147,6 +154,7 @@ awaitable<CloseReason> Session::relay_server() {
 void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out) {
   switch (f.type) {
     case 'R':  // Authentication*: Int32 code; 0 is AuthenticationOk
+      note_auth_request(f);
       if (f.body().size() >= 4 && pq::read_u32(f.body().data()) == 0) {
         authenticated_ = true;
         client_framer_ = pq::Framer(pq::TypeSet::all_except({'d'}), ctx_.max_message_bytes);
@@ -172,6 +180,38 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
       break;
   }
   out.forward(offset, f.bytes.size());
+}
+
+void Session::note_auth_request(const pq::Frame& f) {
+  if (f.body().size() < 4) return;
+  auth_request_ = static_cast<std::int32_t>(pq::read_u32(f.body().data()));
+  if (auth_request_ != pq::AuthenticationSASL::code) return;
+  pq::AuthenticationSASL sasl;
+  if (pq::parse(f.bytes, sasl)) return;
+  server_offered_plus_ = std::find(sasl.mechanisms.begin(), sasl.mechanisms.end(), "SCRAM-SHA-256-PLUS") !=
+                         sasl.mechanisms.end();
+}
+
+CloseReason Session::check_sasl_passthrough(const pq::Frame& f) {
+  // Relayed SCRAM over two TLS hops cannot succeed, and the server's own
+  // error would not say why: a client binding to pgwarden's certificate
+  // (SCRAM-SHA-256-PLUS) fails the server's binding check, and one saying
+  // it could have bound but was not offered to (gs2 flag 'y') is refused by
+  // the server as a downgrade. Say so before the server sees either.
+  if (auth_request_ != pq::AuthenticationSASL::code || !client_.is_tls() || !server_->is_tls()) {
+    return CloseReason::None;
+  }
+  pq::SaslInitialResponse initial;
+  if (pq::parse(f.bytes, initial)) return CloseReason::None;
+  const bool binds_to_proxy = initial.mechanism == "SCRAM-SHA-256-PLUS";
+  const bool downgrade = server_offered_plus_ && initial.data && initial.data->starts_with("y,");
+  if (!binds_to_proxy && !downgrade) return CloseReason::None;
+  return fail("28000",
+              "pgwarden cannot relay SCRAM authentication when both the client and the server connection use TLS: "
+              "the client's channel binding is bound to pgwarden's certificate, which the server rejects. Configure "
+              "\"auth: scram\" in pgwarden (with auth_file or auth_query), or set upstream.tls: disable, or connect "
+              "with channel_binding=disable",
+              CloseReason::StartupRefused);
 }
 
 void Session::track_parameter(const pq::Frame& f) {

@@ -1,6 +1,7 @@
 #include "proxy/session.hpp"
 
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
 #include "protocol/encoder.hpp"
@@ -23,12 +24,17 @@ constexpr pq::TypeSet server_whole_types = {'R', 'K', 'S', 'Z', 'C', 'E', 'G', '
 constexpr std::size_t max_unauthenticated_message = 64 * 1024;
 /// Largest backend message the session buffers whole (they are all small).
 constexpr std::size_t max_backend_inspected_message = 64u << 20;
+/// First byte of a TLS handshake record: a ClientHello sent without an
+/// SSLRequest (direct TLS). No startup packet can begin with it, since its
+/// length would exceed any packet PostgreSQL accepts.
+constexpr char tls_handshake_record = 0x16;
 }  // namespace
 
 Session::Session(Stream client, tcp::endpoint peer, const SessionContext& ctx)
     : client_(std::move(client)),
       peer_(std::move(peer)),
       ctx_(ctx),
+      client_tls_(ctx.tls ? ctx.tls->client() : nullptr),
       watchdog_timer_(client_.executor()),
       client_framer_(client_whole_types, std::min(ctx.max_message_bytes, max_unauthenticated_message)),
       server_framer_(server_whole_types, max_backend_inspected_message) {
@@ -106,7 +112,8 @@ awaitable<CloseReason> Session::serve() {
   const CloseReason negotiated = co_await negotiate();
   if (negotiated != CloseReason::None) co_return negotiated;
 
-  UpstreamConnection conn = co_await connect_upstream(ctx_.upstream);
+  upstream_tls_ = ctx_.tls ? ctx_.tls->upstream() : nullptr;
+  UpstreamConnection conn = co_await connect_upstream(ctx_.upstream, upstream_tls_);
   if (!conn.stream) {
     spdlog::warn("upstream {} unavailable: {}", ctx_.upstream.describe(), conn.error);
     co_return fail("08006", "pgwarden could not connect to the upstream server at " +
@@ -134,28 +141,43 @@ awaitable<bool> Session::read_client(std::size_t min_free) {
 }
 
 awaitable<CloseReason> Session::negotiate() {
-  // SSLRequest and GSSENCRequest may each precede the StartupMessage once.
+  // SSLRequest and GSSENCRequest may each precede the StartupMessage once;
+  // a TLS ClientHello in place of the first packet is direct TLS.
   for (int round = 0; round < 3; ++round) {
     pq::StartupFrame packet;
     for (;;) {
+      if (round == 0 && !client_in_.empty() && client_in_.data()[0] == tls_handshake_record) {
+        const CloseReason tls = co_await start_tls(true);
+        if (tls != CloseReason::None) co_return tls;
+        break;
+      }
       packet = pq::frame_startup(client_in_.data());
       if (packet.ec || packet.complete) break;
       if (!co_await read_client(64)) co_return CloseReason::ClientClosed;
     }
+    if (client_.is_tls() && round == 0) continue;  // direct TLS: the startup packet follows inside
     if (packet.ec) {
       co_return fail("08P01", "invalid startup packet: " + packet.ec.message());
     }
     switch (packet.kind) {
       case pq::StartupKind::SslRequest:
       case pq::StartupKind::GssEncRequest: {
+        if (client_.is_tls()) co_return fail("08P01", "unsupported frontend protocol: encryption was already negotiated");
         client_in_.consume(packet.bytes.size());
-        auto [ec, n] = co_await client_.write(asio::buffer("N", 1));
-        if (ec) co_return CloseReason::ClientWriteError;
         // Bytes sent before our answer could not have been encrypted: a
         // client that pipelines them is injecting (CVE-2021-23214).
         if (!client_in_.empty()) {
-          co_return fail("08P01", "received unencrypted data after SSL request",
-                         CloseReason::StartupRefused);
+          co_return fail("08P01", "received unencrypted data after SSL request", CloseReason::StartupRefused);
+        }
+        if (packet.kind == pq::StartupKind::SslRequest && client_tls_) {
+          const CloseReason tls = co_await start_tls(false);
+          if (tls != CloseReason::None) co_return tls;
+          continue;
+        }
+        auto [ec, n] = co_await client_.write(asio::buffer("N", 1));
+        if (ec) co_return CloseReason::ClientWriteError;
+        if (!client_in_.empty()) {
+          co_return fail("08P01", "received unencrypted data after SSL request", CloseReason::StartupRefused);
         }
         continue;
       }
@@ -164,6 +186,10 @@ awaitable<CloseReason> Session::negotiate() {
         co_return CloseReason::CancelRequest;
       case pq::StartupKind::Startup:
         break;
+    }
+    if (client_tls_ && client_tls_->required && !client_.is_tls()) {
+      co_return fail("28000", "pgwarden accepts only TLS connections (tls.required); connect with sslmode=require "
+                     "or stronger", CloseReason::StartupRefused);
     }
     pq::StartupMessage startup;
     if (auto ec = pq::parse(packet.bytes, startup)) {
@@ -174,6 +200,42 @@ awaitable<CloseReason> Session::negotiate() {
   co_return fail("08P01", "too many negotiation requests before the startup packet");
 }
 
+awaitable<CloseReason> Session::start_tls(bool direct) {
+  if (!client_tls_) {
+    // Direct TLS to a pgwarden without a certificate: nothing can answer it.
+    co_return CloseReason::StartupRefused;
+  }
+  if (!direct) {
+    auto [ec, n] = co_await client_.write(asio::buffer("S", 1));
+    if (ec) co_return CloseReason::ClientWriteError;
+  }
+  tcp::socket* socket = client_.tcp_socket();
+  if (!socket) co_return CloseReason::StartupRefused;
+  TlsStream tls(std::move(*socket), client_tls_->context);
+  // Direct TLS: the ClientHello is already in our buffer; hand it over.
+  const std::string_view early = direct ? client_in_.data() : std::string_view{};
+  auto [ec, used] = co_await tls.async_handshake(asio::ssl::stream_base::server,
+                                                 asio::buffer(early.data(), early.size()), use_nothrow);
+  client_in_.consume(client_in_.size());
+  if (ec) {
+    spdlog::info("TLS handshake with client {}:{} failed: {}", peer_.address().to_string(), peer_.port(),
+                 describe_tls_failure(ec, tls.native_handle()));
+    client_ = Stream(std::move(tls));
+    co_return CloseReason::TlsHandshakeFailed;
+  }
+  client_ = Stream(std::move(tls));
+  if (direct) {
+    const unsigned char* alpn = nullptr;
+    unsigned int alpn_len = 0;
+    SSL_get0_alpn_selected(client_.tls()->native_handle(), &alpn, &alpn_len);
+    if (std::string_view(reinterpret_cast<const char*>(alpn), alpn_len) != alpn_postgresql) {
+      co_return fail("08P01", "received direct SSL connection request without ALPN protocol negotiation extension",
+                     CloseReason::StartupRefused);
+    }
+  }
+  co_return CloseReason::None;
+}
+
 awaitable<void> Session::cancel_upstream(std::string_view packet) {
   pq::CancelRequest request;
   if (pq::parse(packet, request)) co_return;
@@ -182,7 +244,7 @@ awaitable<void> Session::cancel_upstream(std::string_view packet) {
     spdlog::debug("cancel request for unknown session {}", request.process_id);
     co_return;
   }
-  UpstreamConnection conn = co_await connect_upstream(target->upstream);
+  UpstreamConnection conn = co_await connect_upstream(target->upstream, ctx_.tls ? ctx_.tls->upstream() : nullptr);
   if (!conn.stream) {
     spdlog::warn("could not forward cancel to {}: {}", target->upstream.describe(), conn.error);
     co_return;

@@ -21,6 +21,7 @@
 #include "proxy/cancel_registry.hpp"
 #include "proxy/close_reason.hpp"
 #include "proxy/stream.hpp"
+#include "proxy/tls.hpp"
 #include "proxy/upstream.hpp"
 
 namespace pgwarden::proxy {
@@ -33,6 +34,7 @@ struct SessionContext {
   std::chrono::milliseconds startup_timeout{15000};
   CancelRegistry* cancels = nullptr;
   ConfigHolder* config = nullptr;
+  TlsHolder* tls = nullptr;
   policy::ClassifyCache* classify_cache = nullptr;
 };
 
@@ -54,6 +56,7 @@ class Session {
  private:
   awaitable<CloseReason> serve();
   awaitable<CloseReason> negotiate();
+  awaitable<CloseReason> start_tls(bool direct);
   awaitable<bool> read_client(std::size_t min_free);
   awaitable<CloseReason> relay_client();
   awaitable<CloseReason> relay_server();
@@ -86,10 +89,14 @@ class Session {
   void on_server_frame(const protocol::Frame& f, std::size_t offset, Batch& out);
   bool rewrite_backend_key(const protocol::Frame& f, Batch& out);
   void track_parameter(const protocol::Frame& f);
+  void note_auth_request(const protocol::Frame& f);
+  CloseReason check_sasl_passthrough(const protocol::Frame& f);
 
   Stream client_;
   tcp::endpoint peer_;
   const SessionContext& ctx_;
+  std::shared_ptr<ClientTls> client_tls_;      // taken at accept; kept while the stream lives
+  std::shared_ptr<UpstreamTls> upstream_tls_;  // taken at upstream connect
   std::optional<Stream> server_;
   asio::steady_timer watchdog_timer_;  // startup timeout, then idle timeout
   bool watchdog_poked_ = false;
@@ -132,6 +139,8 @@ class Session {
   std::string fatal_;  // ErrorResponse to send before closing
   std::uint32_t client_process_id_ = 0;  // our BackendKeyData, once issued
   bool authenticated_ = false;  // AuthenticationOk seen
+  std::int32_t auth_request_ = -1;    // the server's last Authentication* code
+  bool server_offered_plus_ = false;  // its AuthenticationSASL listed SCRAM-SHA-256-PLUS
   bool terminated_ = false;     // client sent Terminate
   /// When the session last became idle outside a transaction; max() while busy.
   std::chrono::steady_clock::time_point idle_since_ = std::chrono::steady_clock::time_point::max();

@@ -22,4 +22,13 @@ tcp::socket* Stream::tcp_socket() {
   return nullptr;
 }
 
+awaitable<std::tuple<error_code, std::size_t>> Stream::write_gathered(TlsStream& tls,
+                                                                     std::span<const asio::const_buffer> b) {
+  joined_.clear();
+  for (const auto& piece : b) joined_.append(static_cast<const char*>(piece.data()), piece.size());
+  auto result = co_await asio::async_write(tls, asio::buffer(joined_), use_nothrow);
+  if (joined_.capacity() > 256 * 1024) std::string().swap(joined_);
+  co_return result;
+}
+
 }  // namespace pgwarden::proxy

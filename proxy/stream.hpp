@@ -26,6 +26,9 @@ class Stream {
     return std::visit([&](auto& s) { return s.async_read_some(b, use_nothrow); }, s_);
   }
   awaitable<std::tuple<error_code, std::size_t>> write(std::span<const asio::const_buffer> b) {
+    if (b.size() > 1) {
+      if (auto* tls = std::get_if<TlsStream>(&s_)) return write_gathered(*tls, b);
+    }
     return std::visit([&](auto& s) { return asio::async_write(s, b, use_nothrow); }, s_);
   }
   awaitable<std::tuple<error_code, std::size_t>> write(asio::const_buffer b) {
@@ -43,7 +46,13 @@ class Stream {
   TlsStream* tls() { return std::get_if<TlsStream>(&s_); }
 
  private:
+  /// TLS seals each buffer of a gathered write into records of its own;
+  /// joining them first sends full records and far fewer of them.
+  awaitable<std::tuple<error_code, std::size_t>> write_gathered(TlsStream& tls,
+                                                               std::span<const asio::const_buffer> b);
+
   std::variant<tcp::socket, unix_socket::socket, TlsStream> s_;
+  std::string joined_;  // write_gathered's buffer, kept for reuse
 };
 
 }  // namespace pgwarden::proxy

@@ -8,6 +8,7 @@
 
 #include "proxy/asio.hpp"
 #include "proxy/stream.hpp"
+#include "proxy/tls.hpp"
 
 namespace pgwarden::proxy {
 
@@ -27,10 +28,15 @@ struct UpstreamTarget {
 struct UpstreamConnection {
   std::optional<Stream> stream;
   std::string error;  ///< "connection refused", "timed out after 5000 ms", ...
+  /// The server's certificate, when the connection uses TLS (for
+  /// SCRAM-SHA-256-PLUS channel binding towards the upstream).
+  std::shared_ptr<X509> server_certificate;
 };
 
-/// Opens a plain connection to the upstream (TCP with TCP_NODELAY, or the
-/// Unix socket), bounded by the target's connect timeout.
-awaitable<UpstreamConnection> connect_upstream(const UpstreamTarget& target);
+/// Opens a connection to the upstream (TCP with TCP_NODELAY, or the Unix
+/// socket), then negotiates TLS as `tls` says (libpq's sslmode: prefer falls
+/// back to plaintext when the server declines, require and verify-* fail),
+/// all bounded by the target's connect timeout. `tls` may be null (disable).
+awaitable<UpstreamConnection> connect_upstream(const UpstreamTarget& target, std::shared_ptr<UpstreamTls> tls);
 
 }  // namespace pgwarden::proxy

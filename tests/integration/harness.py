@@ -110,6 +110,41 @@ class Endpoint:
         return psycopg.connect(self.dsn(**kw), autocommit=autocommit)
 
 
+class Pki:
+    """A throwaway certificate authority and the certificates a TLS test needs,
+    made with the openssl command line. Every certificate names localhost and
+    127.0.0.1, so verify-full holds for either."""
+
+    def __init__(self, directory: Path, name: str = "ca"):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.ca_key = self.dir / f"{name}.key"
+        self.ca_cert = self.dir / f"{name}.crt"
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                 "-nodes", "-keyout", self.ca_key, "-out", self.ca_cert, "-days", "2",
+                 "-subj", f"/CN=pgwarden test {name}", "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+
+    def issue(self, name: str, common_name: str = "localhost", client: bool = False,
+              digest: str = "sha256") -> tuple[Path, Path]:
+        """A key and certificate signed by this CA; returns (cert, key) paths."""
+        key, csr, cert = (self.dir / f"{name}.key", self.dir / f"{name}.csr", self.dir / f"{name}.crt")
+        ext = self.dir / f"{name}.ext"
+        usage = "clientAuth" if client else "serverAuth"
+        ext.write_text(f"subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage={usage}\n")
+        _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                 "-keyout", key, "-out", csr, "-subj", f"/CN={common_name}")
+        _openssl("x509", "-req", "-in", csr, "-CA", self.ca_cert, "-CAkey", self.ca_key,
+                 "-CAcreateserial", "-out", cert, "-days", "2", f"-{digest}", "-extfile", ext)
+        key.chmod(0o600)
+        return cert, key
+
+
+def _openssl(*args) -> None:
+    subprocess.run(["openssl", *[str(a) for a in args]], check=True, capture_output=True, timeout=60)
+
+
 class PostgresServer:
     """PostgreSQL 15 in a fresh temporary directory on a free loopback port."""
 
@@ -130,7 +165,10 @@ class PostgresServer:
     def dsn(self) -> str:
         return self.endpoint.dsn()
 
-    def init(self) -> None:
+    def init(self, ssl: Pki | None = None) -> None:
+        """initdb and the harness settings; with `ssl`, TLS on with a
+        certificate from that CA (PostgreSQL then also offers
+        SCRAM-SHA-256-PLUS)."""
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
         self.root.chmod(0o755)
@@ -150,6 +188,14 @@ log_min_messages = fatal
 log_checkpoints = off
 log_connections = off
 """)
+            if ssl is not None:
+                cert, key = ssl.issue("postgres-server")
+                for f in (cert, key, ssl.ca_cert):
+                    shutil.copy(f, self.data / f.name)
+                    if os.geteuid() == 0:
+                        shutil.chown(self.data / f.name, "postgres", "postgres")
+                conf.write(f"ssl = on\nssl_cert_file = '{cert.name}'\nssl_key_file = '{key.name}'\n"
+                           f"ssl_ca_file = '{ssl.ca_cert.name}'\n")
         (self.data / "pg_hba.conf").write_text(f"""# pgwarden integration harness
 local all all                        trust
 host  all {SUPERUSER}  {LOOPBACK}/32 trust
@@ -353,12 +399,18 @@ class ConnectionClosed(Exception):
 class RawClient:
     """Speaks just enough of the protocol to log in and run simple queries."""
 
-    def __init__(self, endpoint: Endpoint, timeout: float = 10.0, rcvbuf: int | None = None):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    def __init__(self, endpoint: Endpoint | None, timeout: float = 10.0, rcvbuf: int | None = None,
+                 sock: socket.socket | None = None):
+        """Connects to `endpoint`, or speaks over `sock` (already connected,
+        e.g. a TLS socket) when given."""
+        if sock is not None:
+            self.sock = sock
+        else:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            if rcvbuf:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.connect((endpoint.host, endpoint.port))
         self.sock.settimeout(timeout)
-        self.sock.connect((endpoint.host, endpoint.port))
         self.buf = bytearray()
         self.backend_key: tuple[int, int] | None = None
         self.parameters: dict[str, str] = {}

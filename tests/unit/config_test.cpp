@@ -204,6 +204,15 @@ TEST(Config, CrossSectionRequirements) {
             "t.yaml:3:7: auth: scram needs auth_file or auth_query to find users' SCRAM secrets");
 }
 
+// PostgreSQL offers no TLS on its Unix socket: requiring it there can never
+// connect, so the configuration says so instead of every client failing.
+TEST(Config, RequiredUpstreamTlsOverUnixSocketIsAnError) {
+  const auto errors = errors_of("listen: 127.0.0.1:6432\nupstream: { unix_socket: /tmp, tls: verify-full }\n");
+  ASSERT_EQ(errors.size(), 1u) << ::testing::PrintToString(errors);
+  EXPECT_THAT(errors[0], HasSubstr("upstream.tls: verify-full cannot be used with upstream.unix_socket"));
+  EXPECT_TRUE(errors_of("listen: 127.0.0.1:6432\nupstream: { unix_socket: /tmp, tls: prefer }\n").empty());
+}
+
 TEST(Units, DurationsAndSizes) {
   EXPECT_EQ(parse_duration("500ms"), 500ms);
   EXPECT_EQ(parse_duration("15s"), 15s);
