@@ -141,7 +141,7 @@ struct ScramVerifier {
   ScramKey stored_key{};
   ScramKey server_key{};
 
-  /// Parses the stored form strictly: canonical base64 with padding, a
+  /// Parses the stored form strictly: base64 with padding and no blanks, a
   /// decimal iteration count from 1 to 2^31-1 without sign or leading zero,
   /// 32-byte keys, nothing after the ServerKey. Fails with InvalidSecret and
   /// a detail naming the part at fault (never echoing the keys).
@@ -277,8 +277,9 @@ struct SaslInitialResponse {
 /// Any failure ends the exchange (08006 for the client: the upstream login failed).
 class ScramClient {
  public:
-  /// `verifier` is the secret `client_key` belongs to (H(ClientKey) is its
-  /// StoredKey); `user` goes into n= (escaped), which PostgreSQL ignores.
+  /// `verifier` is the secret `client_key` belongs to; precondition:
+  /// H(ClientKey) is its StoredKey (true for ScramServer::client_key() and
+  /// verifier()). `user` goes into n= (escaped), which PostgreSQL ignores.
   ScramClient(std::string user, const ScramKey& client_key, ScramVerifier verifier,
               UpstreamChannel channel, NonceSource nonces = random_nonce);
   ~ScramClient();
