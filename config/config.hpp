@@ -70,6 +70,8 @@ struct AuthConfig {
   std::string auth_file;   ///< pgbouncer userlist format (absolute path)
   std::string auth_query;  ///< e.g. SELECT usename, passwd FROM pg_shadow WHERE usename=$1
   std::string auth_user;   ///< the user auth_query runs as
+  /// How long an auth_query answer (a secret, or "no such user") is reused.
+  Duration cache_ttl = std::chrono::seconds(30);
 };
 
 /// Resource limits, each with a documented default.

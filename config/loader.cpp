@@ -84,6 +84,7 @@ void read_auth(Reader& r, const YAML::Node& node, AuthConfig& a) {
     {"auth_file", [&](auto& v) { assign(a.auth_file, r.file_path(v, "auth.auth_file", true)); }},
     {"auth_query", [&](auto& v) { assign(a.auth_query, r.string(v, "auth.auth_query")); }},
     {"auth_user", [&](auto& v) { assign(a.auth_user, r.string(v, "auth.auth_user")); }},
+    {"cache_ttl", [&](auto& v) { assign(a.cache_ttl, r.duration(v, "auth.cache_ttl")); }},
   });
 }
 

@@ -12,6 +12,7 @@
 
 #include "config/config.hpp"
 #include "proxy/build_info.hpp"
+#include "proxy/secret_store.hpp"
 #include "proxy/server.hpp"
 #include "proxy/session.hpp"
 
@@ -61,7 +62,6 @@ void setup_logging() {
 /// serve refuses with a clear message instead.
 std::vector<std::string> unsupported_settings(const config::Config& cfg) {
   std::vector<std::string> out;
-  if (cfg.auth.mode == config::AuthMode::Scram) out.push_back("auth: scram is not available in this build yet");
   if (cfg.audit.enabled()) out.push_back("audit.file: the audit log is not available in this build yet");
   if (cfg.admin.listen) out.push_back("admin.listen: the admin HTTP server is not available in this build yet");
   if (cfg.log.format == config::LogFormat::Json) out.push_back("log.format: json is not available in this build yet");
@@ -92,10 +92,29 @@ bool load_tls(const config::Config& cfg, TlsHolder& holder, std::string& error) 
   return true;
 }
 
+/// Loads the auth_file (when configured) and the auth_query settings into
+/// `store`; false with `error` when the file has errors.
+bool load_secrets(const config::Config& cfg, SecretStore& store, std::string& error) {
+  SecretStore::Settings settings;
+  if (!cfg.auth.auth_file.empty()) {
+    UserlistLoad loaded = load_userlist_file(cfg.auth.auth_file);
+    if (!loaded.ok()) {
+      for (const auto& d : loaded.errors) error += (error.empty() ? "" : "\n") + d.to_string();
+      return false;
+    }
+    settings.userlist = std::move(loaded.userlist);
+  }
+  settings.auth_query = cfg.auth.auth_query;
+  settings.auth_user = cfg.auth.auth_user;
+  settings.cache_ttl = cfg.auth.cache_ttl;
+  store.replace(std::move(settings));
+  return true;
+}
+
 /// Loads the file again; a valid configuration replaces the one in force
 /// (sessions pick it up from their next statement, new connections use the
 /// certificates read now), an invalid one is reported and changes nothing.
-void reload(const std::string& path, ConfigHolder& holder, TlsHolder& tls) {
+void reload(const std::string& path, ConfigHolder& holder, TlsHolder& tls, SecretStore& secrets) {
   config::LoadResult loaded = config::load_config_file(path);
   for (const auto& d : loaded.warnings) spdlog::warn("{}", d.to_string());
   if (!loaded.config) {
@@ -107,7 +126,8 @@ void reload(const std::string& path, ConfigHolder& holder, TlsHolder& tls) {
     for (const auto& m : missing) spdlog::error("reload rejected: {}", m);
     return;
   }
-  if (std::string error; !load_tls(*loaded.config, tls, error)) {
+  std::string error;
+  if (!load_tls(*loaded.config, tls, error) || !load_secrets(*loaded.config, secrets, error)) {
     spdlog::error("reload rejected: {}", error);
     spdlog::error("configuration reload failed; the previous configuration stays in force");
     return;
@@ -134,7 +154,8 @@ int serve(const std::string& config_path) {
   }
   spdlog::set_level(log_level(cfg.log.level));
   TlsHolder tls;
-  if (std::string error; !load_tls(cfg, tls, error)) {
+  SecretStore secrets;
+  if (std::string error; !load_tls(cfg, tls, error) || !load_secrets(cfg, secrets, error)) {
     std::cerr << cfg.source << ": " << error << "\n";
     return 2;
   }
@@ -145,6 +166,7 @@ int serve(const std::string& config_path) {
   SessionContext ctx;
   ctx.config = &config_holder;
   ctx.tls = &tls;
+  ctx.secrets = &secrets;
   ctx.classify_cache = &classify_cache;
   ctx.upstream = upstream_target(cfg);
   ctx.max_message_bytes = cfg.limits.max_message_bytes;
@@ -179,7 +201,7 @@ int serve(const std::string& config_path) {
   std::function<void()> wait_reload = [&] {
     reload_signal.async_wait([&](const error_code& ec, int) {
       if (ec) return;
-      reload(config_path, config_holder, tls);
+      reload(config_path, config_holder, tls, secrets);
       wait_reload();
     });
   };

@@ -15,6 +15,8 @@ std::string_view to_string(CloseReason r) noexcept {
     case CloseReason::IdleTimeout: return "idle_timeout";
     case CloseReason::StartupRefused: return "startup_refused";
     case CloseReason::TlsHandshakeFailed: return "tls_handshake_failed";
+    case CloseReason::AuthenticationFailed: return "authentication_failed";
+    case CloseReason::UpstreamLoginFailed: return "upstream_login_failed";
     case CloseReason::CancelRequest: return "cancel_request";
     case CloseReason::Shutdown: return "shutdown";
     case CloseReason::ClientWriteError: return "client_write_error";

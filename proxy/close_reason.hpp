@@ -18,6 +18,8 @@ enum class CloseReason {
   IdleTimeout,
   StartupRefused,     ///< a startup packet we refuse (bad version, injection after SSLRequest)
   TlsHandshakeFailed, ///< the client's TLS handshake failed
+  AuthenticationFailed, ///< auth: scram, the client did not prove its password
+  UpstreamLoginFailed,  ///< auth: scram, the server refused pgwarden's login as the user
   CancelRequest,      ///< the connection only carried a CancelRequest
   Shutdown,
   ClientWriteError,

@@ -111,6 +111,10 @@ void Session::poke_watchdog() {
 awaitable<CloseReason> Session::serve() {
   const CloseReason negotiated = co_await negotiate();
   if (negotiated != CloseReason::None) co_return negotiated;
+  if (proxy_auth_) {
+    const CloseReason authenticated = co_await authenticate_client();
+    if (authenticated != CloseReason::None) co_return authenticated;
+  }
 
   upstream_tls_ = ctx_.tls ? ctx_.tls->upstream() : nullptr;
   UpstreamConnection conn = co_await connect_upstream(ctx_.upstream, upstream_tls_);
@@ -122,11 +126,13 @@ awaitable<CloseReason> Session::serve() {
   }
   server_.emplace(std::move(*conn.stream));
 
-  // Forward the StartupMessage exactly as the client sent it.
-  const auto packet = pq::frame_startup(client_in_.data());
-  auto [ec, n] = co_await server_->write(asio::buffer(packet.bytes.data(), packet.bytes.size()));
+  auto [ec, n] = co_await server_->write(asio::buffer(startup_packet_));
   if (ec) co_return CloseReason::ServerWriteError;
-  client_in_.consume(packet.bytes.size());
+  std::string().swap(startup_packet_);
+  if (proxy_auth_) {
+    const CloseReason login = co_await login_upstream(std::move(conn.server_certificate));
+    if (login != CloseReason::None) co_return login;
+  }
 
   auto result = co_await (relay_client() || relay_server());
   co_return std::visit([](CloseReason r) { return r; }, result);
@@ -195,7 +201,11 @@ awaitable<CloseReason> Session::negotiate() {
     if (auto ec = pq::parse(packet.bytes, startup)) {
       co_return fail("08P01", "invalid startup packet: " + ec.message());
     }
-    co_return check_connect(startup);
+    if (const CloseReason refused = check_connect(startup); refused != CloseReason::None) co_return refused;
+    proxy_auth_ = config_->auth.mode == config::AuthMode::Scram;
+    prepare_upstream_startup(startup, packet.bytes);
+    client_in_.consume(packet.bytes.size());
+    co_return CloseReason::None;
   }
   co_return fail("08P01", "too many negotiation requests before the startup packet");
 }
@@ -244,7 +254,8 @@ awaitable<void> Session::cancel_upstream(std::string_view packet) {
     spdlog::debug("cancel request for unknown session {}", request.process_id);
     co_return;
   }
-  UpstreamConnection conn = co_await connect_upstream(target->upstream, ctx_.tls ? ctx_.tls->upstream() : nullptr);
+  std::shared_ptr<UpstreamTls> tls = ctx_.tls ? ctx_.tls->upstream() : nullptr;  // named: see authenticate_client
+  UpstreamConnection conn = co_await connect_upstream(target->upstream, std::move(tls));
   if (!conn.stream) {
     spdlog::warn("could not forward cancel to {}: {}", target->upstream.describe(), conn.error);
     co_return;

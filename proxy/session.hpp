@@ -20,6 +20,7 @@
 #include "proxy/byte_buffer.hpp"
 #include "proxy/cancel_registry.hpp"
 #include "proxy/close_reason.hpp"
+#include "proxy/scram.hpp"
 #include "proxy/stream.hpp"
 #include "proxy/tls.hpp"
 #include "proxy/upstream.hpp"
@@ -35,6 +36,7 @@ struct SessionContext {
   CancelRegistry* cancels = nullptr;
   ConfigHolder* config = nullptr;
   TlsHolder* tls = nullptr;
+  class SecretStore* secrets = nullptr;  ///< for auth: scram
   policy::ClassifyCache* classify_cache = nullptr;
 };
 
@@ -57,6 +59,17 @@ class Session {
   awaitable<CloseReason> serve();
   awaitable<CloseReason> negotiate();
   awaitable<CloseReason> start_tls(bool direct);
+
+  // auth: scram (authenticate.cpp).
+  void prepare_upstream_startup(const protocol::StartupMessage& startup, std::string_view original);
+  awaitable<CloseReason> authenticate_client();
+  awaitable<CloseReason> authenticate_scram(class MessageReader& reader);
+  awaitable<CloseReason> authenticate_md5(class MessageReader& reader);
+  awaitable<std::optional<protocol::Frame>> read_password_message(class MessageReader& reader);
+  awaitable<CloseReason> login_upstream(std::shared_ptr<X509> server_certificate);
+  awaitable<CloseReason> admit_client();
+  CloseReason fail_auth(const AuthFailure& failure);
+  CloseReason upstream_login_failed(std::string_view why);
   awaitable<bool> read_client(std::size_t min_free);
   awaitable<CloseReason> relay_client();
   awaitable<CloseReason> relay_server();
@@ -139,6 +152,12 @@ class Session {
   std::string fatal_;  // ErrorResponse to send before closing
   std::uint32_t client_process_id_ = 0;  // our BackendKeyData, once issued
   bool authenticated_ = false;  // AuthenticationOk seen
+  bool proxy_auth_ = false;            // auth: scram (pgwarden authenticates the client)
+  std::string startup_packet_;        // what the upstream gets as StartupMessage
+  std::string negotiate_reply_;       // NegotiateProtocolVersion pgwarden owes the client
+  std::unique_ptr<ScramServer> scram_;  // the client's verified SCRAM exchange
+  std::string md5_secret_;            // or the md5 secret it proved
+  std::string server_final_;          // SASLFinal the client gets once the server let us in
   std::int32_t auth_request_ = -1;    // the server's last Authentication* code
   bool server_offered_plus_ = false;  // its AuthenticationSASL listed SCRAM-SHA-256-PLUS
   bool terminated_ = false;     // client sent Terminate

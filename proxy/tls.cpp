@@ -1,5 +1,7 @@
 #include "proxy/tls.hpp"
 
+#include "proxy/scram.hpp"
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -97,6 +99,8 @@ std::shared_ptr<ClientTls> make_client_tls(const config::TlsConfig& cfg, std::st
       break;
   }
   SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr);
+  // Ed25519 certificates have no tls-server-end-point hash: then no PLUS.
+  if (auto hash = tls_server_end_point(SSL_CTX_get0_certificate(ctx))) tls->end_point_hash = std::move(*hash);
   return tls;
 }
 

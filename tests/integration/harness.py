@@ -165,10 +165,10 @@ class PostgresServer:
     def dsn(self) -> str:
         return self.endpoint.dsn()
 
-    def init(self, ssl: Pki | None = None) -> None:
+    def init(self, ssl: Pki | None = None, extra_conf: str = "") -> None:
         """initdb and the harness settings; with `ssl`, TLS on with a
         certificate from that CA (PostgreSQL then also offers
-        SCRAM-SHA-256-PLUS)."""
+        SCRAM-SHA-256-PLUS); `extra_conf` is appended to postgresql.conf."""
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
         self.root.chmod(0o755)
@@ -196,6 +196,7 @@ log_connections = off
                         shutil.chown(self.data / f.name, "postgres", "postgres")
                 conf.write(f"ssl = on\nssl_cert_file = '{cert.name}'\nssl_key_file = '{key.name}'\n"
                            f"ssl_ca_file = '{ssl.ca_cert.name}'\n")
+            conf.write(extra_conf)
         (self.data / "pg_hba.conf").write_text(f"""# pgwarden integration harness
 local all all                        trust
 host  all {SUPERUSER}  {LOOPBACK}/32 trust

@@ -26,7 +26,7 @@ import asyncpg
 import psycopg
 import pytest
 
-from harness import MD5_PASSWORD, MD5_USER, SUPERUSER, Pki, PostgresServer, client_env
+from harness import MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD, SCRAM_USER, SUPERUSER, Pki, PostgresServer, client_env
 
 pytestmark = pytest.mark.proxy_only
 
@@ -53,18 +53,21 @@ def passthrough(_workdir: Path, _server: PostgresServer) -> str:
     return "auth: passthrough\n"
 
 
+def scram_auth_file(workdir: Path, server: PostgresServer) -> str:
+    """auth: scram with scram_user's stored secret (pg_authid.rolpassword)
+    in an auth_file, so pgwarden itself verifies the drivers' SCRAM
+    (channel binding included, to pgwarden's certificate) and logs into the
+    TLS server with the recovered ClientKey."""
+    secret = server.psql_admin(f"SELECT rolpassword FROM pg_authid WHERE rolname = '{SCRAM_USER}'").strip()
+    path = workdir / "drivers-userlist.txt"
+    path.write_text(f'"{SCRAM_USER}" "{secret}"\n')
+    return f"auth: {{ mode: scram, auth_file: {path} }}\n"
+
+
 PROXY_MODES = [
     ProxyMode("passthrough-trust", passthrough, SUPERUSER, None),
     ProxyMode("passthrough-md5", passthrough, MD5_USER, MD5_PASSWORD),
-    # `auth: scram` plugs in here, with no other change to the tests:
-    #   ProxyMode("scram", scram_auth_file, SCRAM_USER, SCRAM_PASSWORD),
-    # where scram_auth_file(workdir, server) reads scram_user's verifier from
-    # the server (SELECT rolpassword FROM pg_authid), writes it to
-    # workdir / "userlist.txt" in pgbouncer's format ("user" "SCRAM-SHA-256$..."),
-    # and returns f"auth: {{ mode: scram, auth_file: {path} }}\n". scram_user
-    # already has the grants (fresh_table). With it, the drivers' default
-    # channel binding (libpq's prefer, asyncpg and node-postgres as they
-    # negotiate) binds to pgwarden's certificate on the client hop.
+    ProxyMode("scram", scram_auth_file, SCRAM_USER, SCRAM_PASSWORD),
 ]
 
 
