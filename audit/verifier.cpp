@@ -22,6 +22,12 @@ std::string name_of(const std::string& path) {
   return name;
 }
 
+/// "record 5" or "records 5..7".
+std::string records_text(std::uint64_t first, std::uint64_t last) {
+  if (first == last) return "record " + std::to_string(first);
+  return "records " + std::to_string(first) + ".." + std::to_string(last);
+}
+
 std::string_view string_at(const json::object& o, std::string_view key) {
   const json::value* v = o.if_contains(key);
   return v && v->is_string() ? std::string_view(v->get_string()) : std::string_view{};
@@ -194,8 +200,9 @@ bool Verifier::check_link(const Record& r, std::uint64_t n) {
     } else {
       gap_ = Gap{prev_.seq + 1, seq, file_, n};
       fail(Problem::Deleted, n, prev_.seq + 1,
-           "seq " + std::to_string(seq) + " where seq " + expected + " was expected: records " + expected + ".." +
-               std::to_string(seq - 1) + " are missing (deleted)");
+           "seq " + std::to_string(seq) + " where seq " + expected + " was expected: " +
+               records_text(prev_.seq + 1, seq - 1) + (seq - 1 == prev_.seq + 1 ? " is" : " are") +
+               " missing (deleted)");
     }
     return false;
   }
@@ -211,7 +218,7 @@ bool Verifier::check_link(const Record& r, std::uint64_t n) {
 bool Verifier::check_file_link(const Record& r, std::uint64_t n) {
   const std::string last = std::to_string(prev_.seq);
   const std::string from = std::to_string(r.previous_seq);
-  const std::string missing = std::to_string(prev_.seq + 1) + ".." + from;
+  const std::string missing = records_text(prev_.seq + 1, r.previous_seq);
   if (r.previous_seq < prev_.seq)
     fail(Problem::Reordered, n, r.head.seq,
          "this file continues from seq " + from + " but the records before it reach seq " + last +
@@ -219,12 +226,11 @@ bool Verifier::check_file_link(const Record& r, std::uint64_t n) {
   else if (r.previous_file == name_of(prev_file_))
     fail(Problem::Deleted, n, prev_.seq + 1,
          "this file continues from seq " + from + " of " + r.previous_file + ", which ends at seq " + last +
-             ": records " + missing + " were deleted from its end");
+             ": " + missing + (prev_.seq + 1 == r.previous_seq ? " was" : " were") + " deleted from its end");
   else
     fail(Problem::MissingFile, n, prev_.seq + 1,
          "this file continues from seq " + from + " in " + r.previous_file + ", but the files before it end at seq " +
-             last + " (" + prev_file_ + "): " + r.previous_file + " (records " + missing +
-             ") is missing from the sequence");
+             last + " (" + prev_file_ + "): " + r.previous_file + " (" + missing + ") is missing from the sequence");
   return false;
 }
 
