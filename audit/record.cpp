@@ -14,7 +14,7 @@ void begin(JsonWriter& w, std::string_view event, Clock::time_point time) {
   w.begin_object();
   w.member("schema_version", schema_version);
   w.key("time");
-  w.plain_fill([t = or_now(time)](std::string& out) { append_rfc3339(out, t); });
+  w.plain_fill([t = or_now(time)](RecordBuffer& out) { out.commit_to(write_rfc3339(out.prepare(rfc3339_size), t)); });
   w.key("event");
   w.plain_value(event);
 }
@@ -55,7 +55,7 @@ void parameter_members(JsonWriter& w, std::span<const Parameter> params, Paramet
     } else if (p.binary) {
       w.begin_object();
       w.key("binary");
-      w.plain_fill([&p](std::string& out) { append_hex(out, p.value); });
+      w.plain_fill([&p](RecordBuffer& out) { append_hex(out, p.value); });
       w.end_object();
     } else {
       w.value(p.value);
@@ -108,7 +108,7 @@ std::string_view to_string(CheckpointReason r) noexcept {
   return "start";
 }
 
-void encode(const SessionFields& s, std::string_view event, const SessionEventRecord& r, std::string& out) {
+void encode(const SessionFields& s, std::string_view event, const SessionEventRecord& r, RecordBuffer& out) {
   JsonWriter w(out);
   begin(w, event, r.time);
   session_members(w, s);
@@ -118,7 +118,7 @@ void encode(const SessionFields& s, std::string_view event, const SessionEventRe
   w.end_object();
 }
 
-void encode(const SessionFields& s, const StatementRecord& r, const EncodeOptions& o, std::string& out) {
+void encode(const SessionFields& s, const StatementRecord& r, const EncodeOptions& o, RecordBuffer& out) {
   JsonWriter w(out);
   begin(w, event::statement, r.time);
   session_members(w, s);
@@ -146,7 +146,7 @@ void encode(const SessionFields& s, const StatementRecord& r, const EncodeOption
   w.end_object();
 }
 
-void encode(const SessionFields& s, const StatementResultRecord& r, std::string& out) {
+void encode(const SessionFields& s, const StatementResultRecord& r, RecordBuffer& out) {
   JsonWriter w(out);
   begin(w, event::statement_result, r.time);
   session_members(w, s);
@@ -155,7 +155,7 @@ void encode(const SessionFields& s, const StatementResultRecord& r, std::string&
   w.end_object();
 }
 
-void encode(const SessionFields& s, const SessionEndRecord& r, std::string& out) {
+void encode(const SessionFields& s, const SessionEndRecord& r, RecordBuffer& out) {
   JsonWriter w(out);
   begin(w, event::session_end, r.time);
   session_members(w, s);
@@ -167,7 +167,7 @@ void encode(const SessionFields& s, const SessionEndRecord& r, std::string& out)
   w.end_object();
 }
 
-void encode(const SessionFields& target, const CancelRecord& r, std::string& out) {
+void encode(const SessionFields& target, const CancelRecord& r, RecordBuffer& out) {
   JsonWriter w(out);
   begin(w, event::cancel, r.time);
   session_members(w, target);
@@ -177,7 +177,7 @@ void encode(const SessionFields& target, const CancelRecord& r, std::string& out
   w.end_object();
 }
 
-void encode(const ConfigReloadRecord& r, std::string& out) {
+void encode(const ConfigReloadRecord& r, RecordBuffer& out) {
   JsonWriter w(out);
   begin(w, event::config_reload, r.time);
   w.member("config_file", r.config_file);
@@ -186,7 +186,7 @@ void encode(const ConfigReloadRecord& r, std::string& out) {
   w.end_object();
 }
 
-void encode(const CheckpointRecord& r, std::string& out) {
+void encode(const CheckpointRecord& r, RecordBuffer& out) {
   JsonWriter w(out);
   begin(w, event::checkpoint, r.time);
   w.member("reason", to_string(r.reason));
@@ -196,7 +196,7 @@ void encode(const CheckpointRecord& r, std::string& out) {
   if (r.reason == CheckpointReason::Recover) {
     w.member("error", r.error);
     w.key("failed_since");
-    w.plain_fill([&r](std::string& out) { append_rfc3339(out, r.failed_since); });
+    w.plain_fill([&r](RecordBuffer& out) { out.commit_to(write_rfc3339(out.prepare(rfc3339_size), r.failed_since)); });
     w.member("records_lost", r.records_lost);
   }
   w.end_object();

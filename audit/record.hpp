@@ -4,13 +4,14 @@
 /// a record body: a JSON object without `seq`, `prev_hash`, `hash` and `hmac`,
 /// which the writer thread adds when it chains the record. The structs
 /// borrow everything they name, so filling one copies nothing; the encoders
-/// append to a caller-owned buffer the session reuses for every record.
+/// write to a caller-owned RecordBuffer reused for every record.
 
 #include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
 
+#include "audit/record_buffer.hpp"
 #include "audit/time_format.hpp"
 
 namespace pgwarden::audit {
@@ -156,14 +157,14 @@ struct CheckpointRecord {
   std::uint64_t records_lost = 0;
 };
 
-/// Each encoder replaces `out` with the record body (capacity is kept).
-void encode(const SessionFields& s, std::string_view event, const SessionEventRecord& r, std::string& out);
-void encode(const SessionFields& s, const StatementRecord& r, const EncodeOptions& o, std::string& out);
-void encode(const SessionFields& s, const StatementResultRecord& r, std::string& out);
-void encode(const SessionFields& s, const SessionEndRecord& r, std::string& out);
-void encode(const SessionFields& target, const CancelRecord& r, std::string& out);
-void encode(const ConfigReloadRecord& r, std::string& out);
-void encode(const CheckpointRecord& r, std::string& out);
+/// Each encoder replaces the contents of `out` with the record body.
+void encode(const SessionFields& s, std::string_view event, const SessionEventRecord& r, RecordBuffer& out);
+void encode(const SessionFields& s, const StatementRecord& r, const EncodeOptions& o, RecordBuffer& out);
+void encode(const SessionFields& s, const StatementResultRecord& r, RecordBuffer& out);
+void encode(const SessionFields& s, const SessionEndRecord& r, RecordBuffer& out);
+void encode(const SessionFields& target, const CancelRecord& r, RecordBuffer& out);
+void encode(const ConfigReloadRecord& r, RecordBuffer& out);
+void encode(const CheckpointRecord& r, RecordBuffer& out);
 
 /// Event names, as written.
 namespace event {

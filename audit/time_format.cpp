@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cstdint>
+#include <cstring>
 
 namespace pgwarden::audit {
 namespace {
@@ -85,7 +86,7 @@ bool read_offset(std::string_view t, std::size_t& pos, minutes& out) {
 
 }  // namespace
 
-void append_rfc3339(std::string& out, Clock::time_point t) {
+char* write_rfc3339(char* out, Clock::time_point t) {
   // Encoding happens for every record; the date and time of day change once a second.
   thread_local sys_seconds cached_second{seconds(-1)};
   thread_local char cached[19];
@@ -95,10 +96,16 @@ void append_rfc3339(std::string& out, Clock::time_point t) {
     format_second(cached, s);
     cached_second = s;
   }
-  char frac[9] = {'.', 0, 0, 0, 0, 0, 0, 'Z', 0};
-  put_digits(frac + 1, static_cast<unsigned>((us - s).count()), 6);
-  out.append(cached, sizeof cached);
-  out.append(frac, 8);
+  std::memcpy(out, cached, sizeof cached);
+  out[19] = '.';
+  put_digits(out + 20, static_cast<unsigned>((us - s).count()), 6);
+  out[26] = 'Z';
+  return out + rfc3339_size;
+}
+
+void append_rfc3339(std::string& out, Clock::time_point t) {
+  char buf[rfc3339_size];
+  out.append(buf, write_rfc3339(buf, t));
 }
 
 bool parse_rfc3339(std::string_view t, Micros& out) {

@@ -24,15 +24,16 @@ using namespace std::chrono_literals;
 
 /// The string `s` becomes once written as JSON and parsed back.
 std::string round_trip(std::string_view s) {
-  std::string out;
+  RecordBuffer out;
   append_json_string(out, s);
   std::error_code ec;
-  json::value v = json::parse(out, ec);
-  EXPECT_FALSE(ec) << "not valid JSON: " << out;
+  json::value v = json::parse(out.view(), ec);
+  EXPECT_FALSE(ec) << "not valid JSON: " << out.view();
   return ec || !v.is_string() ? std::string("<invalid>") : std::string(v.get_string());
 }
 
-json::object parse_object(const std::string& body) {
+json::object parse_object(const RecordBuffer& buffer) {
+  const std::string_view body = buffer.view();
   std::error_code ec;
   json::value v = json::parse(body, ec);
   EXPECT_FALSE(ec) << body;
@@ -59,6 +60,19 @@ TEST(AuditJson, InvalidUtf8BecomesReplacementCharacters) {
   EXPECT_EQ(round_trip("end\xe2\x82"), "end" + fffd + fffd);           // truncated sequence
   EXPECT_EQ(round_trip("\xf4\x90\x80\x80"), fffd + fffd + fffd + fffd);  // above U+10FFFF
   EXPECT_EQ(round_trip("\xff"), fffd);
+}
+
+// Plain text is copied eight bytes at a time; a byte that needs escaping is
+// found at every position of such a word.
+TEST(AuditJson, EscapesASpecialByteAtEveryOffset) {
+  for (const std::string special : {"\"", "\\", "\x01", "\x1f", "\x7f", "\xff", "\xc3\xa9"}) {
+    for (std::size_t at = 0; at < 17; ++at) {
+      std::string s(17, 'a');
+      s.replace(at, 1, special);
+      const std::string expected = special == "\xff" ? std::string(s).replace(at, 1, "\xef\xbf\xbd") : s;
+      EXPECT_EQ(round_trip(s), expected) << "special byte at " << at;
+    }
+  }
 }
 
 // Timestamps are RFC 3339 UTC with microseconds and parse back to the same instant.
@@ -96,7 +110,7 @@ TEST(AuditRecord, StatementRecordCarriesDecisionObjectsAndOutcome) {
   r.rule = "juniors-read-only";
   r.alert = true;
   r.outcome = &outcome;
-  std::string body;
+  RecordBuffer body;
   encode(testing::alice_session(), r, EncodeOptions{}, body);
   const json::object o = parse_object(body);
   EXPECT_EQ(o.at("schema_version").as_int64(), 1);
@@ -127,7 +141,7 @@ TEST(AuditRecord, StatementBeforeItRunsSaysResultFollows) {
   r.protocol = Protocol::Extended;
   r.text = "SELECT $1";
   r.statement_name = "s1";
-  std::string body;
+  RecordBuffer body;
   encode(testing::alice_session(), r, EncodeOptions{}, body);
   json::object o = parse_object(body);
   EXPECT_EQ(o.at("result_follows").as_bool(), true);
@@ -155,21 +169,21 @@ TEST(AuditRecord, ParametersFollowTheConfiguredMode) {
   r.protocol = Protocol::Extended;
   r.text = "SELECT $1, $2, $3";
   r.parameters = params;
-  std::string body;
+  RecordBuffer body;
   encode(testing::alice_session(), r, EncodeOptions{ParameterMode::None, false}, body);
   EXPECT_FALSE(parse_object(body).contains("parameter_count"));
   encode(testing::alice_session(), r, EncodeOptions{ParameterMode::Redacted, false}, body);
   json::object o = parse_object(body);
   EXPECT_EQ(o.at("parameter_count").as_int64(), 3);
   EXPECT_FALSE(o.contains("parameters"));
-  EXPECT_EQ(body.find("42"), std::string::npos);
+  EXPECT_EQ(body.view().find("42"), std::string::npos);
   encode(testing::alice_session(), r, EncodeOptions{ParameterMode::Full, false}, body);
   EXPECT_EQ(json::serialize(parse_object(body).at("parameters")), R"(["42",null,{"binary":"01ff"}])");
 }
 
 // Every other event encodes to a valid object with its own fields.
 TEST(AuditRecord, SessionEventsEncodeTheirFields) {
-  std::string body;
+  RecordBuffer body;
   SessionEventRecord fail;
   fail.sqlstate = "28P01";
   fail.message = "password authentication failed for user \"alice\"";
@@ -237,9 +251,9 @@ TEST(AuditRedact, LiteralRedactionReplacesEveryConstant) {
 TEST(AuditRecord, StatementTextIsRedactedInTheRecord) {
   StatementRecord r;
   r.text = "ALTER ROLE bob PASSWORD 'hunter2'";
-  std::string body;
+  RecordBuffer body;
   encode(testing::alice_session(), r, EncodeOptions{}, body);
-  EXPECT_EQ(body.find("hunter2"), std::string::npos);
+  EXPECT_EQ(body.view().find("hunter2"), std::string::npos);
   EXPECT_EQ(parse_object(body).at("text").as_string(), "ALTER ROLE bob PASSWORD '***'");
   r.text = "SELECT * FROM t WHERE id = 42";
   encode(testing::alice_session(), r, EncodeOptions{ParameterMode::None, true}, body);

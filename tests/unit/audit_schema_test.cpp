@@ -2,6 +2,13 @@
 // records of every event, as chained lines, validate against it, and a
 // record missing a field or with a wrong type does not.
 
+// GCC 12 with sanitizers reports std::regex's internal std::function as
+// maybe-uninitialized (a false positive in libstdc++'s headers); the pragma
+// must precede the includes to cover them.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
@@ -113,9 +120,9 @@ std::vector<std::string> every_kind_of_record() {
   const SessionFields s = alice_session();
   std::vector<std::string> bodies;
   const auto add = [&bodies](const auto&... fields) {
-    std::string body;
+    RecordBuffer body;
     encode(fields..., body);
-    bodies.push_back(body);
+    bodies.emplace_back(body.view());
   };
   add(s, event::session_start, SessionEventRecord{});
   add(s, event::auth_ok, SessionEventRecord{{}, "passthrough", {}, {}});

@@ -57,9 +57,9 @@ std::string body_of(const Statement& st) {
   r.decision = st.decision;
   r.rule = st.rule;
   if (!st.result_follows) r.outcome = st.decision == Decision::Deny ? &denied : &ok;
-  std::string body;
+  RecordBuffer body;
   encode(st.session, r, EncodeOptions{}, body);
-  return body;
+  return std::string(body.view());
 }
 
 /// alice: a read, a denied delete, a statement logged before it ran and its
@@ -68,7 +68,7 @@ class AuditSearch : public ::testing::Test {
  protected:
   void SetUp() override {
     auto log = open_log(test_options(dir_.file("pgwarden.jsonl")));
-    std::string body;
+    RecordBuffer body;
     encode(alice_session(), event::session_start, SessionEventRecord{kNoon, {}, {}, {}}, body);
     submit(*log, body);
     submit(*log, body_of({alice_session(), 1, "SELECT * FROM accounts", {"SELECT"}, {"READ"}}));
@@ -86,7 +86,8 @@ class AuditSearch : public ::testing::Test {
     log->close();
   }
 
-  static void submit(AuditLog& log, const std::string& body) { ASSERT_EQ(log.submit(body), Admission::Accepted); }
+  static void submit(AuditLog& log, std::string_view body) { ASSERT_EQ(log.submit(body), Admission::Accepted); }
+  static void submit(AuditLog& log, const RecordBuffer& body) { submit(log, body.view()); }
 
   /// run_search over the log with `request` (files filled in); jsonl lines parsed.
   std::vector<json::object> search(SearchRequest request) {

@@ -121,9 +121,9 @@ inline std::string statement_body(std::string_view text, std::uint64_t id = 1,
   r.classes = classes;
   r.decision = decision;
   r.outcome = &outcome;
-  std::string body;
+  RecordBuffer body;
   encode(s, r, EncodeOptions{}, body);
-  return body;
+  return std::string(body.view());
 }
 
 /// Submits `body` and waits until the writer settled it; true when written.
