@@ -73,9 +73,10 @@ bool AuditLog::has_room() const {
   return queued_records_ < options_.queue_records && (queued_records_ == 0 || queued_bytes_ < options_.queue_bytes);
 }
 
-Admission AuditLog::submit(std::string_view body, Ticket* ticket) {
+Admission AuditLog::submit(std::string_view body, Ticket* ticket, Purpose purpose) {
   std::unique_lock lock(mu_);
-  if (stopping_ || (options_.on_failure == OnFailure::Block && !writable_.load(std::memory_order_relaxed))) {
+  const bool refuse_gates = options_.on_failure == OnFailure::Block && !writable_.load(std::memory_order_relaxed);
+  if (stopping_ || (purpose == Purpose::Gate && refuse_gates)) {
     lock.unlock();
     stats_.submits_refused.fetch_add(1, std::memory_order_relaxed);
     return Admission::Refused;

@@ -43,7 +43,19 @@ using Ticket = std::uint64_t;
 enum class Admission : std::uint8_t {
   Accepted,
   Full,     ///< the queue is at capacity: wait for when_space(), then submit again
-  Refused,  ///< the log cannot write (on_failure: block) or is closed
+  Refused,  ///< a Gate record while the file fails in block mode, or the log is closed
+};
+
+/// What a record stands for, which decides whether a failing file refuses it.
+enum class Purpose : std::uint8_t {
+  /// Reports what already happened (an outcome, a session's end, a statement
+  /// that ran, in buffered durability): never refused because the file
+  /// fails, since refusing would lose it; kept and retried in block mode.
+  Fact,
+  /// Lets something happen (a statement about to be forwarded, in synced
+  /// durability): Refused while the file fails in block mode, so the proxy
+  /// refuses the statement instead.
+  Gate,
 };
 
 class AuditLog {
@@ -59,7 +71,7 @@ class AuditLog {
 
   /// Queues one record body (a JSON object from one of the encode()
   /// functions). Never blocks; `ticket` (optional) receives the record's ticket.
-  Admission submit(std::string_view body, Ticket* ticket = nullptr);
+  Admission submit(std::string_view body, Ticket* ticket = nullptr, Purpose purpose = Purpose::Fact);
 
   /// Calls `done(ok)` once the record `ticket` is written (buffered) or
   /// written and fdatasync'ed (synced); ok is false when it was dropped, or
@@ -73,7 +85,8 @@ class AuditLog {
   void when_space(std::function<void()> ready);
 
   /// False while the file cannot be written (disk full, permission, deleted
-  /// file or directory): for /readyz, and why submit() refuses in block mode.
+  /// file or directory): for /readyz, and what a session checks before it
+  /// forwards a statement in buffered durability and block mode.
   bool writable() const { return writable_.load(std::memory_order_acquire); }
 
   const Stats& stats() const { return stats_; }

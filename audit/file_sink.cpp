@@ -95,7 +95,8 @@ std::error_code FileSink::move_aside_active(std::string& moved) {
   return sync_directory(files_.directory());
 }
 
-std::error_code FileSink::begin_file(CheckpointReason reason, const FailureEpisode* episode) {
+/// Encodes the checkpoint that links a new file to head_; returns its time.
+Clock::time_point FileSink::encode_checkpoint(CheckpointReason reason, const FailureEpisode* episode) {
   CheckpointRecord cp;
   cp.time = options_.clock();
   cp.reason = reason;
@@ -109,7 +110,11 @@ std::error_code FileSink::begin_file(CheckpointReason reason, const FailureEpiso
     cp.records_lost = episode->records_lost;
   }
   encode(cp, body_);
+  return cp.time;
+}
 
+std::error_code FileSink::begin_file(CheckpointReason reason, const FailureEpisode* episode) {
+  const Clock::time_point time = encode_checkpoint(reason, episode);
   const std::string& path = files_.active_path();
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640);
   if (fd < 0) return fail(errno_code(), "create", path);
@@ -122,7 +127,7 @@ std::error_code FileSink::begin_file(CheckpointReason reason, const FailureEpiso
   records_ = 0;
   out_.clear();
   ChainHead h = head_;
-  hasher_.append_line(body_, h, out_);
+  hasher_.append_line(body_.view(), h, out_);
   std::error_code ec = write_out(true);
   if (!ec && (ec = sync_directory(files_.directory()))) fail(ec, "fsync directory", files_.directory());
   if (ec) {
@@ -133,7 +138,7 @@ std::error_code FileSink::begin_file(CheckpointReason reason, const FailureEpiso
   size_ = out_.size();
   head_ = h;
   head_file_ = files_.active_name();
-  opened_at_ = cp.time;
+  opened_at_ = time;
   stats_.records_written.fetch_add(1, std::memory_order_relaxed);
   return {};
 }

@@ -68,6 +68,7 @@ class FileSink {
   const std::string& last_error() const { return last_error_; }
 
  private:
+  Clock::time_point encode_checkpoint(CheckpointReason reason, const FailureEpisode* episode);
   std::error_code begin_file(CheckpointReason reason, const FailureEpisode* episode);
   std::error_code rotate(CheckpointReason reason);
   std::error_code move_aside_active(std::string& moved);
@@ -94,7 +95,7 @@ class FileSink {
   Clock::time_point opened_at_{};
   bool broken_ = false;
   std::string last_error_;
-  std::string body_;  ///< checkpoint body, reused
+  RecordBuffer body_;  ///< checkpoint body, reused
   std::string out_;   ///< lines of one write, reused
 };
 

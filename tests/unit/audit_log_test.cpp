@@ -217,7 +217,8 @@ TEST(AuditLog, FullQueueIsBackpressureNotLoss) {
 }
 
 // on_failure: block. The directory disappears: the session waiting for its
-// record hears "not durable", new records are refused, and once the
+// record hears "not durable", records that would let a statement run are
+// refused while records of what already happened are kept, and once the
 // directory is back the log recovers by itself and writes every record it
 // had accepted; the new file verifies.
 TEST(AuditLog, BlockModeRefusesWhileFailingAndLosesNothing) {
@@ -231,7 +232,8 @@ TEST(AuditLog, BlockModeRefusesWhileFailingAndLosesNothing) {
 
   EXPECT_FALSE(submit_and_wait(*log, statement_body("SELECT 'accepted during the failure'")));
   EXPECT_FALSE(log->writable());
-  EXPECT_EQ(log->submit(statement_body("SELECT 'refused'")), Admission::Refused);
+  EXPECT_EQ(log->submit(statement_body("SELECT 'refused'"), nullptr, Purpose::Gate), Admission::Refused);
+  EXPECT_EQ(log->submit(statement_body("SELECT 'ran before the failure was known'")), Admission::Accepted);
   EXPECT_GE(log->stats().write_errors.load(), 1u);
 
   fs::create_directories(logdir);
@@ -241,11 +243,12 @@ TEST(AuditLog, BlockModeRefusesWhileFailingAndLosesNothing) {
   log->close();
 
   const auto records = records_in(files_in(logdir));
-  ASSERT_EQ(records.size(), 3u);
+  ASSERT_EQ(records.size(), 4u);
   EXPECT_EQ(records[0].at("reason").as_string(), "recover");
   EXPECT_EQ(records[0].at("records_lost").as_int64(), 0);
   EXPECT_EQ(records[1].at("text").as_string(), "SELECT 'accepted during the failure'");
-  EXPECT_EQ(records[2].at("text").as_string(), "SELECT 'after'");
+  EXPECT_EQ(records[2].at("text").as_string(), "SELECT 'ran before the failure was known'");
+  EXPECT_EQ(records[3].at("text").as_string(), "SELECT 'after'");
   EXPECT_EQ(log->stats().records_dropped.load(), 0u);
   std::string out;
   EXPECT_EQ(verify({logdir.string()}, out), 0) << out;
@@ -321,7 +324,7 @@ TEST(AuditLog, DiskFullBlocksUntilSpaceIsFreed) {
   while (submit_and_wait(*log, statement_body("SELECT '" + padding + "'", written + 1))) ++written;
   EXPECT_GT(written, 0);
   EXPECT_FALSE(log->writable());
-  EXPECT_EQ(log->submit(statement_body("SELECT 'refused'")), Admission::Refused);
+  EXPECT_EQ(log->submit(statement_body("SELECT 'refused'"), nullptr, Purpose::Gate), Admission::Refused);
 
   fs::remove(filler);
   ASSERT_TRUE(log->flush());
@@ -345,6 +348,7 @@ TEST(AuditLog, CloseWritesEverythingAndRefusesLaterRecords) {
   log->close();
   EXPECT_EQ(read_lines(o.file).size(), 101u);
   EXPECT_EQ(log->submit(statement_body("SELECT 1")), Admission::Refused);
+  EXPECT_EQ(log->submit(statement_body("SELECT 1"), nullptr, Purpose::Gate), Admission::Refused);
 }
 
 // A log whose last line was replaced by something that is not a record (not
