@@ -13,9 +13,10 @@
 ///
 /// Backpressure, never a silent drop: a full queue answers Full and
 /// when_space() says when to try again. While the file cannot be written,
-/// on_failure decides: block refuses new records and keeps retrying the
-/// accepted ones until the file is writable again; continue drops them,
-/// counts them and declares the gap in the file once it recovers.
+/// on_failure decides: block refuses Gate records (so no statement runs
+/// unaudited) and keeps every accepted record, retrying until the file is
+/// writable again; continue drops records, counts them and declares the gap
+/// in the file once it recovers.
 
 #include <atomic>
 #include <chrono>
@@ -78,6 +79,8 @@ class AuditLog {
   /// (on_failure: block) as soon as the file fails, since the record will be
   /// written only after recovery. Runs on the writer thread, or at once on
   /// the calling thread when the answer is already known; must not block.
+  /// Wakes the writer if it is idle, so call it only when waiting is needed
+  /// (synced durability); buffered sessions never wait for their records.
   void when_durable(Ticket ticket, std::function<void(bool ok)> done);
 
   /// Calls `ready()` once the queue has room (at once, on the calling
