@@ -5,6 +5,8 @@
 #include <iostream>
 #include <string>
 
+#include "audit/search.hpp"
+#include "audit/verifier.hpp"
 #include "config/check.hpp"
 #include "proxy/app.hpp"
 #include "proxy/build_info.hpp"
@@ -33,7 +35,34 @@ int main(int argc, char** argv) {
                       "simple, extended, function_call, copy or replication (default simple)");
   explain->add_option("sql", explain_request.sql, "The SQL text")->required();
 
+  auto* audit = app.add_subcommand("audit", "Verify and search audit files");
+  audit->require_subcommand(1);
+  pgwarden::audit::VerifyRequest verify_request;
+  auto* verify = audit->add_subcommand(
+      "verify", "Check that audit files are intact (exit 0), or name the first altered, removed or reordered record (exit 1)");
+  verify->add_option("files", verify_request.files, "Audit files or directories, any order, plain or .gz")->required();
+  verify->add_option("--hmac-key-file", verify_request.hmac_key_file, "The key of audit.hmac_key_file: check HMACs too");
+
+  pgwarden::audit::SearchRequest search_request;
+  auto* search = audit->add_subcommand("search", "Show the audit records that match, oldest first");
+  search->add_option("files", search_request.files, "Audit files or directories, any order, plain or .gz")->required();
+  search->add_option("-u,--user", search_request.user, "User name");
+  search->add_option("-d,--database", search_request.database, "Database");
+  search->add_option("--client", search_request.client, "Client address or CIDR block");
+  search->add_option("--since", search_request.since, "At or after: YYYY-MM-DD[THH:MM[:SS]][Z|+HH:MM], UTC by default");
+  search->add_option("--until", search_request.until, "At or before, same forms as --since");
+  search->add_option("--decision", search_request.decision, "allow or deny");
+  search->add_option("--class", search_request.class_name, "Statement class: READ, WRITE, FUNCTION, ROLE, DDL, MISC, MISC_SET");
+  search->add_option("--command", search_request.command, "Command tag, * matches any run (\"DROP *\")");
+  search->add_option("--rule", search_request.rule, "Name of the deciding rule");
+  search->add_option("--session", search_request.session, "Session id");
+  search->add_option("--event", search_request.event, "Event, * matches any run (\"auth.*\"); checkpoints only when asked for");
+  search->add_option("--format", search_request.format, "table (default) or jsonl");
+
   CLI11_PARSE(app, argc, argv);
+
+  if (*verify) return pgwarden::audit::run_verify(verify_request, std::cout, std::cerr);
+  if (*search) return pgwarden::audit::run_search(search_request, std::cout, std::cerr);
 
   if (*serve) return pgwarden::proxy::serve(config_path);
   if (*explain) return pgwarden::proxy::run_explain(explain_request, std::cout, std::cerr);

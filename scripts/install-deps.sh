@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
   build-essential cmake ccache clang pkg-config git
-  libboost1.81-dev libboost-json1.81-dev libssl-dev openssl
+  libboost1.81-dev libboost-json1.81-dev libssl-dev openssl zlib1g-dev
   libyaml-cpp-dev libpg-query-dev libprotobuf-c-dev
   libgtest-dev libgmock-dev libbenchmark-dev libspdlog-dev libcli11-dev
   postgresql-15 postgresql-client-15 pgbouncer

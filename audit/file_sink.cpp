@@ -1,0 +1,261 @@
+#include "audit/file_sink.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+
+#include "audit/record.hpp"
+
+namespace pgwarden::audit {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::error_code errno_code(int e = errno) { return {e, std::system_category()}; }
+
+/// Makes a rename or creation in `dir` durable.
+std::error_code sync_directory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno_code();
+  const int rc = ::fsync(fd);
+  const int e = errno;
+  ::close(fd);
+  return rc == 0 ? std::error_code{} : errno_code(e);
+}
+
+}  // namespace
+
+FileSink::FileSink(const Options& options, Stats& stats)
+    : options_(options), stats_(stats), files_(options.file), hasher_(options.hmac_key) {}
+
+FileSink::~FileSink() { close_fd(); }
+
+std::error_code FileSink::fail(std::error_code ec, std::string_view what, const std::string& path) {
+  last_error_ = std::string(what) + " " + path + ": " + ec.message();
+  broken_ = true;
+  stats_.write_errors.fetch_add(1, std::memory_order_relaxed);
+  return ec;
+}
+
+void FileSink::close_fd() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+std::error_code FileSink::open() {
+  std::error_code ec;
+  fs::create_directories(files_.directory(), ec);
+  if (ec) return fail(ec, "create directory", files_.directory());
+
+  std::vector<std::string> candidates = files_.rotated();
+  const bool active_exists = fs::exists(files_.active_path(), ec);
+  if (active_exists) candidates.push_back(files_.active_path());
+  LastRecord last;
+  std::string source;
+  for (auto it = candidates.rbegin(); it != candidates.rend() && !last.found; ++it) {
+    if ((ec = find_last_record(*it, last))) {
+      if (ec == std::errc::bad_message)
+        return fail(ec, "continue the chain of", *it + " (its last line is not an audit record; check it with "
+                                                    "`pgwarden audit verify`)");
+      return fail(ec, "read", *it);
+    }
+    if (last.found) source = *it;
+  }
+  if (last.found) {
+    head_ = last.head;
+    head_file_ = fs::path(source).filename().string();
+  }
+  std::string moved;
+  if (active_exists && (ec = move_aside_active(moved))) return ec;
+  if (!moved.empty() && source == files_.active_path()) head_file_ = moved;
+  if ((ec = begin_file(last.found ? CheckpointReason::Restart : CheckpointReason::Start, nullptr))) return ec;
+  files_.apply_retention(options_.retention);
+  return {};
+}
+
+/// Moves whatever is at the active path out of the way: an empty file is
+/// removed, anything else gets the next rotated name (`moved`).
+std::error_code FileSink::move_aside_active(std::string& moved) {
+  struct stat st {};
+  if (::stat(files_.active_path().c_str(), &st) != 0)
+    return errno == ENOENT ? std::error_code{} : fail(errno_code(), "stat", files_.active_path());
+  if (st.st_size == 0) {
+    if (::unlink(files_.active_path().c_str()) != 0) return fail(errno_code(), "remove", files_.active_path());
+    return {};
+  }
+  const std::string name = files_.rotated_name(options_.clock(), last_rotated_);
+  const std::string target = (fs::path(files_.directory()) / name).string();
+  if (::rename(files_.active_path().c_str(), target.c_str()) != 0)
+    return fail(errno_code(), "rename", files_.active_path());
+  last_rotated_ = name;
+  moved = name;
+  return sync_directory(files_.directory());
+}
+
+/// Encodes the checkpoint that links a new file to head_; returns its time.
+Clock::time_point FileSink::encode_checkpoint(CheckpointReason reason, const FailureEpisode* episode) {
+  CheckpointRecord cp;
+  cp.time = options_.clock();
+  cp.reason = reason;
+  cp.previous_seq = head_.seq;
+  if (head_.seq != 0) cp.previous_file = head_file_;
+  const std::string previous_hash = to_hex(head_.hash);
+  cp.previous_hash = previous_hash;
+  if (episode) {
+    cp.error = episode->error;
+    cp.failed_since = episode->since;
+    cp.records_lost = episode->records_lost;
+  }
+  encode(cp, body_);
+  return cp.time;
+}
+
+std::error_code FileSink::begin_file(CheckpointReason reason, const FailureEpisode* episode) {
+  const Clock::time_point time = encode_checkpoint(reason, episode);
+  const std::string& path = files_.active_path();
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640);
+  if (fd < 0) return fail(errno_code(), "create", path);
+  struct stat st {};
+  ::fstat(fd, &st);
+  fd_ = fd;
+  dev_ = st.st_dev;
+  ino_ = st.st_ino;
+  size_ = 0;
+  records_ = 0;
+  out_.clear();
+  ChainHead h = head_;
+  hasher_.append_line(body_.view(), h, out_);
+  std::error_code ec = write_out(true);
+  if (!ec && (ec = sync_directory(files_.directory()))) fail(ec, "fsync directory", files_.directory());
+  if (ec) {
+    close_fd();
+    ::unlink(path.c_str());  // holds no complete record
+    return ec;
+  }
+  size_ = out_.size();
+  head_ = h;
+  head_file_ = files_.active_name();
+  opened_at_ = time;
+  stats_.records_written.fetch_add(1, std::memory_order_relaxed);
+  return {};
+}
+
+std::error_code FileSink::rotate(CheckpointReason reason) {
+  if (::fdatasync(fd_) != 0) return fail(errno_code(), "fdatasync", files_.active_path());
+  std::string moved;
+  if (auto ec = move_aside_active(moved)) return ec;
+  if (!moved.empty()) head_file_ = moved;
+  close_fd();
+  if (auto ec = begin_file(reason, nullptr)) return ec;
+  stats_.rotations.fetch_add(1, std::memory_order_relaxed);
+  for (const auto& path : files_.apply_retention(options_.retention))
+    if (options_.log) options_.log(LogLevel::Info, "audit: retention removed " + path);
+  return {};
+}
+
+std::error_code FileSink::recover(const FailureEpisode& episode) {
+  if (!broken_) return {};
+  close_fd();
+  std::error_code ec;
+  if (!fs::is_directory(files_.directory(), ec))
+    return fail(ec ? ec : std::make_error_code(std::errc::no_such_file_or_directory), "open directory",
+                files_.directory());
+  struct stat st {};
+  const bool ours = ::stat(files_.active_path().c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_;
+  std::string moved;
+  if ((ec = move_aside_active(moved))) return ec;
+  if (ours && !moved.empty()) head_file_ = moved;
+  if ((ec = begin_file(CheckpointReason::Recover, &episode))) return ec;
+  broken_ = false;
+  stats_.rotations.fetch_add(1, std::memory_order_relaxed);
+  files_.apply_retention(options_.retention);
+  return {};
+}
+
+bool FileSink::rotation_due(CheckpointReason& reason) const {
+  if (records_ == 0) return false;  // a file holds at least one record besides its checkpoint
+  if (options_.rotate_bytes != 0 && size_ >= options_.rotate_bytes) {
+    reason = CheckpointReason::RotateSize;
+    return true;
+  }
+  if (options_.rotate_interval.count() > 0 && options_.clock() - opened_at_ >= options_.rotate_interval) {
+    reason = CheckpointReason::RotateTime;
+    return true;
+  }
+  return false;
+}
+
+bool FileSink::size_reached(std::size_t pending) const {
+  return options_.rotate_bytes != 0 && size_ + pending >= options_.rotate_bytes;
+}
+
+std::size_t FileSink::append(const BodyBatch& bodies, std::size_t first, bool sync, std::error_code& ec) {
+  ec.clear();
+  std::size_t i = first;
+  while (i < bodies.size()) {
+    CheckpointReason reason{};
+    if (rotation_due(reason) && (ec = rotate(reason))) return i;
+    out_.clear();
+    ChainHead h = head_;
+    std::size_t j = i;
+    do hasher_.append_line(bodies[j++], h, out_);
+    while (j < bodies.size() && !size_reached(out_.size()));
+    if ((ec = write_out(sync))) {
+      // Cut the failed write off again; should that fail too, the torn bytes stay and
+      // verify reports them as torn once recovery has moved the file aside.
+      if (fd_ >= 0 && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) last_error_ += " (the partial write stays)";
+      close_fd();
+      return i;
+    }
+    size_ += out_.size();
+    records_ += j - i;
+    stats_.records_written.fetch_add(j - i, std::memory_order_relaxed);
+    head_ = h;
+    i = j;
+  }
+  return i;
+}
+
+std::error_code FileSink::write_out(bool sync) {
+  const std::string& path = files_.active_path();
+  const char* p = out_.data();
+  std::size_t left = out_.size();
+  while (left > 0) {
+    const ssize_t n = ::write(fd_, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail(errno_code(), "write", path);
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  if (sync) {
+    const auto start = std::chrono::steady_clock::now();
+    if (::fdatasync(fd_) != 0) return fail(errno_code(), "fdatasync", path);
+    stats_.observe_sync(std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start));
+  }
+  if (auto ec = still_ours()) return fail(ec, "write (the file was removed or replaced)", path);
+  stats_.batches_written.fetch_add(1, std::memory_order_relaxed);
+  stats_.bytes_written.fetch_add(out_.size(), std::memory_order_relaxed);
+  return {};
+}
+
+/// Whether the active path still names the file written to: a deleted file
+/// or directory keeps accepting writes through the open descriptor.
+std::error_code FileSink::still_ours() const {
+  struct stat st {};
+  if (::stat(files_.active_path().c_str(), &st) != 0) return errno_code();
+  if (st.st_dev != dev_ || st.st_ino != ino_) return std::make_error_code(std::errc::no_such_file_or_directory);
+  return {};
+}
+
+std::error_code FileSink::close() {
+  if (fd_ < 0) return {};
+  std::error_code ec;
+  if (::fdatasync(fd_) != 0) ec = fail(errno_code(), "fdatasync", files_.active_path());
+  close_fd();
+  return ec;
+}
+
+}  // namespace pgwarden::audit

@@ -1,0 +1,366 @@
+// The audit log writer: records reach the file chained, a restart continues
+// the chain in a new file, rotation and retention keep files linked and
+// bounded, synced durability completes waiting sessions, a full queue is
+// backpressure, and a failing file either blocks (nothing lost) or
+// continues (the loss declared in the file).
+
+#include <gtest/gtest.h>
+
+#include <sys/mount.h>
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <future>
+#include <string>
+#include <vector>
+
+#include "audit/audit_log.hpp"
+#include "audit/log_files.hpp"
+#include "audit_test_util.hpp"
+
+namespace pgwarden::audit {
+namespace {
+
+namespace json = boost::json;
+using namespace testing;
+using namespace std::chrono_literals;
+
+json::object parse_line(const std::string& line) { return json::parse(line).as_object(); }
+
+std::vector<json::object> records_in(const std::vector<std::string>& files) {
+  std::vector<json::object> out;
+  for (const auto& f : files)
+    for (const auto& line : read_lines(f)) out.push_back(parse_line(line));
+  return out;
+}
+
+// A first run begins the chain with a start checkpoint; records follow in
+// order, each linked to the one before, and verify accepts the file.
+TEST(AuditLog, WritesChainedRecordsAfterAStartCheckpoint) {
+  TempDir dir;
+  auto log = open_log(test_options(dir.file("pgwarden.jsonl")));
+  ASSERT_TRUE(log);
+  for (int i = 1; i <= 3; ++i) ASSERT_EQ(log->submit(statement_body("SELECT " + std::to_string(i), i)), Admission::Accepted);
+  ASSERT_TRUE(log->flush());
+  log->close();
+
+  const auto records = records_in({dir.file("pgwarden.jsonl")});
+  ASSERT_EQ(records.size(), 4u);
+  EXPECT_EQ(records[0].at("event").as_string(), "checkpoint");
+  EXPECT_EQ(records[0].at("reason").as_string(), "start");
+  EXPECT_EQ(records[0].at("prev_hash").as_string(), std::string(64, '0'));
+  for (std::size_t i = 1; i < records.size(); ++i) {
+    EXPECT_EQ(records[i].at("seq").as_int64(), static_cast<std::int64_t>(i + 1));
+    EXPECT_EQ(records[i].at("prev_hash"), records[i - 1].at("hash"));
+  }
+  EXPECT_EQ(records[3].at("text").as_string(), "SELECT 3");
+  EXPECT_EQ(log->stats().records_written.load(), 4u);
+  std::string out;
+  EXPECT_EQ(verify({dir.path().string()}, out), 0) << out;
+  EXPECT_NE(out.find("ok: 4 records (seq 1..4) in 1 file"), std::string::npos) << out;
+}
+
+// A restart moves the previous file to a rotated name and continues its
+// chain: the new file's checkpoint names it, its last seq and last hash.
+TEST(AuditLog, RestartContinuesTheChainInANewFile) {
+  TempDir dir;
+  const Options o = test_options(dir.file("pgwarden.jsonl"));
+  {
+    auto log = open_log(o);
+    ASSERT_TRUE(log);
+    ASSERT_TRUE(submit_and_wait(*log, statement_body("SELECT 1")));
+  }
+  const std::string last_hash = parse_line(read_lines(dir.file("pgwarden.jsonl")).back()).at("hash").as_string().c_str();
+  {
+    auto log = open_log(o);
+    ASSERT_TRUE(log);
+    ASSERT_TRUE(submit_and_wait(*log, statement_body("SELECT 2")));
+  }
+  const auto files = files_in(dir.path());
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_TRUE(LogFiles(o.file).is_rotated(fs::path(files[0]).filename().string())) << files[0];
+  const auto restarted = records_in({files[1]});
+  EXPECT_EQ(restarted[0].at("reason").as_string(), "restart");
+  EXPECT_EQ(restarted[0].at("previous_file").as_string(), fs::path(files[0]).filename().string());
+  EXPECT_EQ(restarted[0].at("previous_seq").as_int64(), 2);
+  EXPECT_EQ(restarted[0].at("previous_hash").as_string(), last_hash);
+  EXPECT_EQ(restarted[0].at("seq").as_int64(), 3);
+  std::string out;
+  EXPECT_EQ(verify({dir.path().string()}, out), 0) << out;
+}
+
+// After a crash mid-write the torn last line stays where it is; the next run
+// links to the last complete record, and verify reports the tear, not tampering.
+TEST(AuditLog, RestartAfterATornWriteLinksToTheLastCompleteRecord) {
+  TempDir dir;
+  const Options o = test_options(dir.file("pgwarden.jsonl"));
+  {
+    auto log = open_log(o);
+    ASSERT_TRUE(log);
+    ASSERT_TRUE(submit_and_wait(*log, statement_body("SELECT 1")));
+  }
+  std::string text = read_file(o.file);
+  const std::string torn = statement_body("SELECT 2").substr(0, 40);
+  write_file(o.file, text + "{\"seq\":3," + torn);  // what a crash during write(2) leaves
+  {
+    auto log = open_log(o);
+    ASSERT_TRUE(log);
+    ASSERT_TRUE(submit_and_wait(*log, statement_body("SELECT 3")));
+  }
+  const auto files = files_in(dir.path());
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(read_file(files[0]).substr(text.size()), "{\"seq\":3," + torn) << "the torn bytes are kept";
+  const auto restarted = records_in({files[1]});
+  EXPECT_EQ(restarted[0].at("previous_seq").as_int64(), 2);
+  EXPECT_EQ(restarted[0].at("seq").as_int64(), 3);
+  std::string out;
+  EXPECT_EQ(verify({dir.path().string()}, out), 0) << out;
+  EXPECT_NE(out.find("torn last line"), std::string::npos) << out;
+}
+
+// Rotation by size begins linked files; retention keeps only the newest
+// rotated ones, and the files kept still verify from their first checkpoint.
+TEST(AuditLog, RotatesBySizeAndKeepsTheConfiguredNumberOfFiles) {
+  TempDir dir;
+  Options o = test_options(dir.file("pgwarden.jsonl"));
+  o.rotate_bytes = 1500;
+  o.retention = 2;
+  auto log = open_log(o);
+  ASSERT_TRUE(log);
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(submit_and_wait(*log, statement_body("SELECT " + std::to_string(i), i)));
+  log->close();
+
+  const auto files = files_in(dir.path());
+  ASSERT_EQ(files.size(), 3u) << "two rotated files and the active one";
+  for (const auto& f : files) {
+    const auto records = records_in({f});
+    EXPECT_EQ(records.front().at("event").as_string(), "checkpoint") << f;
+    if (f != o.file) {
+      EXPECT_LT(fs::file_size(f), 1500u + 600u) << "rotated at the first record past the size";
+    }
+  }
+  EXPECT_EQ(records_in({files[2]}).front().at("reason").as_string(), "rotate_size");
+  EXPECT_GE(log->stats().rotations.load(), 4u);
+  std::string out;
+  EXPECT_EQ(verify({dir.path().string()}, out), 0) << out;
+  EXPECT_NE(out.find("(not given); verified from there"), std::string::npos) << "older files were removed: " << out;
+}
+
+// Rotation by time: once the interval has passed, the next record begins a
+// new file (an idle log is not rotated into empty files).
+TEST(AuditLog, RotatesByTimeWhenTheIntervalHasPassed) {
+  TempDir dir;
+  auto now = std::make_shared<std::atomic<std::int64_t>>(1'700'000'000'000'000);
+  Options o = test_options(dir.file("pgwarden.jsonl"));
+  o.rotate_interval = std::chrono::minutes(60);
+  o.clock = [now] { return Clock::time_point(std::chrono::microseconds(now->load())); };
+  auto log = open_log(o);
+  ASSERT_TRUE(log);
+  ASSERT_TRUE(submit_and_wait(*log, statement_body("SELECT 1")));
+  now->fetch_add(std::chrono::microseconds(59min).count());
+  ASSERT_TRUE(submit_and_wait(*log, statement_body("SELECT 2")));
+  EXPECT_EQ(files_in(dir.path()).size(), 1u) << "not yet";
+  now->fetch_add(std::chrono::microseconds(2min).count());
+  ASSERT_TRUE(submit_and_wait(*log, statement_body("SELECT 3")));
+  log->close();
+  const auto files = files_in(dir.path());
+  ASSERT_EQ(files.size(), 2u);
+  const auto active = records_in({files[1]});
+  EXPECT_EQ(active[0].at("reason").as_string(), "rotate_time");
+  EXPECT_EQ(active[1].at("text").as_string(), "SELECT 3");
+  EXPECT_NE(files[0].find("pgwarden-20231114T"), std::string::npos) << "named by the time it was closed: " << files[0];
+}
+
+// Synced durability: a session waiting for its record is answered once the
+// record is on disk, and concurrent sessions share fdatasync calls.
+TEST(AuditLog, SyncedDurabilityCompletesEveryWaitingSession) {
+  TempDir dir;
+  Options o = test_options(dir.file("pgwarden.jsonl"));
+  o.durability = Durability::Synced;
+  o.flush_interval = 1000ms;  // only a waiting session wakes the writer
+  auto log = open_log(o);
+  ASSERT_TRUE(log);
+  constexpr int threads = 4, per_thread = 50;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> sessions;
+  for (int t = 0; t < threads; ++t)
+    sessions.emplace_back([&, t] {
+      for (int i = 0; i < per_thread; ++i) ok += submit_and_wait(*log, statement_body("SELECT 1", t * 1000 + i));
+    });
+  for (auto& s : sessions) s.join();
+  EXPECT_EQ(ok.load(), threads * per_thread);
+  EXPECT_EQ(records_in({o.file}).size(), 1u + threads * per_thread) << "every record is in the file when answered";
+  EXPECT_GE(log->stats().sync_count.load(), 1u);
+  EXPECT_LE(log->stats().sync_count.load(), 1u + threads * per_thread);
+}
+
+// A full queue answers Full (never drops); when_space calls back once the
+// writer has made room, and the record then goes in.
+TEST(AuditLog, FullQueueIsBackpressureNotLoss) {
+  TempDir dir;
+  Options o = test_options(dir.file("pgwarden.jsonl"));
+  o.queue_records = 4;
+  o.flush_interval = 60s;  // the writer comes only when the full queue calls it
+  auto log = open_log(o);
+  ASSERT_TRUE(log);
+  int accepted = 0;
+  while (log->submit(statement_body("SELECT 1", accepted + 1)) == Admission::Accepted) ++accepted;
+  EXPECT_EQ(accepted, 4);
+  EXPECT_GE(log->stats().submits_full.load(), 1u);
+  std::promise<void> room;
+  log->when_space([&room] { room.set_value(); });
+  room.get_future().wait();
+  EXPECT_EQ(log->submit(statement_body("SELECT 1", 5)), Admission::Accepted);
+  ASSERT_TRUE(log->flush());
+  EXPECT_EQ(records_in({o.file}).size(), 6u) << "checkpoint and all five records";
+  EXPECT_EQ(log->stats().records_dropped.load(), 0u);
+}
+
+// on_failure: block. The directory disappears: the session waiting for its
+// record hears "not durable", records that would let a statement run are
+// refused while records of what already happened are kept, and once the
+// directory is back the log recovers by itself and writes every record it
+// had accepted; the new file verifies.
+TEST(AuditLog, BlockModeRefusesWhileFailingAndLosesNothing) {
+  TempDir dir;
+  const fs::path logdir = dir.path() / "audit";
+  Options o = test_options((logdir / "pgwarden.jsonl").string());
+  auto log = open_log(o);
+  ASSERT_TRUE(log);
+  ASSERT_TRUE(submit_and_wait(*log, statement_body("SELECT 'before'")));
+  fs::remove_all(logdir);
+
+  EXPECT_FALSE(submit_and_wait(*log, statement_body("SELECT 'accepted during the failure'")));
+  EXPECT_FALSE(log->writable());
+  EXPECT_EQ(log->submit(statement_body("SELECT 'refused'"), nullptr, Purpose::Gate), Admission::Refused);
+  EXPECT_EQ(log->submit(statement_body("SELECT 'ran before the failure was known'")), Admission::Accepted);
+  EXPECT_GE(log->stats().write_errors.load(), 1u);
+
+  fs::create_directories(logdir);
+  ASSERT_TRUE(log->flush()) << "the accepted record is written after recovery";
+  EXPECT_TRUE(log->writable());
+  ASSERT_TRUE(submit_and_wait(*log, statement_body("SELECT 'after'")));
+  log->close();
+
+  const auto records = records_in(files_in(logdir));
+  ASSERT_EQ(records.size(), 4u);
+  EXPECT_EQ(records[0].at("reason").as_string(), "recover");
+  EXPECT_EQ(records[0].at("records_lost").as_int64(), 0);
+  EXPECT_EQ(records[1].at("text").as_string(), "SELECT 'accepted during the failure'");
+  EXPECT_EQ(records[2].at("text").as_string(), "SELECT 'ran before the failure was known'");
+  EXPECT_EQ(records[3].at("text").as_string(), "SELECT 'after'");
+  EXPECT_EQ(log->stats().records_dropped.load(), 0u);
+  std::string out;
+  EXPECT_EQ(verify({logdir.string()}, out), 0) << out;
+}
+
+// on_failure: continue. Records that cannot be written are dropped and
+// counted, traffic is never refused, and the recovery checkpoint declares
+// the loss so verify shows a gap rather than tampering.
+TEST(AuditLog, ContinueModeDropsCountsAndDeclaresTheGap) {
+  TempDir dir;
+  const fs::path logdir = dir.path() / "audit";
+  Options o = test_options((logdir / "pgwarden.jsonl").string());
+  o.on_failure = OnFailure::Continue;
+  std::atomic<int> errors{0};
+  o.log = [&errors](LogLevel level, std::string_view) { errors += level == LogLevel::Error; };
+  auto log = open_log(o);
+  ASSERT_TRUE(log);
+  ASSERT_TRUE(submit_and_wait(*log, statement_body("SELECT 'before'")));
+  fs::remove_all(logdir);
+  EXPECT_FALSE(submit_and_wait(*log, statement_body("SELECT 'lost 1'")));
+  EXPECT_FALSE(submit_and_wait(*log, statement_body("SELECT 'lost 2'")));
+  EXPECT_EQ(log->stats().records_dropped.load(), 2u);
+  EXPECT_EQ(errors.load(), 1) << "logged once per failure episode";
+
+  fs::create_directories(logdir);
+  while (!submit_and_wait(*log, statement_body("SELECT 'after'"))) {
+  }  // accepted each time; written once the retry found the directory
+  log->close();
+
+  const auto records = records_in(files_in(logdir));
+  ASSERT_GE(records.size(), 2u);
+  EXPECT_EQ(records[0].at("reason").as_string(), "recover");
+  const auto lost = records[0].at("records_lost").as_int64();
+  EXPECT_EQ(static_cast<std::uint64_t>(lost), log->stats().records_dropped.load());
+  EXPECT_EQ(records.back().at("text").as_string(), "SELECT 'after'");
+  std::string out;
+  EXPECT_EQ(verify({logdir.string()}, out), 0) << out;
+  EXPECT_NE(out.find("records were lost while the file could not be written"), std::string::npos) << out;
+}
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted at the end.
+class SmallFilesystem {
+ public:
+  explicit SmallFilesystem(const fs::path& where, const char* size) : path_(where) {
+    fs::create_directories(path_);
+    const std::string options = std::string("size=") + size;
+    mounted_ = ::mount("tmpfs", path_.c_str(), "tmpfs", 0, options.c_str()) == 0;
+  }
+  ~SmallFilesystem() {
+    if (mounted_) ::umount2(path_.c_str(), MNT_DETACH);
+  }
+  bool mounted() const { return mounted_; }
+
+ private:
+  fs::path path_;
+  bool mounted_ = false;
+};
+
+// Disk full (ENOSPC on a small tmpfs), block mode: writes fail, statements
+// are refused, and freeing space lets the log resume with no restart and
+// every accepted record in the file.
+TEST(AuditLog, DiskFullBlocksUntilSpaceIsFreed) {
+  TempDir dir;
+  SmallFilesystem disk(dir.path() / "disk", "64k");
+  if (!disk.mounted()) GTEST_SKIP() << "mounting a tmpfs needs root";
+  const fs::path filler = dir.path() / "disk" / "filler";
+  Options o = test_options((dir.path() / "disk" / "pgwarden.jsonl").string());
+  auto log = open_log(o);
+  ASSERT_TRUE(log);
+  write_file(filler, std::string(40 << 10, 'x'));
+  const std::string padding(1000, 'p');
+  int written = 0;
+  while (submit_and_wait(*log, statement_body("SELECT '" + padding + "'", written + 1))) ++written;
+  EXPECT_GT(written, 0);
+  EXPECT_FALSE(log->writable());
+  EXPECT_EQ(log->submit(statement_body("SELECT 'refused'"), nullptr, Purpose::Gate), Admission::Refused);
+
+  fs::remove(filler);
+  ASSERT_TRUE(log->flush());
+  EXPECT_TRUE(log->writable());
+  log->close();
+  int statements = 0;
+  for (const auto& r : records_in(files_in(dir.path() / "disk"))) statements += r.at("event").as_string() == "statement";
+  EXPECT_EQ(statements, written + 1) << "the record accepted when the disk filled up was kept";
+  std::string out;
+  EXPECT_EQ(verify({(dir.path() / "disk").string()}, out), 0) << out;
+}
+
+// Closing flushes what was accepted; later submits are refused.
+TEST(AuditLog, CloseWritesEverythingAndRefusesLaterRecords) {
+  TempDir dir;
+  Options o = test_options(dir.file("pgwarden.jsonl"));
+  o.flush_interval = 10000ms;
+  auto log = open_log(o);
+  ASSERT_TRUE(log);
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(log->submit(statement_body("SELECT 1", i)), Admission::Accepted);
+  log->close();
+  EXPECT_EQ(read_lines(o.file).size(), 101u);
+  EXPECT_EQ(log->submit(statement_body("SELECT 1")), Admission::Refused);
+  EXPECT_EQ(log->submit(statement_body("SELECT 1"), nullptr, Purpose::Gate), Admission::Refused);
+}
+
+// A log whose last line was replaced by something that is not a record (not
+// a crash: a crash leaves a torn tail) cannot be continued silently.
+TEST(AuditLog, RefusesToContinueAChainItCannotRead) {
+  TempDir dir;
+  const Options o = test_options(dir.file("pgwarden.jsonl"));
+  write_file(o.file, "{\"seq\":1,\"not\":\"a record\"}\n{\"seq\":2,\"not\":\"a record\"}\n");
+  std::string error;
+  EXPECT_FALSE(AuditLog::open(o, error));
+  EXPECT_NE(error.find("not an audit record"), std::string::npos) << error;
+}
+
+}  // namespace
+}  // namespace pgwarden::audit
