@@ -12,6 +12,7 @@
 
 #include "config/config.hpp"
 #include "proxy/build_info.hpp"
+#include "proxy/audit_trail.hpp"
 #include "proxy/secret_store.hpp"
 #include "proxy/server.hpp"
 #include "proxy/session.hpp"
@@ -62,7 +63,6 @@ void setup_logging() {
 /// serve refuses with a clear message instead.
 std::vector<std::string> unsupported_settings(const config::Config& cfg) {
   std::vector<std::string> out;
-  if (cfg.audit.enabled()) out.push_back("audit.file: the audit log is not available in this build yet");
   if (cfg.admin.listen) out.push_back("admin.listen: the admin HTTP server is not available in this build yet");
   if (cfg.log.format == config::LogFormat::Json) out.push_back("log.format: json is not available in this build yet");
   return out;
@@ -114,12 +114,25 @@ bool load_secrets(const config::Config& cfg, SecretStore& store, std::string& er
 /// Loads the file again; a valid configuration replaces the one in force
 /// (sessions pick it up from their next statement, new connections use the
 /// certificates read now), an invalid one is reported and changes nothing.
-void reload(const std::string& path, ConfigHolder& holder, TlsHolder& tls, SecretStore& secrets) {
+/// Writes a config.reload record (when the audit log is on).
+void audit_reload(AuditTrail* audit, const std::string& path, bool ok, std::string_view message) {
+  if (!audit) return;
+  audit::ConfigReloadRecord r;
+  r.config_file = path;
+  r.ok = ok;
+  r.message = message;
+  audit::RecordBuffer body;
+  audit::encode(r, body);
+  audit->log().submit(body.view());
+}
+
+void reload(const std::string& path, ConfigHolder& holder, TlsHolder& tls, SecretStore& secrets, AuditTrail* audit) {
   config::LoadResult loaded = config::load_config_file(path);
   for (const auto& d : loaded.warnings) spdlog::warn("{}", d.to_string());
   if (!loaded.config) {
     for (const auto& d : loaded.errors) spdlog::error("reload rejected: {}", d.to_string());
     spdlog::error("configuration reload failed; the previous configuration stays in force");
+    audit_reload(audit, path, false, loaded.errors.empty() ? "invalid configuration" : loaded.errors[0].to_string());
     return;
   }
   if (auto missing = unsupported_settings(*loaded.config); !missing.empty()) {
@@ -130,10 +143,19 @@ void reload(const std::string& path, ConfigHolder& holder, TlsHolder& tls, Secre
   if (!load_tls(*loaded.config, tls, error) || !load_secrets(*loaded.config, secrets, error)) {
     spdlog::error("reload rejected: {}", error);
     spdlog::error("configuration reload failed; the previous configuration stays in force");
+    audit_reload(audit, path, false, error);
     return;
+  }
+  const auto& was = audit ? audit->settings() : config::AuditConfig{};
+  const auto& now = loaded.config->audit;
+  if (was.file != now.file || was.durability != now.durability || was.on_failure != now.on_failure ||
+      was.hmac_key_file != now.hmac_key_file || was.parameters != now.parameters ||
+      was.redact_literals != now.redact_literals) {
+    spdlog::warn("audit settings changed; they take effect when pgwarden restarts");
   }
   holder.replace(loaded.config);
   spdlog::info("configuration reloaded from {}", path);
+  audit_reload(audit, path, true, std::to_string(loaded.config->policy.rules().size()) + " rules in force");
 }
 
 }  // namespace
@@ -155,7 +177,9 @@ int serve(const std::string& config_path) {
   spdlog::set_level(log_level(cfg.log.level));
   TlsHolder tls;
   SecretStore secrets;
-  if (std::string error; !load_tls(cfg, tls, error) || !load_secrets(cfg, secrets, error)) {
+  std::unique_ptr<AuditTrail> audit;
+  if (std::string error; !load_tls(cfg, tls, error) || !load_secrets(cfg, secrets, error) ||
+                         !(audit = AuditTrail::open(cfg.audit, error), error.empty())) {
     std::cerr << cfg.source << ": " << error << "\n";
     return 2;
   }
@@ -167,6 +191,7 @@ int serve(const std::string& config_path) {
   ctx.config = &config_holder;
   ctx.tls = &tls;
   ctx.secrets = &secrets;
+  ctx.audit = audit.get();
   ctx.classify_cache = &classify_cache;
   ctx.upstream = upstream_target(cfg);
   ctx.max_message_bytes = cfg.limits.max_message_bytes;
@@ -201,7 +226,7 @@ int serve(const std::string& config_path) {
   std::function<void()> wait_reload = [&] {
     reload_signal.async_wait([&](const error_code& ec, int) {
       if (ec) return;
-      reload(config_path, config_holder, tls, secrets);
+      reload(config_path, config_holder, tls, secrets, audit.get());
       wait_reload();
     });
   };
@@ -211,6 +236,7 @@ int serve(const std::string& config_path) {
                  ep.port(), ctx.upstream.describe());
   }
   server->run();
+  if (audit) audit->log().close();  // everything accepted is written and synced
   spdlog::info("pgwarden stopped");
   return 0;
 }

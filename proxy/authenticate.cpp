@@ -63,6 +63,7 @@ CloseReason Session::fail_auth(const AuthFailure& failure) {
   spdlog::info("authentication of user {} from {} failed: {}{}{}", facts_.user, peer_.address().to_string(),
                failure.message, failure.log_detail.empty() ? "" : ": ", failure.log_detail);
   if (fatal_.empty()) pq::append_error(fatal_, "FATAL", failure.sqlstate(), failure.message, failure.detail);
+  audit_event(audit::event::auth_fail, auth_method(), failure.sqlstate(), failure.message);
   return CloseReason::AuthenticationFailed;
 }
 
@@ -164,6 +165,7 @@ awaitable<CloseReason> Session::authenticate_md5(MessageReader& reader) {
 
 CloseReason Session::upstream_login_failed(std::string_view why) {
   spdlog::warn("login of user {} into the upstream {} failed: {}", facts_.user, ctx_.upstream.describe(), why);
+  audit_event(audit::event::auth_fail, auth_method(), "08006", why);
   return fail("08006", "pgwarden could not log into the upstream server as user \"" + facts_.user + "\": " +
                            std::string(why),
               CloseReason::UpstreamLoginFailed);
@@ -181,6 +183,7 @@ awaitable<CloseReason> Session::login_upstream(std::shared_ptr<X509> server_cert
       // The server's own refusal (no such database, pg_hba, too many
       // connections ...) reaches the client as the server sent it.
       if (fatal_.empty()) fatal_.assign(f.bytes);
+      audit_auth_failure(f);
       co_return CloseReason::UpstreamLoginFailed;
     }
     if (f.type != 'R' || f.body().size() < 4) continue;  // NoticeResponse, NegotiateProtocolVersion
@@ -250,6 +253,7 @@ awaitable<CloseReason> Session::admit_client() {
   if (ec) co_return CloseReason::ClientWriteError;
   authenticated_ = true;
   client_framer_ = pq::Framer(pq::TypeSet::all_except({'d'}), ctx_.max_message_bytes);
+  audit_event(audit::event::auth_ok, auth_method());
   co_return CloseReason::None;
 }
 

@@ -19,6 +19,10 @@ struct CancelTarget {
   UpstreamTarget upstream;
   std::uint32_t process_id = 0;  ///< the upstream backend's pid
   std::string secret_key;        ///< the upstream backend's key
+  /// Whose queries a cancel stops, for its audit record.
+  std::string session_id, user, database, application_name, client_addr;
+  std::uint16_t client_port = 0;
+  bool tls = false;
 };
 
 class CancelRegistry {

@@ -17,6 +17,7 @@ std::string_view to_string(CloseReason r) noexcept {
     case CloseReason::TlsHandshakeFailed: return "tls_handshake_failed";
     case CloseReason::AuthenticationFailed: return "authentication_failed";
     case CloseReason::UpstreamLoginFailed: return "upstream_login_failed";
+    case CloseReason::AuditUnavailable: return "audit_unavailable";
     case CloseReason::CancelRequest: return "cancel_request";
     case CloseReason::Shutdown: return "shutdown";
     case CloseReason::ClientWriteError: return "client_write_error";

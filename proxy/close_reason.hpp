@@ -20,6 +20,7 @@ enum class CloseReason {
   TlsHandshakeFailed, ///< the client's TLS handshake failed
   AuthenticationFailed, ///< auth: scram, the client did not prove its password
   UpstreamLoginFailed,  ///< auth: scram, the server refused pgwarden's login as the user
+  AuditUnavailable,     ///< synced audit records could not be written
   CancelRequest,      ///< the connection only carried a CancelRequest
   Shutdown,
   ClientWriteError,

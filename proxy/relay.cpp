@@ -72,6 +72,10 @@ awaitable<CloseReason> Session::relay_client() {
       pos += f.bytes.size();
     }
     if (stop != CloseReason::None && stop != CloseReason::ClientTerminate) co_return stop;
+    if (ctx_.audit && (gate_ticket_ != 0 || !audit_backlog_.empty())) {
+      // Synced: this batch's records are on disk before it goes upstream.
+      if (const CloseReason r = co_await audit_settle(); r != CloseReason::None) co_return r;
+    }
     if (!client_out_.empty()) {
       auto [ec, n] = co_await server_->write(client_out_.buffers());
       if (ec) co_return CloseReason::ServerWriteError;
@@ -86,6 +90,7 @@ awaitable<CloseReason> Session::relay_client() {
     client_in_.commit(n);
     bytes_from_client_ += n;
     idle_since_ = std::chrono::steady_clock::time_point::max();
+    if (ctx_.audit) batch_time_ = std::chrono::steady_clock::now();
     hint = next_read_hint(hint, n, space.size());
   }
 }
@@ -99,6 +104,9 @@ CloseReason Session::on_client_frame(const pq::Frame& f, std::size_t offset, Bat
     case 'P': return gate_parse(f, offset, out);
     case 'B': return gate_bind(f, offset, out);
     case 'F': return gate_function_call(f, offset, out);
+    case 'E':
+      if (ctx_.audit) return gate_execute(f, offset, out);
+      break;
     case 'C': forget_statement(f); break;
     case 'p':
       if (!authenticated_) {
@@ -154,10 +162,12 @@ awaitable<CloseReason> Session::relay_server() {
 void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out) {
   switch (f.type) {
     case 'R':  // Authentication*: Int32 code; 0 is AuthenticationOk
-      note_auth_request(f);
       if (f.body().size() >= 4 && pq::read_u32(f.body().data()) == 0) {
         authenticated_ = true;
         client_framer_ = pq::Framer(pq::TypeSet::all_except({'d'}), ctx_.max_message_bytes);
+        audit_event(audit::event::auth_ok, auth_method());
+      } else {
+        note_auth_request(f);
       }
       break;
     case 'K':  // BackendKeyData: the client gets our key, never the server's
@@ -166,6 +176,7 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
     case 'Z':  // ReadyForQuery: Byte1 status 'I' idle, 'T' in transaction, 'E' failed
       if (ready_seen_ == 0) poke_watchdog();  // from startup timeout to idle timeout
       on_ready_for_query();
+      if (ctx_.audit) audit_ready();
       if (f.body().size() == 1 && f.body()[0] == 'I' && config_->limits.idle_timeout.count() > 0) {
         idle_since_ = std::chrono::steady_clock::now();
       }
@@ -175,6 +186,13 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
       break;
     case 'E':  // ErrorResponse: the one standing in for a denial is replaced
       if (rewrite_denial_error(f, out)) return;
+      if (!authenticated_) audit_auth_failure(f);
+      if (ctx_.audit) audit_server_frame(f);
+      break;
+    case 'C':  // CommandComplete, EmptyQueryResponse, PortalSuspended: a statement's outcome
+    case 'I':
+    case 's':
+      if (ctx_.audit) audit_server_frame(f);
       break;
     default:
       break;
@@ -226,9 +244,20 @@ bool Session::rewrite_backend_key(const pq::Frame& f, Batch& out) {
   pq::BackendKeyData upstream_key;
   if (pq::parse(f.bytes, upstream_key)) return false;
   if (client_process_id_ != 0) ctx_.cancels->remove(client_process_id_);
-  auto issued = ctx_.cancels->add(
-      CancelTarget{ctx_.upstream, static_cast<std::uint32_t>(upstream_key.process_id), std::string(upstream_key.secret_key)},
-      std::max<std::size_t>(4, upstream_key.secret_key.size()));
+  CancelTarget target;
+  target.upstream = ctx_.upstream;
+  target.process_id = static_cast<std::uint32_t>(upstream_key.process_id);
+  target.secret_key.assign(upstream_key.secret_key);
+  if (ctx_.audit) {
+    target.session_id = session_id_;
+    target.user = facts_.user;
+    target.database = facts_.database;
+    target.application_name = facts_.application_name;
+    target.client_addr = client_addr_;
+    target.client_port = peer_.port();
+    target.tls = client_.is_tls();
+  }
+  auto issued = ctx_.cancels->add(std::move(target), std::max<std::size_t>(4, upstream_key.secret_key.size()));
   client_process_id_ = issued.process_id;
   std::string& sub = out.substitute_begin();
   pq::encode(pq::BackendKeyData{static_cast<std::int32_t>(issued.process_id), issued.secret_key}, sub);

@@ -19,7 +19,7 @@ namespace {
 constexpr pq::TypeSet client_whole_types = pq::TypeSet::all_except({'d'});
 /// Backend messages the session must read; the rest (DataRow, RowDescription,
 /// CopyData, notices ...) stream through in pieces.
-constexpr pq::TypeSet server_whole_types = {'R', 'K', 'S', 'Z', 'C', 'E', 'G', 'H', 'W', 'v', 'I'};
+constexpr pq::TypeSet server_whole_types = {'R', 'K', 'S', 'Z', 'C', 'E', 'G', 'H', 'W', 'v', 'I', 's'};
 /// Largest message accepted from a client before it has authenticated.
 constexpr std::size_t max_unauthenticated_message = 64 * 1024;
 /// Largest backend message the session buffers whole (they are all small).
@@ -47,6 +47,13 @@ Session::Session(Stream client, tcp::endpoint peer, const SessionContext& ctx)
     marker_ += hex[b & 15];
   }
   marker_statement_ = "SELECT " + marker_;
+  unsigned char id[8];
+  RAND_bytes(id, sizeof id);
+  for (unsigned char b : id) {
+    session_id_ += hex[b >> 4];
+    session_id_ += hex[b & 15];
+  }
+  client_addr_ = peer_.address().to_string();
   refresh_config();
 }
 
@@ -64,6 +71,8 @@ awaitable<void> Session::run() {
   client_.close();
   if (server_) server_->close();
   if (reason == CloseReason::CancelRequest) co_return;
+  audit_session_end(reason);
+  if (!audit_backlog_.empty()) co_await audit_settle();
   const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started_);
   spdlog::info("connection closed: client={}:{} user={} database={} reason={} duration_ms={} "
@@ -250,6 +259,7 @@ awaitable<void> Session::cancel_upstream(std::string_view packet) {
   pq::CancelRequest request;
   if (pq::parse(packet, request)) co_return;
   auto target = ctx_.cancels->find(static_cast<std::uint32_t>(request.process_id), request.secret_key);
+  audit_cancel(target ? &*target : nullptr);
   if (!target) {
     spdlog::debug("cancel request for unknown session {}", request.process_id);
     co_return;
@@ -284,10 +294,13 @@ CloseReason Session::check_connect(const pq::StartupMessage& startup) {
   facts_.protocol = replication ? policy::ProtocolPath::Replication : policy::ProtocolPath::Simple;
   facts_.now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
   rule_mask_ = policy::session_mask(config_->policy, facts_);
+  audit_event(audit::event::session_start);
   const policy::Decision d = policy::evaluate_connect(config_->policy, facts_);
   note_decision(d);
   if (d.denied()) {
-    return fail(d.sqlstate.empty() ? "28000" : d.sqlstate, d.message, CloseReason::StartupRefused);
+    const std::string_view sqlstate = d.sqlstate.empty() ? "28000" : d.sqlstate;
+    audit_event(audit::event::auth_fail, "connect_rule", sqlstate, d.message);
+    return fail(sqlstate, d.message, CloseReason::StartupRefused);
   }
   return CloseReason::None;
 }

@@ -14,6 +14,8 @@
 #include "protocol/messages.hpp"
 #include "policy/classify_cache.hpp"
 #include "policy/evaluator.hpp"
+#include "audit/audit_log.hpp"
+#include "audit/record.hpp"
 #include "proxy/config_holder.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/batch.hpp"
@@ -37,6 +39,7 @@ struct SessionContext {
   ConfigHolder* config = nullptr;
   TlsHolder* tls = nullptr;
   class SecretStore* secrets = nullptr;  ///< for auth: scram
+  class AuditTrail* audit = nullptr;     ///< null when the audit log is off
   policy::ClassifyCache* classify_cache = nullptr;
 };
 
@@ -56,6 +59,51 @@ class Session {
   }
 
  private:
+  // The per-statement state the audit encoder (session_audit.cpp) reads.
+ public:
+  /// A prepared statement: what Parse carried.
+  struct Prepared {
+    policy::ClassifiedTextPtr classified;
+    std::string text;
+  };
+  /// What the audit record keeps of an allow decision (its views would
+  /// dangle after a reload).
+  struct AuditedDecision {
+    std::string_view rule;
+    bool dry_run = false;
+    bool alert = false;
+  };
+  /// A portal: the statement its Execute runs, the decision made at Bind and
+  /// the parameters bound (kept only when audit.parameters records them).
+  struct Portal {
+    std::shared_ptr<const Prepared> statement;
+    std::string statement_name;
+    std::string rule;
+    bool dry_run = false;
+    bool alert = false;
+    std::vector<std::string> params;
+    std::vector<std::uint8_t> param_flags;  // bit 0 NULL, bit 1 binary
+  };
+  /// A statement forwarded whose outcome the server has yet to report.
+  struct PendingStatement {
+    std::uint64_t sync_point = 0;  // the Sync/Query whose ReadyForQuery ends it
+    std::uint64_t id = 0;
+    audit::Protocol protocol = audit::Protocol::Simple;
+    policy::ClassifiedTextPtr classified;
+    std::uint32_t index = 0;  // which statement of `classified`
+    std::string text, statement_name, portal_name, rule;
+    std::vector<std::string> params;
+    std::vector<std::uint8_t> param_flags;
+    bool dry_run = false, alert = false;
+    bool logged = false;  // synced: the statement record is already written
+    bool done = false;
+    std::int64_t rows = -1;
+    std::string sqlstate, message;
+    std::chrono::steady_clock::time_point started;
+  };
+
+ private:
+
   awaitable<CloseReason> serve();
   awaitable<CloseReason> negotiate();
   awaitable<CloseReason> start_tls(bool direct);
@@ -90,9 +138,35 @@ class Session {
   CloseReason gate_parse(const protocol::Frame& f, std::size_t offset, Batch& out);
   CloseReason gate_bind(const protocol::Frame& f, std::size_t offset, Batch& out);
   CloseReason gate_function_call(const protocol::Frame& f, std::size_t offset, Batch& out);
+  CloseReason gate_execute(const protocol::Frame& f, std::size_t offset, Batch& out);
+  void substitute_marker_parse(Batch& out);
+  void forget_portal(std::string_view name);
+  void remember_portal(const std::shared_ptr<const Prepared>& statement, const policy::Decision& d);
   CloseReason forward_or_deny_query(const policy::Decision& d, const protocol::Frame& f, std::size_t offset,
                                     Batch& out);
   void forget_statement(const protocol::Frame& f);
+
+  // The audit trail (session_audit.cpp). A statement's record is written
+  // when its outcome is known (buffered) or before it is forwarded with a
+  // statement.result to follow (synced); refusals are recorded at once.
+  audit::SessionFields audit_fields() const;
+  void audit_event(std::string_view event, std::string_view method = {}, std::string_view sqlstate = {},
+                   std::string_view message = {});
+  void audit_refused(const policy::ClassifiedText& text, std::string_view sql, audit::Protocol protocol,
+                     const policy::Decision& d, std::string_view statement_name = {},
+                     std::string_view portal_name = {});
+  bool audit_forward(const policy::ClassifiedText& text, const policy::ClassifiedTextPtr& keep, std::string_view sql,
+                     audit::Protocol protocol, const AuditedDecision& d, std::string_view statement_name = {},
+                     std::string_view portal_name = {}, const Portal* portal = nullptr);
+  void audit_server_frame(const protocol::Frame& f);
+  void audit_auth_failure(const protocol::Frame& f);
+  void audit_cancel(const CancelTarget* target);
+  void audit_ready();
+  void audit_write(PendingStatement& p);
+  void audit_submit(audit::Purpose purpose, audit::Ticket* ticket = nullptr);
+  awaitable<CloseReason> audit_settle();
+  void audit_session_end(CloseReason reason);
+  std::string_view auth_method() const;
   void deny(const policy::Decision& d);
   bool rewrite_denial_error(const protocol::Frame& f, Batch& out);
   void on_ready_for_query();
@@ -137,8 +211,23 @@ class Session {
   /// Rules whose session-level conditions hold for this session; recomputed
   /// when the configuration or application_name changes.
   policy::SessionMask rule_mask_;
-  /// Classification of every prepared statement, by name ("" = unnamed).
-  std::unordered_map<std::string, policy::ClassifiedTextPtr, StringHash, std::equal_to<>> statements_;
+  /// Every prepared statement, by name ("" = unnamed): its classification
+  /// and text (for its audit records).
+  std::unordered_map<std::string, std::shared_ptr<const Prepared>, StringHash, std::equal_to<>> statements_;
+  /// Bound portals, by name: what their Execute runs.
+  std::unordered_map<std::string, std::unique_ptr<Portal>, StringHash, std::equal_to<>> portals_;
+  // Audit state.
+  std::string session_id_;         // random, names the session in every record
+  std::string client_addr_;        // the peer's address as text
+  bool audit_started_ = false;     // session.start written
+  std::uint64_t statement_ids_ = 0;
+  std::deque<std::unique_ptr<PendingStatement>> pending_;  // forwarded, outcome not yet known
+  std::vector<std::unique_ptr<PendingStatement>> spare_;   // finished slots, reused
+  std::vector<std::string> audit_backlog_;  // records the full queue could not take yet
+  audit::Ticket gate_ticket_ = 0;           // synced: the last record this batch waits for
+  std::uint64_t statements_seen_ = 0;
+  std::chrono::steady_clock::time_point batch_time_;  // when the current client batch was read
+  protocol::Execute execute_msg_;
   std::deque<PendingDenial> denials_;
   std::string marker_;            // random identifier, unique to this session
   std::string marker_statement_;  // "SELECT <marker>": fails at parse analysis

@@ -13,6 +13,7 @@
 
 #include "protocol/encoder.hpp"
 #include "protocol/parser.hpp"
+#include "proxy/audit_trail.hpp"
 #include "proxy/session.hpp"
 
 namespace pgwarden::proxy {
@@ -71,10 +72,41 @@ void Session::note_decision(const policy::Decision& d) {
   }
 }
 
+namespace {
+
+/// What a statement gets when its audit record cannot be written and
+/// audit.on_failure is block: refused like a denial, with 58030.
+const policy::Decision& unaudited_refusal() {
+  static const policy::Decision d = [] {
+    policy::Decision r;
+    r.action = policy::Action::Deny;
+    r.sqlstate = "58030";
+    r.message = "pgwarden cannot write its audit log, so the statement was not run (audit.on_failure: block); "
+                "statements run again as soon as the log is writable";
+    return r;
+  }();
+  return d;
+}
+
+Session::AuditedDecision audited(const policy::Decision& d) {
+  return {d.rule_name(), d.dry_run, d.alert};
+}
+
+}  // namespace
+
 CloseReason Session::gate_query(const pq::Frame& f, std::size_t offset, Batch& out) {
   if (auto ec = pq::parse(f.bytes, query_msg_)) return fail("08P01", "invalid Query message: " + ec.message());
   const auto text = ctx_.classify_cache->classify(query_msg_.sql);
-  return forward_or_deny_query(decide(*text, policy::ProtocolPath::Simple), f, offset, out);
+  const policy::Decision d = decide(*text, policy::ProtocolPath::Simple);
+  if (ctx_.audit) {
+    if (d.denied()) {
+      audit_refused(*text, query_msg_.sql, audit::Protocol::Simple, d);
+    } else if (!audit_forward(*text, text, query_msg_.sql, audit::Protocol::Simple, audited(d))) {
+      audit_refused(*text, query_msg_.sql, audit::Protocol::Simple, unaudited_refusal());
+      return forward_or_deny_query(unaudited_refusal(), f, offset, out);
+    }
+  }
+  return forward_or_deny_query(d, f, offset, out);
 }
 
 /// For messages the server answers with ReadyForQuery on their own (Query,
@@ -92,18 +124,30 @@ CloseReason Session::forward_or_deny_query(const policy::Decision& d, const pq::
   return CloseReason::None;
 }
 
+/// In place of an extended-protocol message that must not reach the server:
+/// a Parse that fails at analysis, so the server skips to Sync itself.
+void Session::substitute_marker_parse(Batch& out) {
+  pq::encode(pq::Parse{"", marker_statement_, {}}, out.substitute_begin());
+  out.substitute_end();
+}
+
 CloseReason Session::gate_parse(const pq::Frame& f, std::size_t offset, Batch& out) {
   if (auto ec = pq::parse(f.bytes, parse_msg_)) return fail("08P01", "invalid Parse message: " + ec.message());
   auto text = ctx_.classify_cache->classify(parse_msg_.sql);
   const policy::Decision d = decide(*text, policy::ProtocolPath::Extended);
+  auto prepared = std::make_shared<Prepared>();
+  prepared->classified = std::move(text);
+  if (ctx_.audit) prepared->text.assign(parse_msg_.sql);
   auto it = statements_.find(parse_msg_.statement);
   if (it == statements_.end()) {
-    statements_.emplace(std::string(parse_msg_.statement), std::move(text));
+    statements_.emplace(std::string(parse_msg_.statement), std::move(prepared));
   } else {
-    it->second = std::move(text);
+    it->second = std::move(prepared);
   }
   if (d.denied()) {
     deny(d);
+    audit_refused(*statements_.find(parse_msg_.statement)->second->classified, parse_msg_.sql,
+                  audit::Protocol::Extended, d, parse_msg_.statement);
     pq::encode(pq::Parse{parse_msg_.statement, marker_statement_, {}}, out.substitute_begin());
     out.substitute_end();
   } else {
@@ -118,11 +162,58 @@ CloseReason Session::gate_bind(const pq::Frame& f, std::size_t offset, Batch& ou
   // a reload that denies a prepared statement takes effect at its next use.
   auto it = statements_.find(bind_msg_.statement);
   if (it != statements_.end()) {
-    const policy::Decision d = decide(*it->second, policy::ProtocolPath::Extended);
+    const Prepared& prepared = *it->second;
+    const policy::Decision d = decide(*prepared.classified, policy::ProtocolPath::Extended);
     if (d.denied()) {
       deny(d);
-      pq::encode(pq::Parse{"", marker_statement_, {}}, out.substitute_begin());
-      out.substitute_end();
+      audit_refused(*prepared.classified, prepared.text, audit::Protocol::Extended, d, bind_msg_.statement,
+                    bind_msg_.portal);
+      forget_portal(bind_msg_.portal);
+      substitute_marker_parse(out);
+      return CloseReason::None;
+    }
+    if (ctx_.audit) remember_portal(it->second, d);
+  } else {
+    forget_portal(bind_msg_.portal);  // the server refuses this Bind; its Execute runs nothing
+  }
+  out.forward(offset, f.bytes.size());
+  return CloseReason::None;
+}
+
+void Session::remember_portal(const std::shared_ptr<const Prepared>& statement, const policy::Decision& d) {
+  auto& slot = portals_[std::string(bind_msg_.portal)];
+  if (!slot) slot = std::make_unique<Portal>();
+  Portal& portal = *slot;
+  portal.statement = statement;
+  portal.statement_name.assign(bind_msg_.statement);
+  portal.rule.assign(d.rule_name());
+  portal.dry_run = d.dry_run;
+  portal.alert = d.alert;
+  portal.params.clear();
+  portal.param_flags.clear();
+  if (ctx_.audit->encode_options().parameters == audit::ParameterMode::None) return;
+  for (std::size_t i = 0; i < bind_msg_.params.size(); ++i) {
+    const auto& value = bind_msg_.params[i];
+    const std::int16_t format = bind_msg_.param_formats.empty()        ? 0
+                                : bind_msg_.param_formats.size() == 1 ? bind_msg_.param_formats[0]
+                                                                      : bind_msg_.param_formats[i];
+    portal.params.emplace_back(value ? *value : std::string_view{});
+    portal.param_flags.push_back(static_cast<std::uint8_t>((value ? 0 : 1) | (format == 1 ? 2 : 0)));
+  }
+}
+
+CloseReason Session::gate_execute(const pq::Frame& f, std::size_t offset, Batch& out) {
+  if (auto ec = pq::parse(f.bytes, execute_msg_)) return fail("08P01", "invalid Execute message: " + ec.message());
+  auto it = portals_.find(execute_msg_.portal);
+  if (it != portals_.end()) {
+    const Portal& portal = *it->second;
+    const AuditedDecision d{portal.rule, portal.dry_run, portal.alert};
+    if (!audit_forward(*portal.statement->classified, portal.statement->classified, portal.statement->text,
+                       audit::Protocol::Extended, d, portal.statement_name, execute_msg_.portal, &portal)) {
+      deny(unaudited_refusal());
+      audit_refused(*portal.statement->classified, portal.statement->text, audit::Protocol::Extended,
+                    unaudited_refusal(), portal.statement_name, execute_msg_.portal);
+      substitute_marker_parse(out);
       return CloseReason::None;
     }
   }
@@ -131,14 +222,36 @@ CloseReason Session::gate_bind(const pq::Frame& f, std::size_t offset, Batch& ou
 }
 
 CloseReason Session::gate_function_call(const pq::Frame& f, std::size_t offset, Batch& out) {
-  return forward_or_deny_query(decide(function_call_facts(), policy::ProtocolPath::FunctionCall), f, offset, out);
+  const policy::Decision d = decide(function_call_facts(), policy::ProtocolPath::FunctionCall);
+  if (ctx_.audit) {
+    pq::FunctionCall call;
+    std::string text = "function call";
+    if (!pq::parse(f.bytes, call)) text = "function call, oid " + std::to_string(call.function_oid);
+    if (d.denied()) {
+      audit_refused(function_call_facts(), text, audit::Protocol::Function, d);
+    } else if (!audit_forward(function_call_facts(), nullptr, text, audit::Protocol::Function, audited(d))) {
+      audit_refused(function_call_facts(), text, audit::Protocol::Function, unaudited_refusal());
+      return forward_or_deny_query(unaudited_refusal(), f, offset, out);
+    }
+  }
+  return forward_or_deny_query(d, f, offset, out);
+}
+
+void Session::forget_portal(std::string_view name) {
+  if (portals_.empty()) return;
+  auto it = portals_.find(name);
+  if (it != portals_.end()) portals_.erase(it);
 }
 
 void Session::forget_statement(const pq::Frame& f) {
   pq::Close close;
-  if (pq::parse(f.bytes, close) || close.kind != 'S') return;
-  auto it = statements_.find(close.name);
-  if (it != statements_.end()) statements_.erase(it);
+  if (pq::parse(f.bytes, close)) return;
+  if (close.kind == 'S') {
+    auto it = statements_.find(close.name);
+    if (it != statements_.end()) statements_.erase(it);
+  } else if (close.kind == 'P') {
+    forget_portal(close.name);
+  }
 }
 
 void Session::deny(const policy::Decision& d) {
