@@ -1,6 +1,5 @@
 #include "proxy/app.hpp"
 
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <sched.h>
@@ -11,7 +10,11 @@
 #include <thread>
 
 #include "config/config.hpp"
+#include "proxy/admin_routes.hpp"
 #include "proxy/build_info.hpp"
+#include "proxy/lifecycle.hpp"
+#include "proxy/log_setup.hpp"
+#include "proxy/readiness.hpp"
 #include "proxy/server.hpp"
 #include "proxy/session.hpp"
 
@@ -19,14 +22,17 @@ namespace pgwarden::proxy {
 
 namespace {
 
-awaitable<void> serve_client(tcp::socket socket, const SessionContext& ctx, bool over_limit) {
+awaitable<void> serve_client(tcp::socket socket, Connection& connection, const SessionContext& ctx,
+                             bool over_limit) {
   error_code ec;
   const tcp::endpoint peer = socket.remote_endpoint(ec);
   if (ec) co_return;  // the client is already gone
   socket.set_option(tcp::no_delay(true), ec);
   Session session(Stream(std::move(socket)), peer, ctx);
   if (over_limit) session.refuse_at_startup("53300", "sorry, too many clients already");
+  connection.on_drain([&session](DrainMode mode) { session.drain(mode); });
   co_await session.run();
+  connection.on_drain(nullptr);
 }
 
 UpstreamTarget upstream_target(const config::Config& cfg) {
@@ -49,12 +55,6 @@ unsigned usable_cpus() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
-void setup_logging() {
-  auto logger = spdlog::stderr_color_mt("pgwarden");
-  spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
-}
-
 /// Configuration this build accepts but cannot honour yet. Starting anyway
 /// would quietly weaken what the operator asked for (plaintext where TLS was
 /// configured, statements run without the audit record they require), so
@@ -68,41 +68,20 @@ std::vector<std::string> unsupported_settings(const config::Config& cfg) {
   }
   if (cfg.auth.mode == config::AuthMode::Scram) out.push_back("auth: scram is not available in this build yet");
   if (cfg.audit.enabled()) out.push_back("audit.file: the audit log is not available in this build yet");
-  if (cfg.admin.listen) out.push_back("admin.listen: the admin HTTP server is not available in this build yet");
-  if (cfg.log.format == config::LogFormat::Json) out.push_back("log.format: json is not available in this build yet");
   return out;
 }
 
-spdlog::level::level_enum log_level(config::LogLevel l) {
-  switch (l) {
-    case config::LogLevel::Trace: return spdlog::level::trace;
-    case config::LogLevel::Debug: return spdlog::level::debug;
-    case config::LogLevel::Info: return spdlog::level::info;
-    case config::LogLevel::Warn: return spdlog::level::warn;
-    case config::LogLevel::Error: return spdlog::level::err;
-    case config::LogLevel::Critical: return spdlog::level::critical;
-    case config::LogLevel::Off: return spdlog::level::off;
-  }
-  return spdlog::level::info;
-}
-
-/// Loads the file again; a valid configuration replaces the one in force
-/// (sessions pick it up from their next statement), an invalid one is
-/// reported and changes nothing.
-void reload(const std::string& path, ConfigHolder& holder) {
-  config::LoadResult loaded = config::load_config_file(path);
-  for (const auto& d : loaded.warnings) spdlog::warn("{}", d.to_string());
-  if (!loaded.config) {
-    for (const auto& d : loaded.errors) spdlog::error("reload rejected: {}", d.to_string());
-    spdlog::error("configuration reload failed; the previous configuration stays in force");
-    return;
-  }
-  if (auto missing = unsupported_settings(*loaded.config); !missing.empty()) {
-    for (const auto& m : missing) spdlog::error("reload rejected: {}", m);
-    return;
-  }
-  holder.replace(loaded.config);
-  spdlog::info("configuration reloaded from {}", path);
+/// The admin HTTP server on the main event loop, when admin.listen is set.
+std::unique_ptr<AdminServer> start_admin(Server& server, const config::Config& cfg,
+                                         const metrics::Registry& registry, Readiness& readiness) {
+  if (!cfg.admin.listen) return nullptr;
+  const auto endpoints = resolve_listen_address(cfg.admin.listen->to_string());
+  auto admin = std::make_unique<AdminServer>(server.main_context(), endpoints.front());
+  add_admin_routes(*admin, registry, readiness);
+  admin->start();
+  const auto ep = admin->local_endpoint();
+  spdlog::info("admin endpoints on http://{}:{} (/metrics /healthz /readyz)", ep.address().to_string(), ep.port());
+  return admin;
 }
 
 }  // namespace
@@ -121,7 +100,7 @@ int serve(const std::string& config_path) {
     for (const auto& m : missing) std::cerr << cfg.source << ": " << m << "\n";
     return 2;
   }
-  spdlog::set_level(log_level(cfg.log.level));
+  configure_logging(cfg.log);
   if (cfg.upstream.tls == config::UpstreamTlsMode::Prefer) {
     spdlog::warn("upstream.tls: prefer connects without TLS in this build");
   }
@@ -137,7 +116,18 @@ int serve(const std::string& config_path) {
   ctx.startup_timeout = cfg.limits.startup_timeout;
   ctx.cancels = &cancels;
 
+  // Operations: metrics, readiness, and the hooks other modules add (TLS
+  // certificates on reload, the audit log's flush at exit).
+  metrics::Registry registry;
+  ProxyMetrics metrics(registry);
+  metrics.add_rules(cfg.policy);
+  metrics.note_config_loaded(std::chrono::system_clock::now());
+  ctx.metrics = &metrics;
+  Readiness readiness(ctx.upstream);
+  LifecycleHooks hooks;
+
   std::unique_ptr<Server> server;
+  std::unique_ptr<AdminServer> admin;  // destroyed before the server's event loops
   try {
     std::vector<tcp::endpoint> endpoints;
     for (const auto& l : cfg.listen) {
@@ -145,31 +135,21 @@ int serve(const std::string& config_path) {
     }
     const std::size_t limit = cfg.limits.max_client_connections;
     server = std::make_unique<Server>(
-        endpoints, usable_cpus(), [&ctx, &server, limit](tcp::socket s) {
+        endpoints, usable_cpus(), [&ctx, &server, limit](tcp::socket s, Connection& c) {
           // The count includes this connection; the refused one still
           // negotiates so the client reads a proper FATAL 53300.
-          return serve_client(std::move(s), ctx, server->connections() > limit);
+          return serve_client(std::move(s), c, ctx, server->connections() > limit);
         });
+    admin = start_admin(*server, cfg, registry, readiness);
   } catch (const std::exception& e) {
     spdlog::critical("cannot listen: {}", e.what());
     return 1;
   }
+  metrics.client_connections.add_callback({}, [&server] { return static_cast<double>(server->connections()); });
 
-  asio::signal_set signals(server->main_context(), SIGINT, SIGTERM);
-  signals.async_wait([&](const error_code& ec, int signo) {
-    if (ec) return;
-    spdlog::info("received signal {}, stopping", signo);
-    server->stop();
-  });
-  asio::signal_set reload_signal(server->main_context(), SIGHUP);
-  std::function<void()> wait_reload = [&] {
-    reload_signal.async_wait([&](const error_code& ec, int) {
-      if (ec) return;
-      reload(config_path, config_holder);
-      wait_reload();
-    });
-  };
-  wait_reload();
+  Lifecycle lifecycle(*server, config_holder, config_path, metrics, hooks, unsupported_settings);
+  readiness.add_check("shutdown", [&lifecycle] { return lifecycle.stopping() ? "pgwarden is shutting down" : ""; });
+  lifecycle.start();
   for (const auto& ep : server->local_endpoints()) {
     spdlog::info("pgwarden {} listening on {}:{}, upstream {}", version(), ep.address().to_string(),
                  ep.port(), ctx.upstream.describe());

@@ -54,21 +54,19 @@ awaitable<void> Session::run() {
   if (reason == CloseReason::StartupTimeout) {
     fail("57014", "canceling authentication due to timeout");
   }
-  if (!fatal_.empty()) co_await send_fatal();
+  // A write cut off part-way leaves the client mid-message: no error after it.
+  if (!fatal_.empty() && !writing_to_client_) co_await send_fatal();
   client_.close();
   if (server_) server_->close();
+  count_close(reason);
   if (reason == CloseReason::CancelRequest) co_return;
-  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now() - started_);
-  spdlog::info("connection closed: client={}:{} user={} database={} reason={} duration_ms={} "
-               "bytes_from_client={} bytes_from_server={}",
-               peer_.address().to_string(), peer_.port(), facts_.user, facts_.database, to_string(reason),
-               elapsed.count(), bytes_from_client_, bytes_from_server_);
+  log_close(reason);
 }
 
 awaitable<CloseReason> Session::watchdog() {
   using clock = std::chrono::steady_clock;
   for (;;) {
+    if (drain_due()) co_return shut_down();
     if (ready_seen_ == 0) {
       if (clock::now() - started_ >= ctx_.startup_timeout) co_return CloseReason::StartupTimeout;
       watchdog_timer_.expires_at(started_ + ctx_.startup_timeout);
@@ -108,6 +106,7 @@ awaitable<CloseReason> Session::serve() {
 
   UpstreamConnection conn = co_await connect_upstream(ctx_.upstream);
   if (!conn.stream) {
+    ctx_.metrics->upstream_connect_errors.increment();
     spdlog::warn("upstream {} unavailable: {}", ctx_.upstream.describe(), conn.error);
     co_return fail("08006", "pgwarden could not connect to the upstream server at " +
                                 ctx_.upstream.describe() + ": " + conn.error,
@@ -120,6 +119,7 @@ awaitable<CloseReason> Session::serve() {
   auto [ec, n] = co_await server_->write(asio::buffer(packet.bytes.data(), packet.bytes.size()));
   if (ec) co_return CloseReason::ServerWriteError;
   client_in_.consume(packet.bytes.size());
+  count_connection(ConnectionResult::Accepted);
 
   auto result = co_await (relay_client() || relay_server());
   co_return std::visit([](CloseReason r) { return r; }, result);
@@ -130,6 +130,7 @@ awaitable<bool> Session::read_client(std::size_t min_free) {
   if (ec) co_return false;
   client_in_.commit(n);
   bytes_from_client_ += n;
+  ctx_.metrics->bytes_from_client.increment(n);
   co_return true;
 }
 
@@ -184,6 +185,7 @@ awaitable<void> Session::cancel_upstream(std::string_view packet) {
   }
   UpstreamConnection conn = co_await connect_upstream(target->upstream);
   if (!conn.stream) {
+    ctx_.metrics->upstream_connect_errors.increment();
     spdlog::warn("could not forward cancel to {}: {}", target->upstream.describe(), conn.error);
     co_return;
   }
@@ -204,7 +206,10 @@ CloseReason Session::check_connect(const pq::StartupMessage& startup) {
     else if (name == "application_name") facts_.application_name = value;
     else if (name == "replication") replication = value != "false" && value != "off" && value != "0" && value != "no";
   }
-  if (!refusal_sqlstate_.empty()) return fail(refusal_sqlstate_, refusal_message_, CloseReason::StartupRefused);
+  if (!refusal_sqlstate_.empty()) {
+    startup_result_ = ConnectionResult::RefusedLimit;
+    return fail(refusal_sqlstate_, refusal_message_, CloseReason::StartupRefused);
+  }
   if (facts_.user.empty()) return fail("28000", "no PostgreSQL user name specified in startup packet");
   if (facts_.database.empty()) facts_.database = facts_.user;
   facts_.client = policy::IpAddress::parse(peer_.address().to_string());
@@ -214,6 +219,8 @@ CloseReason Session::check_connect(const pq::StartupMessage& startup) {
   const policy::Decision d = policy::evaluate_connect(config_->policy, facts_);
   note_decision(d);
   if (d.denied()) {
+    startup_result_ = ConnectionResult::RefusedPolicy;
+    count_denial(d);
     return fail(d.sqlstate.empty() ? "28000" : d.sqlstate, d.message, CloseReason::StartupRefused);
   }
   return CloseReason::None;
