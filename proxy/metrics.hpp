@@ -41,7 +41,9 @@ class alignas(64) Counter {
   using Callback = std::function<double()>;
   static constexpr MetricType type = MetricType::Counter;
 
+  /// Adds `n`: one relaxed atomic add, safe from any thread.
   void increment(std::uint64_t n = 1) noexcept { value_.fetch_add(n, std::memory_order_relaxed); }
+  /// The count now (for scrapes and tests).
   std::uint64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
 
  private:
@@ -55,9 +57,11 @@ class alignas(64) Gauge {
   using Callback = std::function<double()>;
   static constexpr MetricType type = MetricType::Gauge;
 
+  /// Each is one relaxed atomic operation, safe from any thread.
   void set(double v) noexcept { value_.store(v, std::memory_order_relaxed); }
   void increment(double d = 1) noexcept { value_.fetch_add(d, std::memory_order_relaxed); }
   void decrement(double d = 1) noexcept { value_.fetch_sub(d, std::memory_order_relaxed); }
+  /// The value now (for scrapes and tests).
   double value() const noexcept { return value_.load(std::memory_order_relaxed); }
 
  private:
@@ -86,13 +90,15 @@ class alignas(64) Histogram {
   /// `bounds` (ascending) must outlive the histogram; the family owns them.
   explicit Histogram(std::span<const double> bounds);
 
-  /// Counts `v` in the first bucket whose upper bound is >= v.
+  /// Counts `v` in the first bucket whose upper bound is >= v and adds it
+  /// to the sum: two relaxed atomic adds, safe from any thread.
   void observe(double v) noexcept {
     std::size_t i = 0;
     while (i < bounds_.size() && v > bounds_[i]) ++i;
     buckets_[i].fetch_add(1, std::memory_order_relaxed);
     sum_.fetch_add(v, std::memory_order_relaxed);
   }
+  /// The buckets and sum now (for scrapes and tests).
   HistogramSnapshot snapshot() const;
 
  private:
@@ -128,6 +134,7 @@ class FamilyBase {
   FamilyBase(const FamilyBase&) = delete;
   FamilyBase& operator=(const FamilyBase&) = delete;
 
+  /// The metric name, e.g. "pgwarden_statements_total".
   const std::string& name() const noexcept { return name_; }
   /// The family and the current value of every child.
   MetricFamily collect() const;

@@ -108,9 +108,11 @@ struct ProxyMetrics {
 #undef PGWARDEN_FAMILY_GAUGE
 #undef PGWARDEN_FAMILY_HISTOGRAM
 
+  /// client_connections_total for how a startup ended.
   metrics::Counter& connection_result(ConnectionResult r) noexcept {
     return *connection_results_[static_cast<std::size_t>(r)];
   }
+  /// connections_closed_total for why a connection closed.
   metrics::Counter& closed(CloseReason r) noexcept { return *closed_[static_cast<std::size_t>(r)]; }
   /// statements_total for a statement with classes `c` and this decision.
   metrics::Counter& statement(policy::ClassSet c, bool denied) noexcept {
@@ -137,6 +139,7 @@ struct ProxyMetrics {
   /// Sets the success timestamp for the configuration loaded at startup.
   void note_config_loaded(std::chrono::system_clock::time_point when);
 
+  /// Children without a choice of label the data path updates directly.
   metrics::Counter& bytes_from_client;
   metrics::Counter& bytes_from_server;
   metrics::Counter& upstream_connect_errors;
