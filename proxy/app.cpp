@@ -1,6 +1,5 @@
 #include "proxy/app.hpp"
 
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <sched.h>
@@ -11,8 +10,12 @@
 #include <thread>
 
 #include "config/config.hpp"
-#include "proxy/build_info.hpp"
+#include "proxy/admin_routes.hpp"
 #include "proxy/audit_trail.hpp"
+#include "proxy/build_info.hpp"
+#include "proxy/lifecycle.hpp"
+#include "proxy/log_setup.hpp"
+#include "proxy/readiness.hpp"
 #include "proxy/secret_store.hpp"
 #include "proxy/server.hpp"
 #include "proxy/session.hpp"
@@ -21,14 +24,17 @@ namespace pgwarden::proxy {
 
 namespace {
 
-awaitable<void> serve_client(tcp::socket socket, const SessionContext& ctx, bool over_limit) {
+awaitable<void> serve_client(tcp::socket socket, Connection& connection, const SessionContext& ctx,
+                             bool over_limit) {
   error_code ec;
   const tcp::endpoint peer = socket.remote_endpoint(ec);
   if (ec) co_return;  // the client is already gone
   socket.set_option(tcp::no_delay(true), ec);
   Session session(Stream(std::move(socket)), peer, ctx);
   if (over_limit) session.refuse_at_startup("53300", "sorry, too many clients already");
+  connection.on_drain([&session](DrainMode mode) { session.drain(mode); });
   co_await session.run();
+  connection.on_drain(nullptr);
 }
 
 UpstreamTarget upstream_target(const config::Config& cfg) {
@@ -51,111 +57,104 @@ unsigned usable_cpus() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
-void setup_logging() {
-  auto logger = spdlog::stderr_color_mt("pgwarden");
-  spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
-}
-
-/// Configuration this build accepts but cannot honour yet. Starting anyway
-/// would quietly weaken what the operator asked for (plaintext where TLS was
-/// configured, statements run without the audit record they require), so
+/// Configuration this build accepts but cannot honour yet (none today):
+/// starting anyway would quietly weaken what the operator asked for, so
 /// serve refuses with a clear message instead.
-std::vector<std::string> unsupported_settings(const config::Config& cfg) {
-  std::vector<std::string> out;
-  if (cfg.admin.listen) out.push_back("admin.listen: the admin HTTP server is not available in this build yet");
-  if (cfg.log.format == config::LogFormat::Json) out.push_back("log.format: json is not available in this build yet");
-  return out;
-}
+std::vector<std::string> unsupported_settings(const config::Config&) { return {}; }
 
-spdlog::level::level_enum log_level(config::LogLevel l) {
-  switch (l) {
-    case config::LogLevel::Trace: return spdlog::level::trace;
-    case config::LogLevel::Debug: return spdlog::level::debug;
-    case config::LogLevel::Info: return spdlog::level::info;
-    case config::LogLevel::Warn: return spdlog::level::warn;
-    case config::LogLevel::Error: return spdlog::level::err;
-    case config::LogLevel::Critical: return spdlog::level::critical;
-    case config::LogLevel::Off: return spdlog::level::off;
-  }
-  return spdlog::level::info;
-}
-
-/// Builds both TLS contexts from `cfg` into `holder`; false with `error`
-/// when a certificate, key or CA file cannot be used.
-bool load_tls(const config::Config& cfg, TlsHolder& holder, std::string& error) {
-  auto client = make_client_tls(cfg.tls, error);
+/// Builds both TLS contexts for `cfg`; null and `error` set when a
+/// certificate, key or CA file cannot be used.
+struct TlsContexts {
+  std::shared_ptr<ClientTls> client;
+  std::shared_ptr<UpstreamTls> upstream;
+};
+bool load_tls(const config::Config& cfg, TlsContexts& out, std::string& error) {
+  out.client = make_client_tls(cfg.tls, error);
   if (!error.empty()) return false;
-  auto upstream = make_upstream_tls(cfg.upstream, error);
-  if (!error.empty()) return false;
-  holder.replace(std::move(client), std::move(upstream));
-  return true;
+  out.upstream = make_upstream_tls(cfg.upstream, error);
+  return error.empty();
 }
 
-/// Loads the auth_file (when configured) and the auth_query settings into
-/// `store`; false with `error` when the file has errors.
-bool load_secrets(const config::Config& cfg, SecretStore& store, std::string& error) {
-  SecretStore::Settings settings;
+/// Reads the auth_file (when configured) and the auth_query settings; false
+/// with every error (file:line:col) when the file has errors.
+bool load_secrets(const config::Config& cfg, SecretStore::Settings& out, std::string& error) {
   if (!cfg.auth.auth_file.empty()) {
     UserlistLoad loaded = load_userlist_file(cfg.auth.auth_file);
     if (!loaded.ok()) {
-      for (const auto& d : loaded.errors) error += (error.empty() ? "" : "\n") + d.to_string();
+      for (const auto& d : loaded.errors) error += (error.empty() ? "" : "; ") + d.to_string();
       return false;
     }
-    settings.userlist = std::move(loaded.userlist);
+    out.userlist = std::move(loaded.userlist);
   }
-  settings.auth_query = cfg.auth.auth_query;
-  settings.auth_user = cfg.auth.auth_user;
-  settings.cache_ttl = cfg.auth.cache_ttl;
-  store.replace(std::move(settings));
+  out.auth_query = cfg.auth.auth_query;
+  out.auth_user = cfg.auth.auth_user;
+  out.cache_ttl = cfg.auth.cache_ttl;
   return true;
 }
 
-/// Loads the file again; a valid configuration replaces the one in force
-/// (sessions pick it up from their next statement, new connections use the
-/// certificates read now), an invalid one is reported and changes nothing.
-/// Writes a config.reload record (when the audit log is on).
-void audit_reload(AuditTrail* audit, const std::string& path, bool ok, std::string_view message) {
-  if (!audit) return;
-  audit::ConfigReloadRecord r;
-  r.config_file = path;
-  r.ok = ok;
-  r.message = message;
-  audit::RecordBuffer body;
-  audit::encode(r, body);
-  audit->log().submit(body.view());
+/// On reload: certificates and auth secrets are read again, and applied
+/// only if the whole configuration is accepted.
+void add_reload_hooks(LifecycleHooks& hooks, TlsHolder& tls, SecretStore& secrets) {
+  hooks.reload.push_back([&tls](const config::Config& next) -> ReloadStep {
+    TlsContexts contexts;
+    std::string error;
+    if (!load_tls(next, contexts, error)) return {{}, error};
+    return {[&tls, contexts] { tls.replace(contexts.client, contexts.upstream); }, {}};
+  });
+  hooks.reload.push_back([&secrets](const config::Config& next) -> ReloadStep {
+    auto settings = std::make_shared<SecretStore::Settings>();
+    std::string error;
+    if (!load_secrets(next, *settings, error)) return {{}, "auth.auth_file: " + error};
+    return {[&secrets, settings] { secrets.replace(std::move(*settings)); }, {}};
+  });
 }
 
-void reload(const std::string& path, ConfigHolder& holder, TlsHolder& tls, SecretStore& secrets, AuditTrail* audit) {
-  config::LoadResult loaded = config::load_config_file(path);
-  for (const auto& d : loaded.warnings) spdlog::warn("{}", d.to_string());
-  if (!loaded.config) {
-    for (const auto& d : loaded.errors) spdlog::error("reload rejected: {}", d.to_string());
-    spdlog::error("configuration reload failed; the previous configuration stays in force");
-    audit_reload(audit, path, false, loaded.errors.empty() ? "invalid configuration" : loaded.errors[0].to_string());
-    return;
-  }
-  if (auto missing = unsupported_settings(*loaded.config); !missing.empty()) {
-    for (const auto& m : missing) spdlog::error("reload rejected: {}", m);
-    return;
-  }
-  std::string error;
-  if (!load_tls(*loaded.config, tls, error) || !load_secrets(*loaded.config, secrets, error)) {
-    spdlog::error("reload rejected: {}", error);
-    spdlog::error("configuration reload failed; the previous configuration stays in force");
-    audit_reload(audit, path, false, error);
-    return;
-  }
-  const auto& was = audit ? audit->settings() : config::AuditConfig{};
-  const auto& now = loaded.config->audit;
-  if (was.file != now.file || was.durability != now.durability || was.on_failure != now.on_failure ||
-      was.hmac_key_file != now.hmac_key_file || was.parameters != now.parameters ||
-      was.redact_literals != now.redact_literals) {
-    spdlog::warn("audit settings changed; they take effect when pgwarden restarts");
-  }
-  holder.replace(loaded.config);
-  spdlog::info("configuration reloaded from {}", path);
-  audit_reload(audit, path, true, std::to_string(loaded.config->policy.rules().size()) + " rules in force");
+/// The audit log's part in operations: a config.reload record per reload,
+/// readiness while it can write, its metrics, and a flush before exit.
+void attach_audit(AuditTrail& audit, LifecycleHooks& hooks, Readiness& readiness, ProxyMetrics& metrics,
+                  const std::string& config_path) {
+  hooks.reloaded.push_back([&audit, config_path](bool ok, std::string_view message) {
+    audit::ConfigReloadRecord r;
+    r.config_file = config_path;
+    r.ok = ok;
+    r.message = message;
+    audit::RecordBuffer body;
+    audit::encode(r, body);
+    audit.log().submit(body.view());
+  });
+  hooks.shutdown.push_back([&audit] { audit.log().close(); });
+  readiness.add_check("audit", [&audit] {
+    return audit.log().writable() ? std::string() : std::string("the audit log cannot be written");
+  });
+  const audit::Stats& stats = audit.log().stats();
+  metrics.audit_records_total.add_callback({}, [&stats] {
+    return static_cast<double>(stats.records_written.load(std::memory_order_relaxed));
+  });
+  metrics.audit_write_errors_total.add_callback({}, [&stats] {
+    return static_cast<double>(stats.write_errors.load(std::memory_order_relaxed));
+  });
+  metrics.audit_queue_depth.add_callback({}, [&stats] {
+    return static_cast<double>(stats.queue_depth.load(std::memory_order_relaxed));
+  });
+  metrics.audit_sync_seconds.add_callback({}, [&stats] {
+    metrics::HistogramSnapshot snapshot;
+    for (const auto& bucket : stats.sync_buckets) snapshot.buckets.push_back(bucket.load(std::memory_order_relaxed));
+    snapshot.sum = static_cast<double>(stats.sync_sum_us.load(std::memory_order_relaxed)) / 1e6;
+    return snapshot;
+  });
+}
+
+/// The admin HTTP server on the main event loop, when admin.listen is set.
+std::unique_ptr<AdminServer> start_admin(Server& server, const config::Config& cfg,
+                                         const metrics::Registry& registry, Readiness& readiness) {
+  if (!cfg.admin.listen) return nullptr;
+  const auto endpoints = resolve_listen_address(cfg.admin.listen->to_string());
+  auto admin = std::make_unique<AdminServer>(server.main_context(), endpoints.front());
+  add_admin_routes(*admin, registry, readiness);
+  admin->start();
+  const auto ep = admin->local_endpoint();
+  spdlog::info("admin endpoints on http://{}:{} (/metrics /healthz /readyz)", ep.address().to_string(), ep.port());
+  return admin;
 }
 
 }  // namespace
@@ -174,14 +173,21 @@ int serve(const std::string& config_path) {
     for (const auto& m : missing) std::cerr << cfg.source << ": " << m << "\n";
     return 2;
   }
-  spdlog::set_level(log_level(cfg.log.level));
+  configure_logging(cfg.log);
   TlsHolder tls;
   SecretStore secrets;
   std::unique_ptr<AuditTrail> audit;
-  if (std::string error; !load_tls(cfg, tls, error) || !load_secrets(cfg, secrets, error) ||
-                         !(audit = AuditTrail::open(cfg.audit, error), error.empty())) {
-    std::cerr << cfg.source << ": " << error << "\n";
-    return 2;
+  {
+    TlsContexts contexts;
+    SecretStore::Settings settings;
+    std::string error;
+    if (!load_tls(cfg, contexts, error) || !load_secrets(cfg, settings, error) ||
+        (audit = AuditTrail::open(cfg.audit, error), !error.empty())) {
+      std::cerr << cfg.source << ": " << error << "\n";
+      return 2;
+    }
+    tls.replace(std::move(contexts.client), std::move(contexts.upstream));
+    secrets.replace(std::move(settings));
   }
 
   CancelRegistry cancels;
@@ -198,7 +204,20 @@ int serve(const std::string& config_path) {
   ctx.startup_timeout = cfg.limits.startup_timeout;
   ctx.cancels = &cancels;
 
+  // Operations: metrics, readiness, and the hooks other modules add (TLS
+  // certificates on reload, the audit log's flush at exit).
+  metrics::Registry registry;
+  ProxyMetrics metrics(registry);
+  metrics.add_rules(cfg.policy);
+  metrics.note_config_loaded(std::chrono::system_clock::now());
+  ctx.metrics = &metrics;
+  Readiness readiness(ctx.upstream);
+  LifecycleHooks hooks;
+  add_reload_hooks(hooks, tls, secrets);
+  if (audit) attach_audit(*audit, hooks, readiness, metrics, cfg.source);
+
   std::unique_ptr<Server> server;
+  std::unique_ptr<AdminServer> admin;  // destroyed before the server's event loops
   try {
     std::vector<tcp::endpoint> endpoints;
     for (const auto& l : cfg.listen) {
@@ -206,37 +225,27 @@ int serve(const std::string& config_path) {
     }
     const std::size_t limit = cfg.limits.max_client_connections;
     server = std::make_unique<Server>(
-        endpoints, usable_cpus(), [&ctx, &server, limit](tcp::socket s) {
+        endpoints, usable_cpus(), [&ctx, &server, limit](tcp::socket s, Connection& c) {
           // The count includes this connection; the refused one still
           // negotiates so the client reads a proper FATAL 53300.
-          return serve_client(std::move(s), ctx, server->connections() > limit);
+          return serve_client(std::move(s), c, ctx, server->connections() > limit);
         });
+    admin = start_admin(*server, cfg, registry, readiness);
   } catch (const std::exception& e) {
     spdlog::critical("cannot listen: {}", e.what());
     return 1;
   }
+  metrics.client_connections.add_callback({}, [&server] { return static_cast<double>(server->connections()); });
 
-  asio::signal_set signals(server->main_context(), SIGINT, SIGTERM);
-  signals.async_wait([&](const error_code& ec, int signo) {
-    if (ec) return;
-    spdlog::info("received signal {}, stopping", signo);
-    server->stop();
-  });
-  asio::signal_set reload_signal(server->main_context(), SIGHUP);
-  std::function<void()> wait_reload = [&] {
-    reload_signal.async_wait([&](const error_code& ec, int) {
-      if (ec) return;
-      reload(config_path, config_holder, tls, secrets, audit.get());
-      wait_reload();
-    });
-  };
-  wait_reload();
+  Lifecycle lifecycle(*server, config_holder, config_path, metrics, hooks, unsupported_settings);
+  readiness.add_check("shutdown", [&lifecycle] { return lifecycle.stopping() ? "pgwarden is shutting down" : ""; });
+  lifecycle.start();
   for (const auto& ep : server->local_endpoints()) {
     spdlog::info("pgwarden {} listening on {}:{}, upstream {}", version(), ep.address().to_string(),
                  ep.port(), ctx.upstream.describe());
   }
   server->run();
-  if (audit) audit->log().close();  // everything accepted is written and synced
+  if (audit) audit->log().close();  // also when the drain gave up on sessions that would not end
   spdlog::info("pgwarden stopped");
   return 0;
 }

@@ -89,6 +89,7 @@ awaitable<CloseReason> Session::relay_client() {
     if (ec) co_return CloseReason::ClientClosed;
     client_in_.commit(n);
     bytes_from_client_ += n;
+    ctx_.metrics->bytes_from_client.increment(n);
     idle_since_ = std::chrono::steady_clock::time_point::max();
     if (ctx_.audit) batch_time_ = std::chrono::steady_clock::now();
     hint = next_read_hint(hint, n, space.size());
@@ -99,6 +100,7 @@ CloseReason Session::on_client_frame(const pq::Frame& f, std::size_t offset, Bat
   if (!is_frontend_type(f.type)) {
     return fail("08P01", std::string("invalid frontend message type ") + std::to_string(int(f.type)));
   }
+  note_client_message(f.type);
   switch (f.type) {
     case 'Q': return gate_query(f, offset, out);
     case 'P': return gate_parse(f, offset, out);
@@ -113,7 +115,7 @@ CloseReason Session::on_client_frame(const pq::Frame& f, std::size_t offset, Bat
         if (const CloseReason r = check_sasl_passthrough(f); r != CloseReason::None) return r;
       }
       break;
-    case 'S': ++sync_points_sent_; break;
+    case 'S': begin_sync_point(); break;
     case 'X': terminated_ = true; break;
     default: break;
   }
@@ -144,10 +146,13 @@ awaitable<CloseReason> Session::relay_server() {
       pos += f.bytes.size();
     }
     if (!server_out_.empty()) {
+      writing_to_client_ = true;
       auto [ec, n] = co_await client_.write(server_out_.buffers());
       if (ec) co_return CloseReason::ClientWriteError;
+      writing_to_client_ = false;
     }
     server_in_.consume(pos);
+    if (drain_ && at_transaction_boundary()) co_return shut_down();
 
     server_in_.shrink_if_idle(idle_buffer_limit);
     auto space = server_in_.prepare(std::max(bytes_needed(server_framer_, server_in_.data()), hint));
@@ -155,6 +160,7 @@ awaitable<CloseReason> Session::relay_server() {
     if (ec) co_return terminated_ ? CloseReason::ClientTerminate : CloseReason::ServerClosed;
     server_in_.commit(n);
     bytes_from_server_ += n;
+    ctx_.metrics->bytes_from_server.increment(n);
     hint = next_read_hint(hint, n, space.size());
   }
 }
@@ -175,6 +181,7 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
       break;
     case 'Z':  // ReadyForQuery: Byte1 status 'I' idle, 'T' in transaction, 'E' failed
       if (ready_seen_ == 0) poke_watchdog();  // from startup timeout to idle timeout
+      ready_status_ = f.body().empty() ? 0 : f.body()[0];
       on_ready_for_query();
       if (ctx_.audit) audit_ready();
       if (f.body().size() == 1 && f.body()[0] == 'I' && config_->limits.idle_timeout.count() > 0) {

@@ -40,6 +40,17 @@ Server::Server(const std::vector<tcp::endpoint>& endpoints, unsigned workers, Ha
 
 Server::~Server() = default;
 
+void Connection::on_drain(std::function<void(DrainMode)> fn) {
+  on_drain_ = std::move(fn);
+  if (mode_ && on_drain_) on_drain_(*mode_);
+}
+
+void Connection::drain(DrainMode mode) {
+  if (mode_ && *mode_ >= mode) return;
+  mode_ = mode;
+  if (on_drain_) on_drain_(mode);
+}
+
 std::vector<tcp::endpoint> Server::local_endpoints() const {
   std::vector<tcp::endpoint> out;
   for (const auto& a : workers_.front()->acceptors) out.push_back(a.local_endpoint());
@@ -48,7 +59,7 @@ std::vector<tcp::endpoint> Server::local_endpoints() const {
 
 void Server::run() {
   for (auto& w : workers_) {
-    for (auto& a : w->acceptors) asio::co_spawn(*w->io, accept(a), asio::detached);
+    for (auto& a : w->acceptors) asio::co_spawn(*w->io, accept(*w, a), asio::detached);
   }
   std::vector<std::thread> threads;
   for (std::size_t i = 1; i < workers_.size(); ++i) {
@@ -69,11 +80,40 @@ void Server::stop_accepting() {
   }
 }
 
+void Server::drain(DrainMode mode) {
+  draining_.store(true, std::memory_order_relaxed);
+  for (auto& w : workers_) {
+    asio::post(*w->io, [w = w.get(), mode] {
+      for (auto& a : w->acceptors) {
+        error_code ignored;
+        a.close(ignored);
+      }
+      if (w->drain && *w->drain >= mode) return;
+      w->drain = mode;
+      for (Connection& c : w->live) c.drain(mode);
+    });
+  }
+}
+
+void Server::when_idle(std::function<void()> fn) {
+  asio::post(main_context(), [this, fn = std::move(fn)]() mutable {
+    on_idle_ = std::move(fn);
+    check_idle();
+  });
+}
+
+void Server::check_idle() {
+  if (!on_idle_ || connections_.load(std::memory_order_relaxed) != 0) return;
+  auto fn = std::move(on_idle_);
+  on_idle_ = nullptr;
+  fn();
+}
+
 void Server::stop() {
   for (auto& w : workers_) w->io->stop();
 }
 
-awaitable<void> Server::accept(tcp::acceptor& acceptor) {
+awaitable<void> Server::accept(Worker& worker, tcp::acceptor& acceptor) {
   auto ex = co_await asio::this_coro::executor;
   while (acceptor.is_open()) {
     auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
@@ -86,19 +126,26 @@ awaitable<void> Server::accept(tcp::acceptor& acceptor) {
       }
       continue;
     }
-    asio::co_spawn(ex, serve(std::move(socket)), asio::detached);
+    // Counted from here, so a drain never sees zero while one is on its way in.
+    connections_.fetch_add(1, std::memory_order_relaxed);
+    asio::co_spawn(ex, serve(worker, std::move(socket)), asio::detached);
   }
 }
 
-awaitable<void> Server::serve(tcp::socket socket) {
-  connections_.fetch_add(1, std::memory_order_relaxed);
+awaitable<void> Server::serve(Worker& worker, tcp::socket socket) {
+  Connection connection;
+  connection.mode_ = worker.drain;  // accepted just before a drain closed the acceptor
+  worker.live.push_back(connection);
   try {
-    co_await handler_(std::move(socket));
+    co_await handler_(std::move(socket), connection);
   } catch (const std::exception& e) {
     // A session must never take the process down; this is a bug to log.
     spdlog::error("session ended by an unexpected exception: {}", e.what());
   }
-  connections_.fetch_sub(1, std::memory_order_relaxed);
+  connection.unlink();
+  if (connections_.fetch_sub(1, std::memory_order_relaxed) == 1 && draining_.load(std::memory_order_relaxed)) {
+    asio::post(main_context(), [this] { check_idle(); });
+  }
 }
 
 std::vector<tcp::endpoint> resolve_listen_address(const std::string& address) {

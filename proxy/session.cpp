@@ -67,23 +67,21 @@ awaitable<void> Session::run() {
   if (reason == CloseReason::StartupTimeout) {
     fail("57014", "canceling authentication due to timeout");
   }
-  if (!fatal_.empty()) co_await send_fatal();
+  // A write cut off part-way leaves the client mid-message: no error after it.
+  if (!fatal_.empty() && !writing_to_client_) co_await send_fatal();
   client_.close();
   if (server_) server_->close();
+  count_close(reason);
   if (reason == CloseReason::CancelRequest) co_return;
   audit_session_end(reason);
   if (!audit_backlog_.empty()) co_await audit_settle();
-  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now() - started_);
-  spdlog::info("connection closed: client={}:{} user={} database={} reason={} duration_ms={} "
-               "bytes_from_client={} bytes_from_server={}",
-               peer_.address().to_string(), peer_.port(), facts_.user, facts_.database, to_string(reason),
-               elapsed.count(), bytes_from_client_, bytes_from_server_);
+  log_close(reason);
 }
 
 awaitable<CloseReason> Session::watchdog() {
   using clock = std::chrono::steady_clock;
   for (;;) {
+    if (drain_due()) co_return shut_down();
     if (ready_seen_ == 0) {
       if (clock::now() - started_ >= ctx_.startup_timeout) co_return CloseReason::StartupTimeout;
       watchdog_timer_.expires_at(started_ + ctx_.startup_timeout);
@@ -127,7 +125,13 @@ awaitable<CloseReason> Session::serve() {
 
   upstream_tls_ = ctx_.tls ? ctx_.tls->upstream() : nullptr;
   UpstreamConnection conn = co_await connect_upstream(ctx_.upstream, upstream_tls_);
+  if (conn.handshake != UpstreamConnection::Handshake::None) {
+    ctx_.metrics->count_tls_handshake(TlsSide::Upstream, conn.handshake == UpstreamConnection::Handshake::Ok
+                                                             ? TlsResult::Ok
+                                                             : TlsResult::Error);
+  }
   if (!conn.stream) {
+    ctx_.metrics->upstream_connect_errors.increment();
     spdlog::warn("upstream {} unavailable: {}", ctx_.upstream.describe(), conn.error);
     co_return fail("08006", "pgwarden could not connect to the upstream server at " +
                                 ctx_.upstream.describe() + ": " + conn.error,
@@ -142,6 +146,7 @@ awaitable<CloseReason> Session::serve() {
     const CloseReason login = co_await login_upstream(std::move(conn.server_certificate));
     if (login != CloseReason::None) co_return login;
   }
+  count_connection(ConnectionResult::Accepted);
 
   auto result = co_await (relay_client() || relay_server());
   co_return std::visit([](CloseReason r) { return r; }, result);
@@ -152,6 +157,7 @@ awaitable<bool> Session::read_client(std::size_t min_free) {
   if (ec) co_return false;
   client_in_.commit(n);
   bytes_from_client_ += n;
+  ctx_.metrics->bytes_from_client.increment(n);
   co_return true;
 }
 
@@ -236,6 +242,7 @@ awaitable<CloseReason> Session::start_tls(bool direct) {
   auto [ec, used] = co_await tls.async_handshake(asio::ssl::stream_base::server,
                                                  asio::buffer(early.data(), early.size()), use_nothrow);
   client_in_.consume(client_in_.size());
+  ctx_.metrics->count_tls_handshake(TlsSide::Client, ec ? TlsResult::Error : TlsResult::Ok);
   if (ec) {
     spdlog::info("TLS handshake with client {}:{} failed: {}", peer_.address().to_string(), peer_.port(),
                  describe_tls_failure(ec, tls.native_handle()));
@@ -267,6 +274,7 @@ awaitable<void> Session::cancel_upstream(std::string_view packet) {
   std::shared_ptr<UpstreamTls> tls = ctx_.tls ? ctx_.tls->upstream() : nullptr;  // named: see authenticate_client
   UpstreamConnection conn = co_await connect_upstream(target->upstream, std::move(tls));
   if (!conn.stream) {
+    ctx_.metrics->upstream_connect_errors.increment();
     spdlog::warn("could not forward cancel to {}: {}", target->upstream.describe(), conn.error);
     co_return;
   }
@@ -287,7 +295,10 @@ CloseReason Session::check_connect(const pq::StartupMessage& startup) {
     else if (name == "application_name") facts_.application_name = value;
     else if (name == "replication") replication = value != "false" && value != "off" && value != "0" && value != "no";
   }
-  if (!refusal_sqlstate_.empty()) return fail(refusal_sqlstate_, refusal_message_, CloseReason::StartupRefused);
+  if (!refusal_sqlstate_.empty()) {
+    startup_result_ = ConnectionResult::RefusedLimit;
+    return fail(refusal_sqlstate_, refusal_message_, CloseReason::StartupRefused);
+  }
   if (facts_.user.empty()) return fail("28000", "no PostgreSQL user name specified in startup packet");
   if (facts_.database.empty()) facts_.database = facts_.user;
   facts_.client = policy::IpAddress::parse(peer_.address().to_string());
@@ -299,6 +310,8 @@ CloseReason Session::check_connect(const pq::StartupMessage& startup) {
   note_decision(d);
   if (d.denied()) {
     const std::string_view sqlstate = d.sqlstate.empty() ? "28000" : d.sqlstate;
+    startup_result_ = ConnectionResult::RefusedPolicy;
+    count_denial(d);
     audit_event(audit::event::auth_fail, "connect_rule", sqlstate, d.message);
     return fail(sqlstate, d.message, CloseReason::StartupRefused);
   }

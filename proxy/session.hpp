@@ -3,6 +3,7 @@
 /// mode): startup negotiation, then one relay coroutine per direction that
 /// forwards original bytes and inspects only the messages it must see.
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -22,7 +23,9 @@
 #include "proxy/byte_buffer.hpp"
 #include "proxy/cancel_registry.hpp"
 #include "proxy/close_reason.hpp"
+#include "proxy/proxy_metrics.hpp"
 #include "proxy/scram.hpp"
+#include "proxy/server.hpp"
 #include "proxy/stream.hpp"
 #include "proxy/tls.hpp"
 #include "proxy/upstream.hpp"
@@ -41,6 +44,9 @@ struct SessionContext {
   class SecretStore* secrets = nullptr;  ///< for auth: scram
   class AuditTrail* audit = nullptr;     ///< null when the audit log is off
   policy::ClassifyCache* classify_cache = nullptr;
+  /// Never null: sessions built without the process's metrics count into a
+  /// registry nobody scrapes.
+  ProxyMetrics* metrics = &ProxyMetrics::detached();
 };
 
 class Session {
@@ -57,6 +63,12 @@ class Session {
     refusal_sqlstate_ = std::move(sqlstate);
     refusal_message_ = std::move(message);
   }
+
+  /// Asks the session to end with FATAL 57P01, as PostgreSQL does on an
+  /// administrator's shutdown: Graceful at its next transaction boundary
+  /// (idle, outside a transaction, nothing in flight), so clients leave
+  /// between transactions; Immediate at once. Call on the session's executor.
+  void drain(DrainMode mode);
 
  private:
   // The per-statement state the audit encoder (session_audit.cpp) reads.
@@ -172,6 +184,21 @@ class Session {
   void on_ready_for_query();
   CloseReason check_connect(const protocol::StartupMessage& startup);
 
+  // Operations (session_operations.cpp): drain, metrics, the operational log.
+  bool at_transaction_boundary() const;
+  bool drain_due() const;
+  CloseReason shut_down();
+  void note_client_message(char type);
+  void begin_sync_point();
+  void observe_sync_point();
+  void count_execution(const policy::ClassifiedText& text, const policy::Decision& d);
+  void count_denial(const policy::Decision& d);
+  metrics::Counter& rule_counter(const policy::Rule& rule, bool dry_run);
+  void count_connection(ConnectionResult r);
+  void count_close(CloseReason reason);
+  void log_close(CloseReason reason) const;
+  void log_statement(std::string_view protocol, std::string_view sql, const policy::Decision& d) const;
+
   CloseReason on_client_frame(const protocol::Frame& f, std::size_t offset, Batch& out);
   void on_server_frame(const protocol::Frame& f, std::size_t offset, Batch& out);
   bool rewrite_backend_key(const protocol::Frame& f, Batch& out);
@@ -255,6 +282,25 @@ class Session {
   std::uint64_t bytes_from_client_ = 0;
   std::uint64_t bytes_from_server_ = 0;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+
+  // Operations state (session_operations.cpp).
+  /// When a sync point's statements were decided, for statement_duration.
+  struct SyncStart {
+    std::uint64_t sync_point = 0;  // 0: slot unused
+    std::chrono::system_clock::time_point at;
+  };
+  std::array<SyncStart, 16> sync_starts_{};
+  std::chrono::system_clock::time_point decided_at_{};  // the clock read decide() takes anyway
+  bool decided_since_sync_ = false;
+  /// denials_total / dry_run_denials_total children by rule index, resolved
+  /// at a rule's first denial in this session; cleared when the rules change.
+  std::vector<std::pair<metrics::Counter*, metrics::Counter*>> rule_counters_;
+  std::optional<ConnectionResult> startup_result_;  // known before the session ends
+  bool connection_counted_ = false;
+  char ready_status_ = 0;    // transaction status of the last ReadyForQuery
+  bool unsynced_ = false;    // extended-protocol messages forwarded since the last Sync
+  bool writing_to_client_ = false;  // a write to the client is under way, or failed part-way
+  std::optional<DrainMode> drain_;
 };
 
 }  // namespace pgwarden::proxy

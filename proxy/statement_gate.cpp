@@ -14,6 +14,7 @@
 #include "protocol/encoder.hpp"
 #include "protocol/parser.hpp"
 #include "proxy/audit_trail.hpp"
+#include "proxy/log_setup.hpp"
 #include "proxy/session.hpp"
 
 namespace pgwarden::proxy {
@@ -21,10 +22,6 @@ namespace pgwarden::proxy {
 namespace pq = protocol;
 
 namespace {
-
-std::chrono::sys_seconds now_seconds() {
-  return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-}
 
 /// Facts for a FunctionCall message: the fast-path interface runs a function
 /// by oid, without SQL the classifier could read.
@@ -50,25 +47,31 @@ void Session::refresh_config() {
   config_ = ctx_.config->current();
   config_generation_ = generation;
   facts_.environment = config_->environment;
+  rule_counters_.clear();  // resolved for the previous rules
   if (!facts_.user.empty()) rule_mask_ = policy::session_mask(config_->policy, facts_);
 }
 
 policy::Decision Session::decide(const policy::ClassifiedText& text, policy::ProtocolPath path) {
   facts_.protocol = path;
-  facts_.now = now_seconds();
+  decided_at_ = std::chrono::system_clock::now();  // also starts statement_duration
+  decided_since_sync_ = true;
+  facts_.now = std::chrono::floor<std::chrono::seconds>(decided_at_);
   policy::Decision d = policy::evaluate(config_->policy, facts_, text, rule_mask_);
   note_decision(d);
   return d;
 }
 
 void Session::note_decision(const policy::Decision& d) {
+  if (!(d.dry_run && d.dry_run_rule) && !d.denied()) return;
+  const std::string client = peer_.address().to_string();
   if (d.dry_run && d.dry_run_rule) {
-    spdlog::info("dry run: rule \"{}\" would have denied a statement of user {} from {}",
-                 d.dry_run_rule->name, facts_.user, peer_.address().to_string());
+    log_event(spdlog::level::info, "dry run: a rule would have denied a statement",
+              {{"rule", d.dry_run_rule->name}, {"user", facts_.user}, {"client", client}});
   }
   if (d.denied()) {
-    spdlog::info("denied: user={} database={} client={} rule={} reason={}", facts_.user,
-                 facts_.database, peer_.address().to_string(), d.rule_name(), to_string(d.reason));
+    log_event(spdlog::level::info, "denied",
+              {{"user", facts_.user}, {"database", facts_.database}, {"client", client}, {"rule", d.rule_name()},
+               {"reason", to_string(d.reason)}});
   }
 }
 
@@ -98,6 +101,8 @@ CloseReason Session::gate_query(const pq::Frame& f, std::size_t offset, Batch& o
   if (auto ec = pq::parse(f.bytes, query_msg_)) return fail("08P01", "invalid Query message: " + ec.message());
   const auto text = ctx_.classify_cache->classify(query_msg_.sql);
   const policy::Decision d = decide(*text, policy::ProtocolPath::Simple);
+  count_execution(*text, d);
+  if (config_->log.statements) log_statement("simple", query_msg_.sql, d);
   if (ctx_.audit) {
     if (d.denied()) {
       audit_refused(*text, query_msg_.sql, audit::Protocol::Simple, d);
@@ -120,7 +125,7 @@ CloseReason Session::forward_or_deny_query(const policy::Decision& d, const pq::
   } else {
     out.forward(offset, f.bytes.size());
   }
-  ++sync_points_sent_;
+  begin_sync_point();
   return CloseReason::None;
 }
 
@@ -135,6 +140,7 @@ CloseReason Session::gate_parse(const pq::Frame& f, std::size_t offset, Batch& o
   if (auto ec = pq::parse(f.bytes, parse_msg_)) return fail("08P01", "invalid Parse message: " + ec.message());
   auto text = ctx_.classify_cache->classify(parse_msg_.sql);
   const policy::Decision d = decide(*text, policy::ProtocolPath::Extended);
+  if (config_->log.statements) log_statement("extended", parse_msg_.sql, d);
   auto prepared = std::make_shared<Prepared>();
   prepared->classified = std::move(text);
   if (ctx_.audit) prepared->text.assign(parse_msg_.sql);
@@ -164,6 +170,7 @@ CloseReason Session::gate_bind(const pq::Frame& f, std::size_t offset, Batch& ou
   if (it != statements_.end()) {
     const Prepared& prepared = *it->second;
     const policy::Decision d = decide(*prepared.classified, policy::ProtocolPath::Extended);
+    count_execution(*prepared.classified, d);
     if (d.denied()) {
       deny(d);
       audit_refused(*prepared.classified, prepared.text, audit::Protocol::Extended, d, bind_msg_.statement,
@@ -223,6 +230,7 @@ CloseReason Session::gate_execute(const pq::Frame& f, std::size_t offset, Batch&
 
 CloseReason Session::gate_function_call(const pq::Frame& f, std::size_t offset, Batch& out) {
   const policy::Decision d = decide(function_call_facts(), policy::ProtocolPath::FunctionCall);
+  count_execution(function_call_facts(), d);
   if (ctx_.audit) {
     pq::FunctionCall call;
     std::string text = "function call";
@@ -272,6 +280,7 @@ bool Session::rewrite_denial_error(const pq::Frame& f, Batch& out) {
 
 void Session::on_ready_for_query() {
   ++ready_seen_;
+  observe_sync_point();
   // A denial whose marker the server never ran (it was already skipping to
   // Sync after an earlier error) has nothing left to rewrite.
   while (!denials_.empty() && denials_.front().sync_point < ready_seen_) denials_.pop_front();

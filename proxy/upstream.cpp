@@ -51,9 +51,13 @@ awaitable<UpstreamConnection> negotiate_tls(tcp::socket socket, std::shared_ptr<
   TlsStream stream(std::move(socket), tls->context);
   name_the_server(stream.native_handle(), *tls);
   auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::client, use_nothrow);
-  if (hec) co_return failed("TLS handshake failed: " + describe_tls_failure(hec, stream.native_handle()));
+  if (hec) {
+    UpstreamConnection out = failed("TLS handshake failed: " + describe_tls_failure(hec, stream.native_handle()));
+    out.handshake = UpstreamConnection::Handshake::Failed;
+    co_return out;
+  }
   std::shared_ptr<X509> cert(SSL_get1_peer_certificate(stream.native_handle()), X509_free);
-  co_return UpstreamConnection{Stream(std::move(stream)), {}, std::move(cert)};
+  co_return UpstreamConnection{Stream(std::move(stream)), {}, std::move(cert), UpstreamConnection::Handshake::Ok};
 }
 
 awaitable<UpstreamConnection> connect_tcp(const UpstreamTarget& target, std::shared_ptr<UpstreamTls> tls) {

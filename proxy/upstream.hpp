@@ -31,6 +31,8 @@ struct UpstreamConnection {
   /// The server's certificate, when the connection uses TLS (for
   /// SCRAM-SHA-256-PLUS channel binding towards the upstream).
   std::shared_ptr<X509> server_certificate;
+  /// Whether a TLS handshake was attempted, and how it went (for metrics).
+  enum class Handshake : std::uint8_t { None, Ok, Failed } handshake = Handshake::None;
 };
 
 /// Opens a connection to the upstream (TCP with TCP_NODELAY, or the Unix

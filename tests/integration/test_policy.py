@@ -382,7 +382,7 @@ def test_production_credentials_from_dev_network_cannot_write_or_drop(db, proxy)
         expect_denied(conn, "UPDATE t SET id = 0", rule="prod-credentials-from-dev-hosts")
         expect_denied(conn, "CREATE TABLE dev_made (id int)", rule="prod-credentials-from-dev-hosts")
         expect_denied(conn, "GRANT ALL ON t TO PUBLIC", rule="prod-credentials-from-dev-hosts")
-    line = wait_for_log(proxy, r"denied: user=pol_dba .*rule=prod-credentials-from-dev-hosts", start=start)
+    line = wait_for_log(proxy, r"denied user=pol_dba .*rule=prod-credentials-from-dev-hosts", start=start)
     assert f"client={DEV_HOST}" in line, line
     assert admin_query(db, "SELECT id FROM t ORDER BY 1") == [(1,), (2,)]
     assert admin_query(db, "SELECT to_regclass('public.dev_made') IS NULL") == [(True,)]
@@ -793,11 +793,11 @@ def test_dry_run_rule_lets_statement_run_and_logs_decision(db, proxy):
         cur = conn.execute("DELETE FROM dry_t WHERE id = %s", (2,))
         assert cur.rowcount == 1
     assert admin_query(db, "SELECT id FROM dry_t") == [(3,)]
-    line = wait_for_log(proxy, r'dry run: rule "dry-run-no-delete" would have denied', start=start)
+    line = wait_for_log(proxy, r'would have denied a statement rule=dry-run-no-delete', start=start)
     assert "pol_dry" in line and ADMIN_HOST in line, line
     log = proxy.log_path.read_text(errors="replace")[start:]
-    assert len(re.findall(r'dry run: rule "dry-run-no-delete"', log)) >= 2, log
-    assert "denied: user=pol_dry" not in log, log
+    assert len(re.findall(r'would have denied a statement rule=dry-run-no-delete', log)) >= 2, log
+    assert "denied user=pol_dry" not in log, log
 
 
 # ---------------------------------------------------------------------------
