@@ -41,6 +41,12 @@ struct UpstreamConfig {
   std::string key;          ///< its key
   std::string server_name;  ///< SNI and verify-full host name; default: host
   Duration connect_timeout = std::chrono::seconds(10);
+  /// With auth: scram, idle server connections kept per user, database and
+  /// startup parameters on each event loop, reset with DISCARD ALL and
+  /// reused by the next such client (pgbouncer's session pooling); 0 = off.
+  std::uint32_t pool_size = 20;
+  /// How long a pooled connection may stay idle before it is closed.
+  Duration pool_idle_timeout = std::chrono::seconds(60);
 
   /// `<unix_socket>/.s.PGSQL.<port>`, or "" when connecting over TCP.
   std::string socket_path() const;

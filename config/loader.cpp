@@ -58,6 +58,8 @@ void read_upstream(Reader& r, const YAML::Node& node, UpstreamConfig& u) {
     {"key", [&](auto& v) { assign(u.key, r.file_path(v, "upstream.key", true)); }},
     {"server_name", [&](auto& v) { assign(u.server_name, r.string(v, "upstream.server_name")); }},
     {"connect_timeout", [&](auto& v) { assign(u.connect_timeout, r.duration(v, "upstream.connect_timeout")); }},
+    {"pool_size", [&](auto& v) { assign(u.pool_size, r.unsigned_int(v, "upstream.pool_size", 100'000)); }},
+    {"pool_idle_timeout", [&](auto& v) { assign(u.pool_idle_timeout, r.duration(v, "upstream.pool_idle_timeout")); }},
   });
 }
 

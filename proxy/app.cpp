@@ -18,6 +18,7 @@
 #include "proxy/readiness.hpp"
 #include "proxy/secret_store.hpp"
 #include "proxy/server.hpp"
+#include "proxy/upstream_pool.hpp"
 #include "proxy/session.hpp"
 
 namespace pgwarden::proxy {
@@ -218,6 +219,9 @@ int serve(const std::string& config_path) {
 
   std::unique_ptr<Server> server;
   std::unique_ptr<AdminServer> admin;  // destroyed before the server's event loops
+  UpstreamPool pools;                  // likewise: pooled connections belong to those loops
+  ctx.pools = &pools;
+  metrics.pool_idle_connections.add_callback({}, [&pools] { return static_cast<double>(pools.idle()); });
   try {
     std::vector<tcp::endpoint> endpoints;
     for (const auto& l : cfg.listen) {
@@ -245,6 +249,7 @@ int serve(const std::string& config_path) {
                  ep.port(), ctx.upstream.describe());
   }
   server->run();
+  pools.clear();
   if (audit) audit->log().close();  // also when the drain gave up on sessions that would not end
   spdlog::info("pgwarden stopped");
   return 0;

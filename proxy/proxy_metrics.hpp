@@ -42,6 +42,7 @@ namespace pgwarden::proxy {
             "batch up to Sync) to the server's ReadyForQuery for it.")                                      \
   COUNTER(bytes_total, "Bytes received from clients and from the upstream server.", "direction")            \
   COUNTER(upstream_connect_errors_total, "Connection attempts to the upstream server that failed.")          \
+  GAUGE(pool_idle_connections, "Server connections idle in the session pool (auth: scram).")               \
   COUNTER(tls_handshakes_total, "TLS handshakes, by side (client, upstream) and result.", "side", "result") \
   COUNTER(config_reloads_total, "Configuration reloads (SIGHUP), by result.", "result")                     \
   GAUGE(config_last_reload_success_timestamp_seconds,                                                      \

@@ -116,7 +116,15 @@ CloseReason Session::on_client_frame(const pq::Frame& f, std::size_t offset, Bat
       }
       break;
     case 'S': begin_sync_point(); break;
-    case 'X': terminated_ = true; break;
+    case 'X':
+      terminated_ = true;
+      // A connection that goes back to the pool must stay open: the server
+      // does not see this client's Terminate.
+      if (poolable()) {
+        held_for_pool_ = true;
+        return CloseReason::ClientTerminate;
+      }
+      break;
     default: break;
   }
   out.forward(offset, f.bytes.size());
@@ -241,8 +249,14 @@ CloseReason Session::check_sasl_passthrough(const pq::Frame& f) {
 
 void Session::track_parameter(const pq::Frame& f) {
   pq::ParameterStatus status;
-  if (pq::parse(f.bytes, status) || status.name != "application_name") return;
-  if (facts_.application_name == status.value) return;
+  if (pq::parse(f.bytes, status)) return;
+  if (pooling()) {
+    auto it = std::find_if(server_params_.begin(), server_params_.end(),
+                           [&](const auto& p) { return p.first == status.name; });
+    if (it == server_params_.end()) server_params_.emplace_back(status.name, status.value);
+    else it->second.assign(status.value);
+  }
+  if (status.name != "application_name" || facts_.application_name == status.value) return;
   facts_.application_name = status.value;
   rule_mask_ = policy::session_mask(config_->policy, facts_);
 }
@@ -250,11 +264,20 @@ void Session::track_parameter(const pq::Frame& f) {
 bool Session::rewrite_backend_key(const pq::Frame& f, Batch& out) {
   pq::BackendKeyData upstream_key;
   if (pq::parse(f.bytes, upstream_key)) return false;
+  server_process_id_ = upstream_key.process_id;
+  server_secret_key_.assign(upstream_key.secret_key);
+  std::string& sub = out.substitute_begin();
+  sub += issue_backend_key(upstream_key.process_id, upstream_key.secret_key);
+  out.substitute_end();
+  return true;
+}
+
+std::string Session::issue_backend_key(std::int32_t process_id, std::string_view secret_key) {
   if (client_process_id_ != 0) ctx_.cancels->remove(client_process_id_);
   CancelTarget target;
   target.upstream = ctx_.upstream;
-  target.process_id = static_cast<std::uint32_t>(upstream_key.process_id);
-  target.secret_key.assign(upstream_key.secret_key);
+  target.process_id = static_cast<std::uint32_t>(process_id);
+  target.secret_key.assign(secret_key);
   if (ctx_.audit) {
     target.session_id = session_id_;
     target.user = facts_.user;
@@ -264,12 +287,11 @@ bool Session::rewrite_backend_key(const pq::Frame& f, Batch& out) {
     target.client_port = peer_.port();
     target.tls = client_.is_tls();
   }
-  auto issued = ctx_.cancels->add(std::move(target), std::max<std::size_t>(4, upstream_key.secret_key.size()));
+  auto issued = ctx_.cancels->add(std::move(target), std::max<std::size_t>(4, secret_key.size()));
   client_process_id_ = issued.process_id;
-  std::string& sub = out.substitute_begin();
-  pq::encode(pq::BackendKeyData{static_cast<std::int32_t>(issued.process_id), issued.secret_key}, sub);
-  out.substitute_end();
-  return true;
+  std::string out;
+  pq::encode(pq::BackendKeyData{static_cast<std::int32_t>(issued.process_id), issued.secret_key}, out);
+  return out;
 }
 
 }  // namespace pgwarden::proxy

@@ -1,4 +1,5 @@
 #include "proxy/session.hpp"
+#include "proxy/upstream_pool.hpp"
 
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
@@ -122,6 +123,16 @@ awaitable<CloseReason> Session::serve() {
     const CloseReason authenticated = co_await authenticate_client();
     if (authenticated != CloseReason::None) co_return authenticated;
   }
+  if (pooling()) {
+    const UpstreamPool::Settings settings{config_->upstream.pool_size, config_->upstream.pool_idle_timeout};
+    if (auto pooled = ctx_.pools->take(startup_packet_, settings, client_.executor())) {
+      pool_key_ = std::move(startup_packet_);
+      const CloseReason adopted = co_await adopt_pooled(std::move(*pooled));
+      if (adopted != CloseReason::None) co_return adopted;
+      count_connection(ConnectionResult::Accepted);
+      co_return co_await relay();
+    }
+  }
 
   upstream_tls_ = ctx_.tls ? ctx_.tls->upstream() : nullptr;
   UpstreamConnection conn = co_await connect_upstream(ctx_.upstream, upstream_tls_);
@@ -141,15 +152,14 @@ awaitable<CloseReason> Session::serve() {
 
   auto [ec, n] = co_await server_->write(asio::buffer(startup_packet_));
   if (ec) co_return CloseReason::ServerWriteError;
+  if (pooling()) pool_key_ = std::move(startup_packet_);
   std::string().swap(startup_packet_);
   if (proxy_auth_) {
     const CloseReason login = co_await login_upstream(std::move(conn.server_certificate));
     if (login != CloseReason::None) co_return login;
   }
   count_connection(ConnectionResult::Accepted);
-
-  auto result = co_await (relay_client() || relay_server());
-  co_return std::visit([](CloseReason r) { return r; }, result);
+  co_return co_await relay();
 }
 
 awaitable<bool> Session::read_client(std::size_t min_free) {

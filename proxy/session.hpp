@@ -43,6 +43,7 @@ struct SessionContext {
   TlsHolder* tls = nullptr;
   class SecretStore* secrets = nullptr;  ///< for auth: scram
   class AuditTrail* audit = nullptr;     ///< null when the audit log is off
+  class UpstreamPool* pools = nullptr;   ///< reuse of server connections (auth: scram)
   policy::ClassifyCache* classify_cache = nullptr;
   /// Never null: sessions built without the process's metrics count into a
   /// registry nobody scrapes.
@@ -129,8 +130,16 @@ class Session {
   awaitable<CloseReason> login_upstream(std::shared_ptr<X509> server_certificate);
   awaitable<CloseReason> admit_client();
   CloseReason fail_auth(const AuthFailure& failure);
+
+  // Session pooling (session_pool.cpp).
+  bool pooling() const;
+  bool poolable() const;
+  awaitable<CloseReason> adopt_pooled(struct PooledServer pooled);
+  void return_to_pool();
+  std::string issue_backend_key(std::int32_t process_id, std::string_view secret_key);
   CloseReason upstream_login_failed(std::string_view why);
   awaitable<bool> read_client(std::size_t min_free);
+  awaitable<CloseReason> relay();
   awaitable<CloseReason> relay_client();
   awaitable<CloseReason> relay_server();
   awaitable<CloseReason> watchdog();
@@ -274,6 +283,12 @@ class Session {
   std::unique_ptr<ScramServer> scram_;  // the client's verified SCRAM exchange
   std::string md5_secret_;            // or the md5 secret it proved
   std::string server_final_;          // SASLFinal the client gets once the server let us in
+  // What a pooled connection's next client must be told (session pooling).
+  std::vector<std::pair<std::string, std::string>> server_params_;  // ParameterStatus, current
+  std::string pool_key_;                // the StartupMessage the server connection was logged in with
+  bool held_for_pool_ = false;          // the client's Terminate was kept from the server
+  std::int32_t server_process_id_ = 0;  // the backend's own BackendKeyData
+  std::string server_secret_key_;
   std::int32_t auth_request_ = -1;    // the server's last Authentication* code
   bool server_offered_plus_ = false;  // its AuthenticationSASL listed SCRAM-SHA-256-PLUS
   bool terminated_ = false;     // client sent Terminate

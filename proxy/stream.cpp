@@ -1,5 +1,7 @@
 #include "proxy/stream.hpp"
 
+#include <unistd.h>
+
 namespace pgwarden::proxy {
 
 void Stream::close() {
@@ -14,6 +16,41 @@ void Stream::close() {
         sock.close(ignored);
       },
       s_);
+}
+
+std::optional<Stream> Stream::moved_to(const asio::any_io_executor& executor) {
+  error_code ec;
+  if (auto* tcp = std::get_if<tcp::socket>(&s_)) {
+    const auto protocol = tcp->local_endpoint(ec).protocol();
+    if (ec) return std::nullopt;
+    const int fd = tcp->release(ec);
+    if (ec) return std::nullopt;
+    tcp::socket moved(executor);
+    moved.assign(protocol, fd, ec);
+    if (ec) {
+      ::close(fd);
+      return std::nullopt;
+    }
+    return Stream(std::move(moved));
+  }
+  if (auto* local = std::get_if<unix_socket::socket>(&s_)) {
+    const int fd = local->release(ec);
+    if (ec) return std::nullopt;
+    unix_socket::socket moved(executor);
+    moved.assign(unix_socket(), fd, ec);
+    if (ec) {
+      ::close(fd);
+      return std::nullopt;
+    }
+    return Stream(std::move(moved));
+  }
+  return std::nullopt;
+}
+
+int Stream::native_handle() {
+  if (auto* p = std::get_if<unix_socket::socket>(&s_)) return p->native_handle();
+  tcp::socket* tcp = tcp_socket();
+  return tcp ? tcp->native_handle() : -1;
 }
 
 tcp::socket* Stream::tcp_socket() {

@@ -3,6 +3,7 @@
 /// (PostgreSQL's local socket upstream) or TLS over TCP. The session is
 /// written once against Stream; the transport is chosen at negotiation.
 
+#include <optional>
 #include <span>
 #include <string>
 #include <tuple>
@@ -43,6 +44,12 @@ class Stream {
   bool is_tls() const { return std::holds_alternative<TlsStream>(s_); }
   /// The underlying TCP socket, or nullptr for a Unix socket.
   tcp::socket* tcp_socket();
+  /// The file descriptor of the transport (TCP or Unix socket).
+  int native_handle();
+  /// The same connection driven by another event loop: a plain TCP or Unix
+  /// socket is handed over as it is; a TLS stream cannot be (its TLS state
+  /// stays with the loop it has), so nullopt. No operation may be pending.
+  std::optional<Stream> moved_to(const asio::any_io_executor& executor);
   TlsStream* tls() { return std::get_if<TlsStream>(&s_); }
 
  private:
