@@ -127,28 +127,29 @@ ClassifiedTextPtr ClassifyCache::classify(std::string_view sql) {
   TokenKey token;
   bool tokenized = cacheable && options_.token_keys && make_token_key(sql, token);
   if (tokenized) {
-    if (ClassifiedTextPtr hit = from_token_key(sql, token.key, token.statement_length)) return hit;
+    if (ClassifiedTextPtr hit = from_token_key(token.key)) return hit;
   }
   shard.misses.fetch_add(1, std::memory_order_relaxed);
   auto result = std::make_shared<const ClassifiedText>(policy::classify(sql));
   if (!cacheable) return result;
   shard.insert(key, result);
   if (tokenized && shareable_by_token_key(*result)) {
+    // Shared by every text of this shape, so it names no span of any one
+    // of them: the statement is the whole text (length 0, "to the end", as
+    // in PostgreSQL's RawStmt).
+    auto whole = std::make_shared<ClassifiedText>(*result);
+    whole->statements.front().location = 0;
+    whole->statements.front().length = 0;
     HashedKey tkey{token.key, KeyHash{}(token.key)};
-    tokens_->shard(tkey.hash).insert(tkey, result);
+    tokens_->shard(tkey.hash).insert(tkey, std::move(whole));
   }
   return result;
 }
 
-// A hit by token key: the same facts, placed over this text's statement.
-ClassifiedTextPtr ClassifyCache::from_token_key(std::string_view sql, std::string_view key, std::uint32_t length) {
+// A hit by token key: the same facts, shared without a copy.
+ClassifiedTextPtr ClassifyCache::from_token_key(std::string_view key) {
   HashedKey tkey{key, KeyHash{}(key)};
-  ClassifiedTextPtr shared = tokens_->shard(tkey.hash).find(tkey);
-  if (!shared) return nullptr;
-  auto text = std::make_shared<ClassifiedText>(*shared);
-  text->statements.front().location = 0;
-  text->statements.front().length = std::min<std::uint32_t>(length, static_cast<std::uint32_t>(sql.size()));
-  return text;
+  return tokens_->shard(tkey.hash).find(tkey);
 }
 
 ClassifyCacheStats ClassifyCache::stats() const {

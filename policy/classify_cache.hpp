@@ -58,7 +58,7 @@ class ClassifyCache {
 
  private:
   struct Table;
-  ClassifiedTextPtr from_token_key(std::string_view sql, std::string_view key, std::uint32_t length);
+  ClassifiedTextPtr from_token_key(std::string_view key);
 
   ClassifyCacheOptions options_;
   std::unique_ptr<Table> exact_;
