@@ -4,8 +4,10 @@ exit 0); a second SIGTERM or SIGINT closes everything at once; SIGHUP
 reloads, keeping the old policy when the new file is broken; systemd hears
 about each step through $NOTIFY_SOCKET."""
 
+import json
 import re
 import signal
+import subprocess
 import socket
 import struct
 
@@ -84,9 +86,11 @@ def _fatal_sqlstate(data: bytes) -> str:
 # at once, each pgbench client finishes its transaction and is told 57P01
 # before its next one, the server holds no half-done pair and exactly the
 # transactions pgbench counted, a session left in a transaction is closed at
-# shutdown_timeout with 57P01 (its insert rolled back), and the exit code is 0.
+# shutdown_timeout with 57P01 (its insert rolled back), the exit code is 0,
+# and the audit log, flushed on the way out, verifies and ends every session.
 def test_sigterm_drains_at_transaction_boundaries(proxy, tables, postgres, tmp_path):
-    p = proxy("shutdown_timeout: 3s\n")
+    audit_dir = tmp_path / "audit"
+    p = proxy("shutdown_timeout: 3s\n" f"audit: {{ file: {audit_dir}/pgwarden.jsonl }}\n")
     script = tmp_path / "pairs.sql"
     script.write_text(PAIRED_UPDATES)
     late = _in_transaction(p)
@@ -121,6 +125,15 @@ def test_sigterm_drains_at_transaction_boundaries(proxy, tables, postgres, tmp_p
     assert postgres.psql_admin("SELECT count(*) FROM late_t").strip() == "0"
     assert "shutdown_timeout reached" in own_log(p)
     late.close()
+
+    verify = subprocess.run([str(p.binary), "audit", "verify", str(audit_dir)], capture_output=True, text=True,
+                            timeout=60)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    records = [json.loads(line) for f in sorted(audit_dir.iterdir()) for line in f.read_text().splitlines()]
+    started = {r["session_id"] for r in records if r["event"] == "session.start"}
+    ended = {r["session_id"]: r["close_reason"] for r in records if r["event"] == "session.end"}
+    assert set(ended) == started
+    assert list(ended.values()).count("shutdown") == 5, ended  # 4 pgbench clients and the late one
 
 
 # After a first SIGTERM a session inside a transaction keeps running; a
