@@ -759,6 +759,20 @@ for s in "${audit_systems[@]}"; do
   unset stop
 done
 
+# pgwarden's own log (level warn): anything there during a benchmark is worth
+# a look, so the report counts it and quotes a few lines.
+declare -A warden_log
+for s in pgwarden "${audit_systems[@]}"; do
+  f="$tmp/$s.log"
+  n="$(grep -c . "$f" 2>/dev/null || true)"
+  warden_log[$s]="${n:-0} lines"
+  if [ "${n:-0}" -gt 0 ]; then
+    warden_log[$s]="${warden_log[$s]}, e.g. $(sed -E 's/^[0-9T:.+-]+Z? +//' "$f" | sort | uniq -c | sort -rn | head -n 3 \
+      | sed -E 's/^ *([0-9]+) (.*)$/"\2" (x\1)/' | cut -c1-200 | paste -sd ';' -)"
+    log "$s logged ${warden_log[$s]}"
+  fi
+done
+
 # ---------------------------------------------------------------------------
 # Report.
 pg_version="$("$PG_BIN/postgres" --version)"
@@ -856,6 +870,7 @@ command_line="$command_line bench/e2e.sh${orig_args[*]:+ ${orig_args[*]}}"
   echo "- pgbouncer in session mode gives each new client a pooled server connection, so its S-C-8 starts no backend and logs into PostgreSQL not at all per connection; direct and pgwarden start a PostgreSQL backend for every connection"
   echo "- pgbench -i -s $SCALE; $ROUNDS rounds of ${DURATION}s per workload and system, interleaved ${systems[*]}; -j = min(clients, 2)"
   echo "- pgwarden: 20-rule policy (none denies pgbench), log level warn; pgwarden = audit off, pgwarden-audit = audit durability buffered, pgwarden-synced = synced (8-client workloads only); audit on_failure block, parameters none, rotate_bytes 256MiB, files on $fs_type in $tmp"
+  echo "- pgwarden log at level warn during the run: $(for s in pgwarden "${audit_systems[@]}"; do printf '%s: %s. ' "$s" "${warden_log[$s]}"; done | sed 's/ $//')"
   echo "- TPS = median over rounds of pgbench's tps; p50/p99 = median over rounds of the per-transaction latency percentiles from pgbench -l"
   echo
   cat "$tmp/table.md"
