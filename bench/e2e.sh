@@ -1,12 +1,30 @@
 #!/usr/bin/env bash
 # End-to-end benchmark: PostgreSQL 15 direct vs pgbouncer (session mode) vs
-# pgwarden (20-rule policy), interleaved A B C A B C ... so machine drift
-# cancels out. Prints a markdown table of median TPS, p50/p99 latency and the
-# ratios pgwarden/pgbouncer and pgwarden/direct, plus resident memory per idle
-# client connection, and writes it to bench/results/YYYY-MM-DD-HHMM.md.
+# pgwarden (20-rule policy; audit off, buffered and synced), interleaved
+# A B C A B C ... so machine drift cancels out. Prints a markdown table of
+# median TPS, p50/p99 latency and the ratios to pgbouncer and to direct, the
+# audit ratios, the connection (TLS handshake) rate, resident memory per idle
+# client connection and the audit verification, and writes it to
+# bench/results/YYYY-MM-DD-HHMM[-suffixes].md.
 #
-#   bench/e2e.sh                 full run (ROUNDS=3, DURATION=10 s per run)
-#   bench/e2e.sh --smoke         a few seconds; what CI runs so the harness cannot rot
+#   bench/e2e.sh                 full run (ROUNDS=3, DURATION=10 s per run), plaintext, trust
+#   bench/e2e.sh --smoke         a few seconds; what CI runs so the harness cannot rot: a
+#                                plaintext pass (S-simple-8 on every system, so audit buffered
+#                                and synced, and idle), then a --tls --auth scram pass (S-C-8
+#                                on direct, pgbouncer, pgwarden, and idle)
+#   bench/e2e.sh --tls           TLS on the client hop of all three: PostgreSQL ssl=on,
+#                                pgbouncer client_tls_sslmode=require, pgwarden tls:
+#                                {cert, key, required}; one certificate from a throwaway CA;
+#                                pgbench sslmode=require
+#   bench/e2e.sh --upstream-tls require   TLS on the proxies' hop to PostgreSQL too
+#                                (pgbouncer server_tls_sslmode, pgwarden upstream.tls)
+#   bench/e2e.sh --auth scram    all three authenticate clients with SCRAM-SHA-256: pg_hba
+#                                scram-sha-256, pgbouncer auth_type=scram-sha-256 and pgwarden
+#                                auth: scram with the same auth_file (the user's SCRAM secret)
+#   bench/e2e.sh --only LIST     only these workloads (comma-separated names, `idle` for the
+#                                memory measurement); also WORKLOADS=LIST
+#   bench/e2e.sh --only tls-connect   the TLS handshake rate alone: --tls, S-C-8 on direct,
+#                                pgbouncer and pgwarden (ROUNDS=3 DURATION=5: about a minute)
 #   bench/e2e.sh --unix          pgbouncer and pgwarden reach PostgreSQL over its Unix socket
 #   bench/e2e.sh --no-install --no-build   use what is there (PGWARDEN_BIN, default build/pgwarden)
 #   bench/e2e.sh --out FILE      write the results there instead
@@ -14,42 +32,81 @@
 #                                transaction of pgbouncer and pgwarden (pgbench -S, 8 clients,
 #                                simple), then a perf profile of pgwarden under the same load
 #
+# Workloads: S-{simple,extended,prepared}-{1,8,64} (pgbench -S), N-simple-8
+# (pgbench -N), S-C-8 (pgbench -S -C: a new connection, with --tls a full TLS
+# handshake, per transaction), idle. Systems: direct, pgbouncer, pgwarden
+# (audit off), pgwarden-audit (buffered), pgwarden-synced (synced; 8-client
+# workloads only).
+#
 # Environment: ROUNDS, DURATION (seconds per pgbench run), IDLE (idle
 # connections for the memory measurement, default 1000), SCALE (pgbench -i -s,
-# default 10), PGWARDEN_BIN, PG_BIN (default /usr/lib/postgresql/15/bin).
+# default 10), SYSTEMS (space- or comma-separated subset of the systems),
+# WORKLOADS (as --only), TLS_KEY (rsa = RSA 2048, the default, or ec = P-256),
+# PGWARDEN_BIN, PG_BIN (default /usr/lib/postgresql/15/bin).
 #
 # Latency: every pgbench run writes a per-transaction log (-l, one line per
 # transaction, third column = latency in microseconds); p50 and p99 are the
 # nearest-rank percentiles over all transactions of the run, and the value
 # reported is the median over rounds. TPS is pgbench's own "tps =" line
 # (PostgreSQL 15: without initial connection time; with -C every connection is
-# inside the transaction). Everything runs in plaintext (sslmode=disable
-# everywhere, ssl=off on the server) and on loopback only.
+# inside the transaction, so TPS is connections per second). sslmode is always
+# passed explicitly (PGSSLMODE=disable, or require with --tls): libpq would
+# otherwise use TLS whenever a server offers it. Loopback only.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
+orig_args=("$@")
 
 smoke=0; install=1; build=1; transport=tcp; out=""; profile=0
+tls=0; upstream_tls=disable; auth=trust; only="${WORKLOADS:-}"
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1 ;;
     --no-install) install=0 ;;
     --no-build) build=0 ;;
     --unix) transport=unix ;;
+    --tls) tls=1 ;;
+    --upstream-tls) upstream_tls="${2:-}"; shift ;;
+    --auth) auth="${2:-}"; shift ;;
+    --only) only="${2:-}"; shift ;;
     --profile) profile=1 ;;
-    --out) out="$2"; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    --out) out="${2:-}"; shift ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "e2e.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
+case "$upstream_tls" in disable|require) ;; *) echo "e2e.sh: --upstream-tls takes disable or require" >&2; exit 2 ;; esac
+case "$auth" in trust|scram) ;; *) echo "e2e.sh: --auth takes trust or scram" >&2; exit 2 ;; esac
+if [ "$transport" = unix ] && [ "$upstream_tls" != disable ]; then
+  echo "e2e.sh: --upstream-tls $upstream_tls cannot be used with --unix (PostgreSQL offers no TLS on its socket)" >&2; exit 2
+fi
+
+# --smoke on its own is two passes, each a separate run of this script: the
+# plaintext one (trust, every system) and a TLS one with SCRAM, so both the
+# audit and the TLS code paths of the harness run in CI.
+if [ "$smoke" = 1 ] && [ -z "${E2E_SMOKE_PASS:-}" ] && [ "$tls" = 0 ] && [ "$auth" = trust ] \
+   && [ "$upstream_tls" = disable ] && [ -z "$only" ] && [ "$profile" = 0 ]; then
+  if [ "$install" = 1 ]; then "$root/scripts/install-deps.sh"; fi
+  if [ "$build" = 1 ]; then (cd "$root" && ./scripts/build.sh); fi
+  pass=("$0" --smoke --no-install --no-build)
+  [ "$transport" = unix ] && pass+=(--unix)
+  out_plain=(); out_tls=()
+  if [ -n "$out" ]; then out_plain=(--out "$out"); out_tls=(--out "${out%.md}-tls.md"); fi
+  E2E_SMOKE_PASS=plain "${pass[@]}" "${out_plain[@]}" || exit $?
+  E2E_SMOKE_PASS=tls SYSTEMS="${SYSTEMS:-direct pgbouncer pgwarden}" \
+    "${pass[@]}" --tls --auth scram --only S-C-8,idle "${out_tls[@]}"
+  exit $?
+fi
 
 if [ "$smoke" = 1 ]; then
   ROUNDS="${ROUNDS:-1}"; DURATION="${DURATION:-1}"; IDLE="${IDLE:-20}"; SCALE="${SCALE:-1}"
 else
   ROUNDS="${ROUNDS:-3}"; DURATION="${DURATION:-10}"; IDLE="${IDLE:-1000}"; SCALE="${SCALE:-10}"
 fi
+TLS_KEY="${TLS_KEY:-rsa}"
+case "$TLS_KEY" in rsa|ec) ;; *) echo "e2e.sh: TLS_KEY is rsa or ec" >&2; exit 2 ;; esac
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 PGWARDEN_BIN="${PGWARDEN_BIN:-$root/build/pgwarden}"
 PY=/usr/bin/python3
@@ -62,6 +119,57 @@ log() { echo "[e2e $(date +%H:%M:%S)] $*" >&2; }
 die() { log "FAILED: $*"; exit 1; }
 
 # ---------------------------------------------------------------------------
+# What runs: workloads (name|pgbench arguments|clients) and systems.
+all_workloads=()
+for mode in simple extended prepared; do
+  for c in 1 8 64; do all_workloads+=("S-$mode-$c|-S -M $mode|$c"); done
+done
+all_workloads+=("N-simple-8|-N -M simple|8" "S-C-8|-S -C -M simple|8")
+all_systems=(direct pgbouncer pgwarden pgwarden-audit pgwarden-synced)
+
+systems_default="${all_systems[*]}"
+if [ -z "$only" ]; then
+  if [ "$smoke" = 1 ]; then only="S-simple-8,idle"; else only="all"; fi
+fi
+declare -A wanted=()
+do_idle=0
+for w in ${only//,/ }; do
+  case "$w" in
+    all) for x in "${all_workloads[@]}"; do wanted[${x%%|*}]=1; done; do_idle=1 ;;
+    idle) do_idle=1 ;;
+    tls-connect) tls=1; wanted[S-C-8]=1; systems_default="direct pgbouncer pgwarden" ;;
+    *) found=0
+       for x in "${all_workloads[@]}"; do [ "${x%%|*}" = "$w" ] && found=1; done
+       [ "$found" = 1 ] || { echo "e2e.sh: unknown workload $w (known: all idle tls-connect $(for x in "${all_workloads[@]}"; do printf '%s ' "${x%%|*}"; done))" >&2; exit 2; }
+       wanted[$w]=1 ;;
+  esac
+done
+workloads=()
+for x in "${all_workloads[@]}"; do [ -n "${wanted[${x%%|*}]:-}" ] && workloads+=("$x"); done
+
+systems=()
+requested="${SYSTEMS:-$systems_default}"
+for s in "${all_systems[@]}"; do
+  for r in ${requested//,/ }; do [ "$r" = "$s" ] && systems+=("$s"); done
+done
+for r in ${requested//,/ }; do
+  case " ${all_systems[*]} " in *" $r "*) ;; *) echo "e2e.sh: unknown system $r (known: ${all_systems[*]})" >&2; exit 2 ;; esac
+done
+[ "${#systems[@]}" -gt 0 ] || { echo "e2e.sh: SYSTEMS selects nothing" >&2; exit 2; }
+selected() { case " ${systems[*]} " in *" $1 "*) return 0 ;; esac; return 1; }
+# Synced durability is priced at 8 clients only (issue 8: the synced/buffered ratio).
+runs_on() {  # system clients
+  [ "$1" != pgwarden-synced ] || [ "$2" = 8 ]
+}
+restricted=0
+[ -n "${SYSTEMS:-}" ] && restricted=1
+[ "$only" = all ] || [ "$smoke" = 1 ] || restricted=1
+
+if [ "$tls" = 1 ]; then sslmode=require; else sslmode=disable; fi
+server_tls=0   # PostgreSQL runs with ssl=on when any hop to it uses TLS
+if [ "$tls" = 1 ] || [ "$upstream_tls" != disable ]; then server_tls=1; fi
+
+# ---------------------------------------------------------------------------
 # Install and build.
 if [ "$install" = 1 ]; then "$root/scripts/install-deps.sh"; fi
 if [ "$build" = 1 ]; then (cd "$root" && ./scripts/build.sh); fi
@@ -69,6 +177,7 @@ if [ "$build" = 1 ]; then (cd "$root" && ./scripts/build.sh); fi
 for b in "$PG_BIN/initdb" "$PG_BIN/postgres" "$PG_BIN/pg_isready"; do [ -x "$b" ] || die "missing $b"; done
 command -v pgbench >/dev/null || die "pgbench not installed (postgresql-client-15)"
 command -v pgbouncer >/dev/null || die "pgbouncer not installed"
+[ "$server_tls" = 0 ] || command -v openssl >/dev/null || die "openssl not installed"
 PGBENCH="$(command -v pgbench)"
 
 # The revision is taken now, before the runs: HEAD may move while they run.
@@ -76,7 +185,7 @@ rev="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 git -C "$root" diff --quiet HEAD -- 2>/dev/null || rev="$rev (working tree modified)"
 bin_info="$PGWARDEN_BIN, built $(date -u -r "$PGWARDEN_BIN" '+%Y-%m-%d %H:%M UTC')"
 
-# 64 clients x 3 systems + 1000 idle (pgwarden opens one server connection per
+# 64 clients x 5 systems + 1000 idle (pgwarden opens one server connection per
 # client) need file descriptors.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
@@ -115,6 +224,7 @@ if [ "$(id -u)" = 0 ]; then
 fi
 chmod 755 "$tmp"
 mkdir -p "$tmp/runs"
+give_pg() { [ "$(id -u)" != 0 ] || chown -R postgres:postgres "$@"; }
 
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -128,28 +238,78 @@ wait_port() {  # host port pid what
 }
 
 # ---------------------------------------------------------------------------
+# Certificates: a throwaway CA and one server certificate (localhost,
+# 127.0.0.1) that PostgreSQL, pgbouncer and pgwarden all present, so every
+# handshake signs with the same kind of key.
+pki="$tmp/pki"
+make_pki() {
+  local newkey ku ssl_log="$tmp/openssl.log"
+  if [ "$TLS_KEY" = ec ]; then
+    newkey=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1); ku="digitalSignature"
+  else
+    newkey=(-newkey rsa:2048); ku="digitalSignature,keyEncipherment"
+  fi
+  mkdir -p "$pki"
+  {
+    openssl req -x509 "${newkey[@]}" -nodes -keyout "$pki/ca.key" -out "$pki/ca.crt" -days 2 \
+      -subj "/CN=pgwarden bench CA" -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" &&
+    openssl req "${newkey[@]}" -nodes -keyout "$pki/server.key" -out "$pki/server.csr" -subj "/CN=localhost" &&
+    printf '%s\n' "subjectAltName=DNS:localhost,IP:$LO" "basicConstraints=CA:FALSE" \
+      "keyUsage=critical,$ku" "extendedKeyUsage=serverAuth" >"$pki/server.ext" &&
+    openssl x509 -req -in "$pki/server.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+      -out "$pki/server.crt" -days 2 -sha256 -extfile "$pki/server.ext"
+  } >"$ssl_log" 2>&1 || { cat "$ssl_log" >&2; die "openssl could not make the certificates"; }
+  chmod 600 "$pki/server.key" "$pki/ca.key"
+  give_pg "$pki"
+}
+if [ "$server_tls" = 1 ]; then
+  make_pki
+  key_desc="$([ "$TLS_KEY" = ec ] && echo "EC P-256" || echo "RSA 2048")"
+  log "certificates: throwaway CA and one $key_desc server certificate in $pki"
+fi
+
+# ---------------------------------------------------------------------------
 # PostgreSQL 15.
 pg_port="$(free_port)"
-log "PostgreSQL 15 on $LO:$pg_port (socket dir $tmp), transport to proxies: $transport"
-"${as_pg[@]}" "$PG_BIN/initdb" -D "$tmp/data" -U "$DBUSER" --auth=trust -E UTF8 --locale=C --no-sync \
-  >"$tmp/initdb.log" 2>&1 || { cat "$tmp/initdb.log" >&2; die initdb; }
+log "PostgreSQL 15 on $LO:$pg_port (socket dir $tmp), transport to proxies: $transport, ssl: $([ "$server_tls" = 1 ] && echo on || echo off), auth: $auth"
+initdb_args=(-D "$tmp/data" -U "$DBUSER" --auth=trust -E UTF8 --locale=C --no-sync)
+if [ "$auth" = scram ]; then
+  password="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(18))')"
+  printf '%s\n' "$password" >"$tmp/pwfile"
+  give_pg "$tmp/pwfile"
+  initdb_args+=(--pwfile="$tmp/pwfile")
+fi
+"${as_pg[@]}" "$PG_BIN/initdb" "${initdb_args[@]}" >"$tmp/initdb.log" 2>&1 || { cat "$tmp/initdb.log" >&2; die initdb; }
+rm -f "$tmp/pwfile"
 cat >>"$tmp/data/postgresql.conf" <<EOF
 # bench/e2e.sh
 listen_addresses = '$LO'
 port = $pg_port
 unix_socket_directories = '$tmp'
-ssl = off
-max_connections = 1400          # 64 clients x 3 systems + 1000 idle + margin
+max_connections = 1400          # 64 clients x 5 systems + 1000 idle + margin
 shared_buffers = 256MB
 fsync = off                     # the proxies are measured, not the disk
 synchronous_commit = off
 full_page_writes = off
 log_min_messages = fatal
 log_checkpoints = off
+password_encryption = scram-sha-256
 EOF
+if [ "$server_tls" = 1 ]; then
+  cat >>"$tmp/data/postgresql.conf" <<EOF
+ssl = on
+ssl_cert_file = '$pki/server.crt'
+ssl_key_file = '$pki/server.key'
+EOF
+else
+  echo "ssl = off" >>"$tmp/data/postgresql.conf"
+fi
+hba_method=trust
+[ "$auth" = scram ] && hba_method=scram-sha-256
 cat >"$tmp/data/pg_hba.conf" <<EOF
-local all all trust
-host  all all $LO/32 trust
+local all all $hba_method
+host  all all $LO/32 $hba_method
 EOF
 "${as_pg[@]}" "$PG_BIN/postgres" -D "$tmp/data" >"$tmp/postgres.log" 2>&1 </dev/null &
 pids+=($!); pg_pid=$!
@@ -160,8 +320,9 @@ for _ in $(seq 300); do
 done
 "$PG_BIN/pg_isready" -q -h "$LO" -p "$pg_port" -U "$DBUSER" -d postgres -t 1 || die "postgres not ready"
 
-export PGSSLMODE=disable PGCONNECT_TIMEOUT=10 PGUSER="$DBUSER" LC_ALL=C
-unset PGHOST PGPORT PGDATABASE PGPASSWORD PGSERVICE || true
+export PGSSLMODE="$sslmode" PGCONNECT_TIMEOUT=10 PGUSER="$DBUSER" LC_ALL=C
+unset PGHOST PGPORT PGDATABASE PGPASSWORD PGSERVICE PGSSLROOTCERT PGCHANNELBINDING PGPASSFILE || true
+[ "$auth" = scram ] && export PGPASSWORD="$password"
 psql -X -q -h "$LO" -p "$pg_port" -d postgres -c "CREATE DATABASE $DB" >/dev/null
 log "pgbench -i -s $SCALE"
 timeout 600 "$PGBENCH" -i -q -s "$SCALE" -h "$LO" -p "$pg_port" "$DB" >"$tmp/pgbench-init.log" 2>&1 \
@@ -169,12 +330,22 @@ timeout 600 "$PGBENCH" -i -q -s "$SCALE" -h "$LO" -p "$pg_port" "$DB" >"$tmp/pgb
 
 if [ "$transport" = unix ]; then up_host="$tmp"; else up_host="$LO"; fi
 
+# The auth_file both proxies read (pgbouncer's userlist format): with --auth
+# scram the user's SCRAM secret as PostgreSQL stores it.
+if [ "$auth" = scram ]; then
+  secret="$(psql -X -At -h "$LO" -p "$pg_port" -d postgres \
+    -c "SELECT rolpassword FROM pg_authid WHERE rolname = '$DBUSER'")"
+  case "$secret" in SCRAM-SHA-256\$*) ;; *) die "no SCRAM secret for $DBUSER in pg_authid" ;; esac
+else
+  secret=""
+fi
+printf '"%s" "%s"\n' "$DBUSER" "$secret" >"$tmp/userlist.txt"
+chmod 600 "$tmp/userlist.txt"
+give_pg "$tmp/userlist.txt"
+
 # ---------------------------------------------------------------------------
 # pgbouncer, session mode.
 pgb_port="$(free_port)"
-cat >"$tmp/userlist.txt" <<EOF
-"$DBUSER" ""
-EOF
 cat >"$tmp/pgbouncer.ini" <<EOF
 [databases]
 $DB = host=$up_host port=$pg_port dbname=$DB
@@ -183,7 +354,7 @@ $DB = host=$up_host port=$pg_port dbname=$DB
 listen_addr = $LO
 listen_port = $pgb_port
 unix_socket_dir =
-auth_type = trust
+auth_type = $([ "$auth" = scram ] && echo scram-sha-256 || echo trust)
 auth_file = $tmp/userlist.txt
 pool_mode = session
 max_client_conn = 1200
@@ -193,9 +364,18 @@ ignore_startup_parameters = extra_float_digits
 logfile = $tmp/pgbouncer.log
 log_connections = 0
 log_disconnections = 0
-server_tls_sslmode = disable
+server_tls_sslmode = $upstream_tls
 EOF
-[ "$(id -u)" = 0 ] && chown postgres:postgres "$tmp/pgbouncer.ini" "$tmp/userlist.txt"
+if [ "$tls" = 1 ]; then
+  cat >>"$tmp/pgbouncer.ini" <<EOF
+client_tls_sslmode = require
+client_tls_cert_file = $pki/server.crt
+client_tls_key_file = $pki/server.key
+EOF
+else
+  echo "client_tls_sslmode = disable" >>"$tmp/pgbouncer.ini"
+fi
+give_pg "$tmp/pgbouncer.ini"
 "${as_pg[@]}" pgbouncer "$tmp/pgbouncer.ini" >>"$tmp/pgbouncer.stdout" 2>&1 </dev/null &
 pids+=($!); pgb_pid=$!
 wait_port "$LO" "$pgb_port" "$pgb_pid" pgbouncer
@@ -292,17 +472,23 @@ pgwarden_config() {  # port name [audit-durability]
   if [ "$transport" = unix ]; then
     upstream="{ unix_socket: $tmp, port: $pg_port, tls: disable }"
   else
-    upstream="{ host: $LO, port: $pg_port, tls: disable }"
+    upstream="{ host: $LO, port: $pg_port, tls: $upstream_tls }"
   fi
   {
     echo "listen: $LO:$1"
     echo "upstream: $upstream"
+    if [ "$tls" = 1 ]; then echo "tls: { cert: $pki/server.crt, key: $pki/server.key, required: true }"; fi
+    if [ "$auth" = scram ]; then
+      echo "auth: { mode: scram, auth_file: $tmp/userlist.txt }"
+    else
+      echo "auth: passthrough"
+    fi
     echo "log: { level: warn, statements: false }"
     echo "limits: { max_client_connections: 2000, idle_timeout: 0 }"
     echo "environment: production"
     policy_rules
     if [ -n "${3:-}" ]; then
-      echo "audit: { file: $tmp/audit-$2/pgwarden.jsonl, durability: $3, on_failure: block, parameters: none }"
+      echo "audit: { file: $tmp/audit-$2/pgwarden.jsonl, durability: $3, on_failure: block, parameters: none, rotate_bytes: 256MiB }"
     fi
   } >"$tmp/$2.yaml"
   if [ -n "${3:-}" ]; then mkdir -p "$tmp/audit-$2"; fi
@@ -310,7 +496,7 @@ pgwarden_config() {  # port name [audit-durability]
   [ "$n_rules" = 20 ] || die "policy has $n_rules rules, not 20"
 }
 
-declare -A sys_port sys_pid
+declare -A sys_port sys_pid durability
 start_pgwarden() {  # name [audit-durability]
   local port; port="$(free_port)"
   pgwarden_config "$port" "$1" "${2:-}"
@@ -323,47 +509,74 @@ start_pgwarden() {  # name [audit-durability]
   log "$1 on $LO:$port (pid ${sys_pid[$1]})"
 }
 
-systems=(direct pgbouncer pgwarden)
 sys_port[direct]=$pg_port; sys_pid[direct]=$pg_pid
 sys_port[pgbouncer]=$pgb_port; sys_pid[pgbouncer]=$pgb_pid
 start_pgwarden pgwarden
 
-# Audit: priced only if this build has it. A build without the audit log
-# refuses to serve with audit.file set, or serves and writes nothing there;
-# both are detected here, and then the audit rounds are skipped, not faked.
-audit_note=""
-audit_port="$(free_port)"
-pgwarden_config "$audit_port" pgwarden-audit buffered
-"$PGWARDEN_BIN" serve --config "$tmp/pgwarden-audit.yaml" >"$tmp/pgwarden-audit.log" 2>&1 </dev/null &
-pids+=($!); audit_pid=$!
-audit_up=0
-for _ in $(seq 100); do
-  kill -0 "$audit_pid" 2>/dev/null || break
-  if "$PY" -c "import socket; socket.create_connection(('$LO',$audit_port),0.5).close()" 2>/dev/null; then
-    audit_up=1; break
+# Audit: each audited pgwarden must write its file before it is measured;
+# a build that accepts audit.file and writes nothing fails here, not after
+# the runs.
+audit_systems=()
+if [ "$profile" = 0 ]; then
+  for s in pgwarden-audit pgwarden-synced; do
+    selected "$s" || continue
+    durability[$s]="$([ "$s" = pgwarden-audit ] && echo buffered || echo synced)"
+    start_pgwarden "$s" "${durability[$s]}"
+    psql -X -q -h "$LO" -p "${sys_port[$s]}" -d "$DB" -c "SELECT 1" >/dev/null 2>"$tmp/$s.probe.err" \
+      || { cat "$tmp/$s.probe.err" >&2; die "a query through $s failed"; }
+    for _ in $(seq 50); do
+      [ -n "$(find "$tmp/audit-$s" -type f -size +0 2>/dev/null)" ] && break
+      sleep 0.1
+    done
+    [ -n "$(find "$tmp/audit-$s" -type f -size +0 2>/dev/null)" ] \
+      || die "$s (audit ${durability[$s]}) wrote nothing to $tmp/audit-$s after a query"
+    audit_systems+=("$s")
+  done
+  [ "${#audit_systems[@]}" = 0 ] || log "audit files written by ${audit_systems[*]}"
+fi
+
+# ---------------------------------------------------------------------------
+# What each hop really is. The client hop of every system is probed with a
+# TLS handshake of our own (SSLRequest, then verification against the CA);
+# PostgreSQL's pg_stat_ssl says whether the connection it got (from pgbench
+# for direct, from the proxy otherwise) uses TLS. With SCRAM over TLS, a
+# login with channel_binding=require says whether the system offers
+# SCRAM-SHA-256-PLUS.
+cat >"$tmp/tls_probe.py" <<'EOF'
+import socket, ssl, struct, sys
+host, port, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.create_connection((host, port), timeout=10)
+s.sendall(struct.pack("!II", 8, 80877103))
+answer = s.recv(1)
+if answer != b"S":
+    raise SystemExit(f"answered {answer!r} to SSLRequest, not b'S'")
+ctx = ssl.create_default_context(cafile=ca)
+t = ctx.wrap_socket(s, server_hostname=host)
+print(t.version(), t.cipher()[0])
+t.close()
+EOF
+declare -A hop_info
+for s in "${all_systems[@]}"; do
+  [ -n "${sys_port[$s]:-}" ] || continue
+  client_hop=plaintext
+  if [ "$tls" = 1 ]; then
+    client_hop="$("$PY" "$tmp/tls_probe.py" "$LO" "${sys_port[$s]}" "$pki/ca.crt" 2>&1)" \
+      || die "TLS handshake with $s failed: $client_hop"
   fi
-  sleep 0.1
+  seen="$(psql -X -At -F ' ' -h "$LO" -p "${sys_port[$s]}" -d "$DB" \
+    -c "SELECT CASE WHEN ssl THEN version ELSE 'plaintext' END FROM pg_stat_ssl WHERE pid = pg_backend_pid()" 2>&1)" \
+    || die "query through $s failed: $seen"
+  if [ "$s" = direct ]; then seen="PostgreSQL's pg_stat_ssl: $seen"; else seen="upstream hop (pg_stat_ssl): $seen"; fi
+  hop_info[$s]="client hop $client_hop; $seen"
+  if [ "$auth" = scram ] && [ "$tls" = 1 ]; then
+    if psql -X -At "host=$LO port=${sys_port[$s]} dbname=$DB channel_binding=require" -c "SELECT 1" >/dev/null 2>&1; then
+      hop_info[$s]="${hop_info[$s]}; offers SCRAM-SHA-256-PLUS (libpq binds the channel)"
+    else
+      hop_info[$s]="${hop_info[$s]}; no SCRAM-SHA-256-PLUS (libpq authenticates without channel binding)"
+    fi
+  fi
+  log "$s: ${hop_info[$s]}"
 done
-if [ "$audit_up" = 0 ]; then
-  audit_note="audit not available in this build: pgwarden serve with audit.file set exits with \"$(tail -n1 "$tmp/pgwarden-audit.log" | sed "s|$tmp/||")\""
-else
-  sys_port[pgwarden-audit]=$audit_port; sys_pid[pgwarden-audit]=$audit_pid
-  psql -X -q -h "$LO" -p "$audit_port" -d "$DB" \
-    -c "SELECT 1" -c "SELECT count(*) FROM pgbench_branches" >/dev/null 2>"$tmp/audit-probe.err" || true
-  sleep 1.5
-  if [ -n "$(find "$tmp/audit-pgwarden-audit" -type f -size +0 2>/dev/null)" ]; then
-    start_pgwarden pgwarden-synced synced
-    systems+=(pgwarden-audit pgwarden-synced)
-    log "audit file written: pricing audit buffered and synced"
-  else
-    audit_note="audit not available in this build: pgwarden accepted audit.file but wrote nothing there"
-    kill -TERM "$audit_pid" 2>/dev/null || true
-  fi
-fi
-if [ -n "$audit_note" ]; then
-  audit_note="$audit_note; the audit-on (buffered) and synced rounds were skipped"
-  log "$audit_note"
-fi
 
 # ---------------------------------------------------------------------------
 # --profile: what a transaction costs each proxy, and where pgwarden's time goes.
@@ -384,7 +597,7 @@ if [ "$profile" = 1 ]; then
   command -v perf >/dev/null || die "perf not installed (apt-get install -y linux-perf)"
   hz="$(getconf CLK_TCK)"
   pargs=(-n -S -M simple -c 8 -j 2 -T "$DURATION" "$DB")
-  echo "## Cost per transaction, pgbench -S -M simple -c 8, ${DURATION}s, transport $transport"
+  echo "## Cost per transaction, pgbench -S -M simple -c 8, ${DURATION}s, transport $transport, sslmode=$sslmode, auth $auth"
   echo
   echo "| system | TPS | CPU µs per transaction | voluntary switches per tx | involuntary per tx | threads |"
   echo "|---|---:|---:|---:|---:|---:|"
@@ -420,17 +633,7 @@ if [ "$profile" = 1 ]; then
 fi
 
 # ---------------------------------------------------------------------------
-# Workloads: name|pgbench arguments|clients
-if [ "$smoke" = 1 ]; then
-  workloads=("S-simple-8|-S -M simple|8" "S-C-8|-S -C -M simple|8")
-else
-  workloads=()
-  for mode in simple extended prepared; do
-    for c in 1 8 64; do workloads+=("S-$mode-$c|-S -M $mode|$c"); done
-  done
-  workloads+=("N-simple-8|-N -M simple|8" "S-C-8|-S -C -M simple|8")
-fi
-
+# Rounds.
 results="$tmp/results.tsv"   # workload system round tps p50_ms p99_ms
 : >"$results"
 run_one() {  # workload-name args clients system round
@@ -460,76 +663,114 @@ print(f"{pick(50) / 1000:.3f} {pick(99) / 1000:.3f}")')"
   log "round $round  $name  $sys  tps=$tps  p50/p99 ms=$pct"
 }
 
-total=$(( ${#workloads[@]} * ${#systems[@]} * ROUNDS ))
-log "$total pgbench runs of ${DURATION}s (${#workloads[@]} workloads x ${#systems[@]} systems x $ROUNDS rounds)"
+total=0
+for w in "${workloads[@]}"; do
+  IFS='|' read -r _ _ clients <<<"$w"
+  for s in "${systems[@]}"; do runs_on "$s" "$clients" && total=$((total + 1)); done
+done
+total=$((total * ROUNDS))
+log "$total pgbench runs of ${DURATION}s (${#workloads[@]} workloads, systems ${systems[*]}, $ROUNDS rounds; pgwarden-synced at 8 clients only)"
+started="$(date +%s)"
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 for ((r = 1; r <= ROUNDS; r++)); do
   for w in "${workloads[@]}"; do
     IFS='|' read -r name args clients <<<"$w"
-    for s in "${systems[@]}"; do run_one "$name" "$args" "$clients" "$s" "$r"; done
+    for s in "${systems[@]}"; do
+      runs_on "$s" "$clients" || continue
+      run_one "$name" "$args" "$clients" "$s" "$r"
+    done
   done
 done
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
+runs_seconds=$(( $(date +%s) - started ))
 
 # ---------------------------------------------------------------------------
-# Resident memory per idle client connection: open IDLE connections that
-# complete startup (trust), then compare VmRSS before and after.
+# Resident memory per idle client connection: open IDLE connections (libpq
+# through psycopg, with the same sslmode and authentication as pgbench) that
+# complete startup, then compare VmRSS before and after.
 cat >"$tmp/idle.py" <<'EOF'
-import socket, struct, sys, time
-settle = 2 if int(sys.argv[4]) >= 100 else 0.3
-host, port, pid, n, user, db = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
+import asyncio, sys, time
+import psycopg
+host, port, pid, n, user, db, sslmode = sys.argv[1:8]
+port, n = int(port), int(n)
+settle = 2 if n >= 100 else 0.3
 def rss_kib():
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
-def startup():
-    body = struct.pack("!I", 196608) + b"user\0" + user.encode() + b"\0database\0" + db.encode() + b"\0\0"
-    return struct.pack("!I", len(body) + 4) + body
-def until_ready(s):
-    buf = b""
-    while True:
-        while len(buf) < 5 or len(buf) < 1 + struct.unpack("!I", buf[1:5])[0]:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise SystemExit(f"connection closed during startup after {len(socks)} connections")
-            buf += chunk
-        kind, length = buf[:1], struct.unpack("!I", buf[1:5])[0]
-        payload, buf = buf[5:1 + length], buf[1 + length:]
-        if kind == b"E":
-            raise SystemExit("startup failed: " + payload.decode(errors="replace"))
-        if kind == b"R" and struct.unpack("!I", payload[:4])[0] != 0:
-            raise SystemExit("server asked for a password; trust expected")
-        if kind == b"Z":
-            return
-time.sleep(settle)
-before = rss_kib()
-socks = []
-deadline = time.monotonic() + 300
-while len(socks) < n:
-    if time.monotonic() > deadline:
-        raise SystemExit("timed out opening idle connections")
-    batch = []
-    for _ in range(min(50, n - len(socks))):
-        s = socket.create_connection((host, port), timeout=30)
-        s.sendall(startup())
-        batch.append(s)
-    for s in batch:
-        until_ready(s)
-        socks.append(s)
-time.sleep(settle)
-after = rss_kib()
-print(before, after, len(socks), f"{(after - before) / len(socks):.1f}")
-for s in socks:
-    s.close()
+async def main():
+    await asyncio.sleep(settle)
+    before = rss_kib()
+    conns = []
+    while len(conns) < n:
+        batch = [psycopg.AsyncConnection.connect(host=host, port=port, user=user, dbname=db, sslmode=sslmode,
+                                                 connect_timeout=30, autocommit=True)
+                 for _ in range(min(50, n - len(conns)))]
+        try:
+            conns += await asyncio.gather(*batch)
+        except psycopg.Error as e:
+            raise SystemExit(f"connection failed after {len(conns)} connections: {e}")
+    await asyncio.sleep(settle)
+    after = rss_kib()
+    print(before, after, len(conns), f"{(after - before) / len(conns):.1f}")
+    for c in conns:
+        await c.close()
+asyncio.run(asyncio.wait_for(main(), 300))
 EOF
 declare -A rss
-for s in pgbouncer pgwarden; do
-  log "opening $IDLE idle connections to $s"
-  rss[$s]="$(timeout 600 "$PY" "$tmp/idle.py" "$LO" "${sys_port[$s]}" "${sys_pid[$s]}" "$IDLE" "$DBUSER" "$DB")" \
-    || die "idle connections to $s"
-  log "$s RSS before/after KiB, connections, KiB per connection: ${rss[$s]}"
-  [ "$smoke" = 1 ] || sleep 2   # let the closed connections drain before the next system
+idle_systems=()
+if [ "$do_idle" = 1 ]; then
+  for s in pgbouncer pgwarden; do
+    selected "$s" || continue
+    log "opening $IDLE idle connections to $s"
+    rss[$s]="$(timeout 600 "$PY" "$tmp/idle.py" "$LO" "${sys_port[$s]}" "${sys_pid[$s]}" "$IDLE" "$DBUSER" "$DB" "$sslmode")" \
+      || die "idle connections to $s"
+    log "$s RSS before/after KiB, connections, KiB per connection: ${rss[$s]}"
+    idle_systems+=("$s")
+    [ "$smoke" = 1 ] || sleep 2   # let the closed connections drain before the next system
+  done
+fi
+
+# ---------------------------------------------------------------------------
+# Audit files: stop each audited pgwarden (SIGTERM drains and flushes), then
+# count its records and run `pgwarden audit verify` on its directory.
+audit_failed=0
+declare -A audit_line
+for s in "${audit_systems[@]}"; do
+  pid="${sys_pid[$s]}"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 400); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid" 2>/dev/null || true
+    audit_failed=1; stop="did not exit within 40 s of SIGTERM (killed)"
+  fi
+  rc=0; wait "$pid" 2>/dev/null || rc=$?
+  [ -n "${stop:-}" ] || stop="exit status $rc after SIGTERM"
+  [ "$rc" = 0 ] || audit_failed=1
+  dir="$tmp/audit-$s"
+  bytes="$(du -sb "$dir" | cut -f1)"
+  vrc=0; verify="$("$PGWARDEN_BIN" audit verify "$dir" 2>&1)" || vrc=$?
+  case "$verify" in "ok: 0 records"*) vrc="$vrc (no records)"; audit_failed=1 ;; esac
+  [ "$vrc" = 0 ] || audit_failed=1
+  audit_line[$s]="$s (durability ${durability[$s]}): $stop; $bytes bytes; \`pgwarden audit verify\` exit $vrc: $(echo "$verify" | tr '\n' ' ' | sed 's/ *$//')"
+  log "${audit_line[$s]}"
+  [ "$vrc" = 0 ] || { echo "$verify" >&2; tail -n 20 "$tmp/$s.log" >&2; }
+  unset stop
+done
+
+# pgwarden's own log (level warn): anything there during a benchmark is worth
+# a look, so the report counts it and quotes a few lines.
+declare -A warden_log
+for s in pgwarden "${audit_systems[@]}"; do
+  f="$tmp/$s.log"
+  n="$(grep -c . "$f" 2>/dev/null || true)"
+  warden_log[$s]="${n:-0} lines"
+  if [ "${n:-0}" -gt 0 ]; then
+    warden_log[$s]="${warden_log[$s]}, e.g. $(sed -E 's/^[0-9T:.+-]+Z? +//' "$f" | sort | uniq -c | sort -rn | head -n 3 \
+      | sed -E 's/^ *([0-9]+) (.*)$/"\2" (x\1)/' | cut -c1-200 | paste -sd ';' -)"
+    log "$s logged ${warden_log[$s]}"
+  fi
 done
 
 # ---------------------------------------------------------------------------
@@ -539,78 +780,133 @@ pgb_version="$(pgbouncer --version 2>/dev/null | head -n1)"
 cpu="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
 stamp="$(date -u +%Y-%m-%d-%H%M)"
 report="$tmp/report.md"
-"$PY" - "$results" "${systems[*]}" >"$tmp/table.md" <<'EOF'
+"$PY" - "$results" "${systems[*]}" "$tls" >"$tmp/table.md" <<'EOF'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 systems = sys.argv[2].split()
+tls = sys.argv[3] == "1"
 order, data = [], {}
 for w, s, r, tps, p50, p99 in rows:
     if w not in order: order.append(w)
     data.setdefault((w, s), []).append((float(tps), float(p50), float(p99)))
-med = lambda xs: statistics.median(xs)
 def agg(w, s):
-    v = data.get((w, s), [])
-    return (med([x[0] for x in v]), med([x[1] for x in v]), med([x[2] for x in v])) if v else None
-wardens = [s for s in systems if s.startswith("pgwarden")]
-hdr = ["workload"]
-for s in systems: hdr += [f"{s} TPS"]
-for s in systems: hdr += [f"{s} p50/p99 ms"]
-for s in wardens:
-    tag = "" if s == "pgwarden" else f" ({s})"
-    hdr += [f"pgwarden/pgbouncer{tag}", f"pgwarden/direct{tag}"]
-print("| " + " | ".join(hdr) + " |")
-print("|" + "|".join("---" if i == 0 else "---:" for i in range(len(hdr))) + "|")
-for w in order:
-    a = {s: agg(w, s) for s in systems}
-    cells = [w]
-    cells += [f"{a[s][0]:.0f}" for s in systems]
-    cells += [f"{a[s][1]:.2f} / {a[s][2]:.2f}" for s in systems]
-    for s in wardens:
-        cells += [f"{a[s][0] / a['pgbouncer'][0]:.2f}", f"{a[s][0] / a['direct'][0]:.2f}"]
-    print("| " + " | ".join(cells) + " |")
-if "pgwarden-audit" in systems:
-    print()
-    print("| workload | audit buffered / audit off | synced / buffered |")
-    print("|---|---:|---:|")
+    v = data.get((w, s))
+    return tuple(statistics.median(x[i] for x in v) for i in range(3)) if v else None
+def tps(w, s):
+    a = agg(w, s)
+    return a[0] if a else None
+def ratio(a, b):
+    return f"{a / b:.2f}" if a is not None and b else "–"
+def table(hdr, lines):
+    print("| " + " | ".join(hdr) + " |")
+    print("|" + "|".join("---" if i == 0 else "---:" for i in range(len(hdr))) + "|")
+    for cells in lines: print("| " + " | ".join(cells) + " |")
+present = [s for s in systems if any((w, s) in data for w in order)]
+wardens = [s for s in present if s.startswith("pgwarden")]
+bases = [b for b in ("pgbouncer", "direct") if b in present]
+if order:
+    hdr = ["workload"] + [f"{s} TPS" for s in present] + [f"{s} p50/p99 ms" for s in present]
+    hdr += [f"{s}/{b}" for s in wardens for b in bases]
+    lines = []
     for w in order:
-        off, buf, syn = agg(w, "pgwarden")[0], agg(w, "pgwarden-audit")[0], agg(w, "pgwarden-synced")[0]
-        print(f"| {w} | {buf / off:.2f} | {syn / buf:.2f} |")
+        cells = [w] + [f"{tps(w, s):.0f}" if agg(w, s) else "–" for s in present]
+        cells += [f"{agg(w, s)[1]:.2f} / {agg(w, s)[2]:.2f}" if agg(w, s) else "–" for s in present]
+        cells += [ratio(tps(w, s), tps(w, b)) for s in wardens for b in bases]
+        lines.append(cells)
+    table(hdr, lines)
+if "pgwarden" in present and "pgwarden-audit" in present:
+    print()
+    print("Price of the audit log (ratios of TPS; pgwarden-synced runs at 8 clients only):")
+    print()
+    lines = [[w, ratio(tps(w, "pgwarden-audit"), tps(w, "pgwarden")), ratio(tps(w, "pgwarden-synced"), tps(w, "pgwarden-audit"))]
+             for w in order if agg(w, "pgwarden-audit")]
+    table(["workload", "audit buffered / audit off", "synced / buffered"], lines)
+if "S-C-8" in order:
+    print()
+    if tls:
+        print("TLS handshake rate: `pgbench -S -C -M simple -c 8` over TLS, a new connection and a full TLS handshake per transaction (TPS = connections per second):")
+    else:
+        print("Connection rate: `pgbench -S -C -M simple -c 8`, plaintext, a new connection per transaction (TPS = connections per second):")
+    print()
+    lines = []
+    for s in present:
+        a = agg("S-C-8", s)
+        if a:
+            lines.append([s, f"{a[0]:.0f}", f"{a[1]:.2f} / {a[2]:.2f}"] + [ratio(a[0], tps("S-C-8", b)) for b in bases])
+    table(["system", "connections/s", "p50 / p99 ms (connect + SELECT)"] + [f"/ {b}" for b in bases], lines)
 EOF
+
+if [ "$tls" = 1 ]; then
+  client_hop="TLS on all three (pgbench sslmode=require): PostgreSQL ssl=on, pgbouncer client_tls_sslmode=require, pgwarden tls: {cert, key, required: true}; all three present the same $key_desc certificate from a throwaway CA"
+else
+  client_hop="plaintext on all three (pgbench sslmode=disable; PostgreSQL ssl=$([ "$server_tls" = 1 ] && echo on || echo off), pgbouncer client_tls_sslmode=disable, pgwarden without tls)"
+fi
+if [ "$auth" = scram ]; then
+  auth_desc="SCRAM-SHA-256 in each system, libpq's default channel_binding=prefer (which systems offer -PLUS over TLS: see the probes above). direct: PostgreSQL, pg_hba scram-sha-256 (a password set for $DBUSER). pgbouncer: auth_type=scram-sha-256 against the auth_file (the user's SCRAM secret from pg_authid); its server connections log in with the client's SCRAM keys. pgwarden: auth: scram with the same auth_file; it logs into PostgreSQL with the client's recovered ClientKey. pgbench and the idle clients get PGPASSWORD"
+else
+  auth_desc="none (trust) in all three. direct: pg_hba trust. pgbouncer: auth_type=trust (accepts the client without a password; its server connections log in with trust). pgwarden: auth: passthrough (relays PostgreSQL's trust exchange)"
+fi
+fs_type="$(df -PT "$tmp" | awk 'NR == 2 {print $2}')"
+command_line="ROUNDS=$ROUNDS DURATION=$DURATION IDLE=$IDLE SCALE=$SCALE"
+[ -n "${SYSTEMS:-}" ] && command_line="$command_line SYSTEMS=\"$SYSTEMS\""
+[ "$server_tls" = 1 ] && command_line="$command_line TLS_KEY=$TLS_KEY"
+command_line="$command_line bench/e2e.sh${orig_args[*]:+ ${orig_args[*]}}"
 {
   echo "# pgwarden end-to-end benchmark, $stamp UTC"
   echo
-  echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION IDLE=$IDLE SCALE=$SCALE bench/e2e.sh$([ "$smoke" = 1 ] && echo ' --smoke')$([ "$transport" = unix ] && echo ' --unix')\`"
+  echo "Command: \`$command_line\`"
   echo
   echo "- pgwarden revision: $rev at the start; binary $bin_info"
   echo "- machine: $(nproc) CPUs ($cpu), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
   echo "- $pg_version; $pgb_version (session mode); pgbench $("$PGBENCH" --version | awk '{print $3}')"
   echo "- load average (1/5/15 min) before the runs: $load_before; after: $load_after"
-  echo "- upstream transport for pgbouncer and pgwarden: $transport; plaintext everywhere (sslmode=disable, ssl=off)"
-  echo "- pgbench -i -s $SCALE; $ROUNDS rounds of ${DURATION}s per workload and system, interleaved direct / pgbouncer / pgwarden...; -j = min(clients, 2)"
-  echo "- pgwarden: 20-rule policy (none denies pgbench), log level warn"
+  echo "- $total pgbench runs took $((runs_seconds / 60)) min $((runs_seconds % 60)) s"
+  echo "- client hop: $client_hop"
+  echo "- upstream hop of pgbouncer and pgwarden: $transport, TLS $upstream_tls (pgbouncer server_tls_sslmode, pgwarden upstream.tls)"
+  for s in "${all_systems[@]}"; do
+    [ -n "${hop_info[$s]:-}" ] && echo "  - $s, as probed: ${hop_info[$s]}"
+  done
+  echo "- authentication: $auth_desc"
+  echo "- pgbouncer in session mode gives each new client a pooled server connection, so its S-C-8 starts no backend and logs into PostgreSQL not at all per connection; direct and pgwarden start a PostgreSQL backend for every connection"
+  echo "- pgbench -i -s $SCALE; $ROUNDS rounds of ${DURATION}s per workload and system, interleaved ${systems[*]}; -j = min(clients, 2)"
+  echo "- pgwarden: 20-rule policy (none denies pgbench), log level warn; pgwarden = audit off, pgwarden-audit = audit durability buffered, pgwarden-synced = synced (8-client workloads only); audit on_failure block, parameters none, rotate_bytes 256MiB, files on $fs_type in $tmp"
+  echo "- pgwarden log at level warn during the run: $(for s in pgwarden "${audit_systems[@]}"; do printf '%s: %s. ' "$s" "${warden_log[$s]}"; done | sed 's/ $//')"
   echo "- TPS = median over rounds of pgbench's tps; p50/p99 = median over rounds of the per-transaction latency percentiles from pgbench -l"
-  [ -n "$audit_note" ] && echo "- $audit_note"
   echo
   cat "$tmp/table.md"
-  echo
-  echo "Resident memory holding $IDLE idle client connections (VmRSS after startup completed, minus before):"
-  echo
-  echo "| system | RSS before KiB | RSS after KiB | connections | KiB per connection |"
-  echo "|---|---:|---:|---:|---:|"
-  for s in pgbouncer pgwarden; do
-    read -r b a n k <<<"${rss[$s]}"
-    echo "| $s | $b | $a | $n | $k |"
-  done
+  if [ "${#idle_systems[@]}" -gt 0 ]; then
+    echo
+    echo "Resident memory holding $IDLE idle client connections (sslmode=$sslmode, auth $auth; VmRSS after startup completed, minus before):"
+    echo
+    echo "| system | RSS before KiB | RSS after KiB | connections | KiB per connection |"
+    echo "|---|---:|---:|---:|---:|"
+    for s in "${idle_systems[@]}"; do
+      read -r b a n k <<<"${rss[$s]}"
+      echo "| $s | $b | $a | $n | $k |"
+    done
+  fi
+  if [ "${#audit_systems[@]}" -gt 0 ]; then
+    echo
+    echo "Audit files after the run:"
+    echo
+    for s in "${audit_systems[@]}"; do echo "- ${audit_line[$s]//$tmp\//}"; done
+  fi
 } >"$report"
 
 echo
 cat "$report"
 if [ -z "$out" ] && [ "$smoke" = 0 ]; then
   mkdir -p "$here/results"
-  suffix=""; [ "$transport" = unix ] && suffix="-unix"
+  suffix=""
+  [ "$transport" = unix ] && suffix="$suffix-unix"
+  [ "$tls" = 1 ] && suffix="$suffix-tls"
+  [ "$upstream_tls" != disable ] && suffix="$suffix-upstream-tls"
+  [ "$auth" = scram ] && suffix="$suffix-scram"
+  [ "$restricted" = 1 ] && suffix="$suffix-partial"
   out="$here/results/$stamp$suffix.md"
 fi
 if [ -n "$out" ]; then
   cp "$report" "$out"
   log "results written to $out"
 fi
+[ "$audit_failed" = 0 ] || die "an audit file did not verify, or an audited pgwarden did not stop cleanly (see above)"
