@@ -18,6 +18,8 @@
 #                                pgbench sslmode=require
 #   bench/e2e.sh --upstream-tls require   TLS on the proxies' hop to PostgreSQL too
 #                                (pgbouncer server_tls_sslmode, pgwarden upstream.tls)
+#   bench/e2e.sh --auth md5      all three authenticate clients with md5 (both proxies from the
+#                                same auth_file, and both pool server connections)
 #   bench/e2e.sh --auth scram    all three authenticate clients with SCRAM-SHA-256: pg_hba
 #                                scram-sha-256, pgbouncer auth_type=scram-sha-256 and pgwarden
 #                                auth: scram with the same auth_file (the user's SCRAM secret)
@@ -78,7 +80,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 case "$upstream_tls" in disable|require) ;; *) echo "e2e.sh: --upstream-tls takes disable or require" >&2; exit 2 ;; esac
-case "$auth" in trust|scram) ;; *) echo "e2e.sh: --auth takes trust or scram" >&2; exit 2 ;; esac
+case "$auth" in trust|scram|md5) ;; *) echo "e2e.sh: --auth takes trust, scram or md5" >&2; exit 2 ;; esac
 if [ "$transport" = unix ] && [ "$upstream_tls" != disable ]; then
   echo "e2e.sh: --upstream-tls $upstream_tls cannot be used with --unix (PostgreSQL offers no TLS on its socket)" >&2; exit 2
 fi
@@ -274,7 +276,7 @@ fi
 pg_port="$(free_port)"
 log "PostgreSQL 15 on $LO:$pg_port (socket dir $tmp), transport to proxies: $transport, ssl: $([ "$server_tls" = 1 ] && echo on || echo off), auth: $auth"
 initdb_args=(-D "$tmp/data" -U "$DBUSER" --auth=trust -E UTF8 --locale=C --no-sync)
-if [ "$auth" = scram ]; then
+if [ "$auth" != trust ]; then
   password="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(18))')"
   printf '%s\n' "$password" >"$tmp/pwfile"
   give_pg "$tmp/pwfile"
@@ -307,6 +309,7 @@ else
 fi
 hba_method=trust
 [ "$auth" = scram ] && hba_method=scram-sha-256
+[ "$auth" = md5 ] && hba_method=md5
 cat >"$tmp/data/pg_hba.conf" <<EOF
 local all all $hba_method
 host  all all $LO/32 $hba_method
@@ -322,7 +325,11 @@ done
 
 export PGSSLMODE="$sslmode" PGCONNECT_TIMEOUT=10 PGUSER="$DBUSER" LC_ALL=C
 unset PGHOST PGPORT PGDATABASE PGPASSWORD PGSERVICE PGSSLROOTCERT PGCHANNELBINDING PGPASSFILE || true
-[ "$auth" = scram ] && export PGPASSWORD="$password"
+[ "$auth" != trust ] && export PGPASSWORD="$password"
+if [ "$auth" = md5 ]; then  # initdb stored a SCRAM secret; md5 needs an md5 one
+  psql -X -q -h "$LO" -p "$pg_port" -d postgres \
+    -c "SET password_encryption = 'md5'" -c "ALTER ROLE $DBUSER PASSWORD '$password'" >/dev/null
+fi
 psql -X -q -h "$LO" -p "$pg_port" -d postgres -c "CREATE DATABASE $DB" >/dev/null
 log "pgbench -i -s $SCALE"
 timeout 600 "$PGBENCH" -i -q -s "$SCALE" -h "$LO" -p "$pg_port" "$DB" >"$tmp/pgbench-init.log" 2>&1 \
@@ -332,10 +339,10 @@ if [ "$transport" = unix ]; then up_host="$tmp"; else up_host="$LO"; fi
 
 # The auth_file both proxies read (pgbouncer's userlist format): with --auth
 # scram the user's SCRAM secret as PostgreSQL stores it.
-if [ "$auth" = scram ]; then
+if [ "$auth" != trust ]; then
   secret="$(psql -X -At -h "$LO" -p "$pg_port" -d postgres \
     -c "SELECT rolpassword FROM pg_authid WHERE rolname = '$DBUSER'")"
-  case "$secret" in SCRAM-SHA-256\$*) ;; *) die "no SCRAM secret for $DBUSER in pg_authid" ;; esac
+  case "$auth:$secret" in scram:SCRAM-SHA-256\$*|md5:md5*) ;; *) die "no $auth secret for $DBUSER in pg_authid" ;; esac
 else
   secret=""
 fi
@@ -354,7 +361,7 @@ $DB = host=$up_host port=$pg_port dbname=$DB
 listen_addr = $LO
 listen_port = $pgb_port
 unix_socket_dir =
-auth_type = $([ "$auth" = scram ] && echo scram-sha-256 || echo trust)
+auth_type = $(case "$auth" in scram) echo scram-sha-256 ;; md5) echo md5 ;; *) echo trust ;; esac)
 auth_file = $tmp/userlist.txt
 pool_mode = session
 max_client_conn = 1200
@@ -478,7 +485,7 @@ pgwarden_config() {  # port name [audit-durability]
     echo "listen: $LO:$1"
     echo "upstream: $upstream"
     if [ "$tls" = 1 ]; then echo "tls: { cert: $pki/server.crt, key: $pki/server.key, required: true }"; fi
-    if [ "$auth" = scram ]; then
+    if [ "$auth" != trust ]; then  # md5 secrets work in pgwarden's own authentication too
       echo "auth: { mode: scram, auth_file: $tmp/userlist.txt }"
     else
       echo "auth: passthrough"
@@ -841,7 +848,9 @@ if [ "$tls" = 1 ]; then
 else
   client_hop="plaintext on all three (pgbench sslmode=disable; PostgreSQL ssl=$([ "$server_tls" = 1 ] && echo on || echo off), pgbouncer client_tls_sslmode=disable, pgwarden without tls)"
 fi
-if [ "$auth" = scram ]; then
+if [ "$auth" = md5 ]; then
+  auth_desc="md5 in each system (cheap for the client, unlike SCRAM's PBKDF2, so a connection per transaction measures the proxies). direct: pg_hba md5. pgbouncer: auth_type=md5 against the auth_file (the user's md5 secret from pg_authid); it pools server connections. pgwarden: auth: scram with the same auth_file (it asks the client for md5, logs into PostgreSQL with the stored secret) and pools server connections. pgbench and the idle clients get PGPASSWORD"
+elif [ "$auth" = scram ]; then
   auth_desc="SCRAM-SHA-256 in each system, libpq's default channel_binding=prefer (which systems offer -PLUS over TLS: see the probes above). direct: PostgreSQL, pg_hba scram-sha-256 (a password set for $DBUSER). pgbouncer: auth_type=scram-sha-256 against the auth_file (the user's SCRAM secret from pg_authid); its server connections log in with the client's SCRAM keys. pgwarden: auth: scram with the same auth_file; it logs into PostgreSQL with the client's recovered ClientKey. pgbench and the idle clients get PGPASSWORD"
 else
   auth_desc="none (trust) in all three. direct: pg_hba trust. pgbouncer: auth_type=trust (accepts the client without a password; its server connections log in with trust). pgwarden: auth: passthrough (relays PostgreSQL's trust exchange)"
@@ -901,7 +910,7 @@ if [ -z "$out" ] && [ "$smoke" = 0 ]; then
   [ "$transport" = unix ] && suffix="$suffix-unix"
   [ "$tls" = 1 ] && suffix="$suffix-tls"
   [ "$upstream_tls" != disable ] && suffix="$suffix-upstream-tls"
-  [ "$auth" = scram ] && suffix="$suffix-scram"
+  [ "$auth" != trust ] && suffix="$suffix-$auth"
   [ "$restricted" = 1 ] && suffix="$suffix-partial"
   out="$here/results/$stamp$suffix.md"
 fi
