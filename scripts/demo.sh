@@ -44,9 +44,16 @@ INSERT INTO public.accounts VALUES (1, 'alice', 100), (2, 'bob', 50);
 GRANT ALL ON public.accounts TO bob, carol, app;
 SQL
 
+admin_port="${PGWARDEN_ADMIN_PORT:-$(free_port)}"
+# The example with this run's ports: `listen:` and the upstream's `port:`.
 sed -e "s/^listen:.*/listen: 127.0.0.1:$proxy_port/" \
-    -e "s/^upstream:.*/upstream: { host: 127.0.0.1, port: $pg_port }/" \
+    -e "/^upstream:/,/^[^ ]/ s/^  port: .*/  port: $pg_port/" \
     examples/pgwarden.yaml > "$work/pgwarden.yaml"
+grep -q "^  port: $pg_port\$" "$work/pgwarden.yaml" || { echo "demo: could not set the upstream port" >&2; exit 1; }
+cat >> "$work/pgwarden.yaml" <<YAML
+admin: { listen: 127.0.0.1:$admin_port }
+audit: { file: $work/audit/pgwarden.jsonl, durability: buffered, on_failure: block }
+YAML
 ./build/pgwarden check --config "$work/pgwarden.yaml"
 
 ./build/pgwarden serve --config "$work/pgwarden.yaml" &
@@ -65,6 +72,12 @@ Policy: $repo/examples/pgwarden.yaml (running copy: $work/pgwarden.yaml)
   psql "host=127.0.0.1 port=$proxy_port user=alice dbname=postgres sslmode=disable"  # an admin
 
 Try as bob:  SELECT * FROM accounts;   DELETE FROM accounts;   DROP TABLE accounts;
+
+Then read what happened:
+  $repo/build/pgwarden audit search $work/audit    # who ran what, from where, allowed or not
+  $repo/build/pgwarden audit verify $work/audit    # the hash chain is intact
+  curl -s http://127.0.0.1:$admin_port/metrics     # metrics; also /healthz and /readyz
+
 Press Ctrl-C to stop pgwarden and PostgreSQL.
 MSG
 wait "$proxy_pid"
