@@ -91,8 +91,15 @@ const policy::Decision& unaudited_refusal() {
   return d;
 }
 
+/// The rule an audit record names: the deciding one, or in a dry run the
+/// rule with enforce: false that would have denied (the record's dry_run
+/// flag says which), so a reviewer sees what a roll-out would block.
+std::string_view audited_rule(const policy::Decision& d) {
+  return d.dry_run && d.dry_run_rule ? std::string_view(d.dry_run_rule->name) : d.rule_name();
+}
+
 Session::AuditedDecision audited(const policy::Decision& d) {
-  return {d.rule_name(), d.dry_run, d.alert};
+  return {audited_rule(d), d.dry_run, d.alert};
 }
 
 }  // namespace
@@ -193,7 +200,7 @@ void Session::remember_portal(const std::shared_ptr<const Prepared>& statement, 
   Portal& portal = *slot;
   portal.statement = statement;
   portal.statement_name.assign(bind_msg_.statement);
-  portal.rule.assign(d.rule_name());
+  portal.rule.assign(audited_rule(d));
   portal.dry_run = d.dry_run;
   portal.alert = d.alert;
   portal.params.clear();
