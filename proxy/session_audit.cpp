@@ -43,10 +43,15 @@ std::int64_t rows_of(std::string_view tag) {
 }
 
 /// The part of `sql` that is statement `s` (libpg_query's location/length;
-/// a length of 0 runs to the end).
+/// a length of 0 runs to the end), without the white space around it: a
+/// statement's location starts right after the previous semicolon.
 std::string_view statement_text(std::string_view sql, const policy::StatementFacts& s) {
   if (s.location >= sql.size()) return sql;
-  return s.length == 0 ? sql.substr(s.location) : sql.substr(s.location, s.length);
+  std::string_view text = s.length == 0 ? sql.substr(s.location) : sql.substr(s.location, s.length);
+  constexpr std::string_view space = " \t\n\r\f\v";
+  const std::size_t begin = text.find_first_not_of(space);
+  if (begin == std::string_view::npos) return text;
+  return text.substr(begin, text.find_last_not_of(space) - begin + 1);
 }
 
 constexpr std::string_view not_executed = "not executed: an earlier statement of the same request failed";
