@@ -77,6 +77,7 @@ class Session {
   struct Prepared {
     policy::ClassifiedTextPtr classified;
     std::string text;
+    std::uint64_t denied_at = 0;  // the sync point whose Parse was denied; 0 if allowed
   };
   /// What the audit record keeps of an allow decision (its views would
   /// dangle after a reload).

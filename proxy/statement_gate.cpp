@@ -150,6 +150,7 @@ CloseReason Session::gate_parse(const pq::Frame& f, std::size_t offset, Batch& o
   if (config_->log.statements) log_statement("extended", parse_msg_.sql, d);
   auto prepared = std::make_shared<Prepared>();
   prepared->classified = std::move(text);
+  prepared->denied_at = d.denied() ? sync_points_sent_ : 0;
   if (ctx_.audit) prepared->text.assign(parse_msg_.sql);
   auto it = statements_.find(parse_msg_.statement);
   if (it == statements_.end()) {
@@ -180,8 +181,12 @@ CloseReason Session::gate_bind(const pq::Frame& f, std::size_t offset, Batch& ou
     count_execution(*prepared.classified, d);
     if (d.denied()) {
       deny(d);
-      audit_refused(*prepared.classified, prepared.text, audit::Protocol::Extended, d, bind_msg_.statement,
-                    bind_msg_.portal);
+      // Parse, Bind, Execute of one denied statement is one refusal: its
+      // Parse in this batch was recorded, and the server skips the rest.
+      if (prepared.denied_at != sync_points_sent_) {
+        audit_refused(*prepared.classified, prepared.text, audit::Protocol::Extended, d, bind_msg_.statement,
+                      bind_msg_.portal);
+      }
       forget_portal(bind_msg_.portal);
       substitute_marker_parse(out);
       return CloseReason::None;
