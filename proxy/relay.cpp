@@ -148,6 +148,7 @@ awaitable<CloseReason> Session::relay_server() {
     if (!server_out_.empty()) {
       writing_to_client_ = true;
       auto [ec, n] = co_await client_.write(server_out_.buffers());
+      bytes_to_client_ += n;
       if (ec) co_return CloseReason::ClientWriteError;
       writing_to_client_ = false;
     }

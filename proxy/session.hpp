@@ -282,6 +282,7 @@ class Session {
   std::chrono::steady_clock::time_point idle_since_ = std::chrono::steady_clock::time_point::max();
   std::uint64_t bytes_from_client_ = 0;
   std::uint64_t bytes_from_server_ = 0;
+  std::uint64_t bytes_to_client_ = 0;  // what the client received: rewritten and pgwarden's own messages included
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
   // Operations state (session_operations.cpp).

@@ -396,7 +396,7 @@ void Session::audit_session_end(CloseReason reason) {
   const auto elapsed = std::chrono::steady_clock::now() - started_;
   r.duration_us = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count());
   r.bytes_from_client = bytes_from_client_;
-  r.bytes_to_client = bytes_from_server_;
+  r.bytes_to_client = bytes_to_client_;
   r.statements = statements_seen_;
   r.close_reason = to_string(reason);
   audit::encode(audit_fields(), r, record_buffer());
