@@ -148,7 +148,9 @@ awaitable<CloseReason> Session::audit_settle() {
   }
   if (gate_ticket_ != 0) {
     const audit::Ticket ticket = std::exchange(gate_ticket_, 0);
-    if (!co_await ctx_.audit->durable(ticket)) {
+    // on_failure: continue lets the statements run without their records
+    // (dropped, counted, declared in the file once it recovers).
+    if (!co_await ctx_.audit->durable(ticket) && ctx_.audit->blocks()) {
       // The records of statements about to be forwarded did not reach the
       // disk: they must not run. Closing the connection rolls back whatever
       // the client had open, as a crash of the server would.
