@@ -171,6 +171,12 @@ class Session {
   bool audit_forward(const policy::ClassifiedText& text, const policy::ClassifiedTextPtr& keep, std::string_view sql,
                      audit::Protocol protocol, const AuditedDecision& d, std::string_view statement_name = {},
                      std::string_view portal_name = {}, const Portal* portal = nullptr);
+  /// Synced: submits the records of pending_[first..] before they are
+  /// forwarded; false (none of them left pending) when the log refuses one.
+  bool audit_gate(std::size_t first);
+  /// Drops pending_[from..], which will never be forwarded; with `record`
+  /// their outcome is written as not run (58030).
+  void audit_drop_unsent(std::size_t from, bool record);
   void audit_server_frame(const protocol::Frame& f);
   void audit_auth_failure(const protocol::Frame& f);
   void audit_cancel(const CancelTarget* target);
@@ -253,6 +259,7 @@ class Session {
   std::vector<std::unique_ptr<PendingStatement>> spare_;   // finished slots, reused
   std::vector<std::string> audit_backlog_;  // records the full queue could not take yet
   audit::Ticket gate_ticket_ = 0;           // synced: the last record this batch waits for
+  std::size_t gated_ = 0;                   // synced: statements at the end of pending_ not yet forwarded
   std::uint64_t statements_seen_ = 0;
   std::chrono::steady_clock::time_point batch_time_;  // when the current client batch was read
   protocol::Execute execute_msg_;

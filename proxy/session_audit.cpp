@@ -55,6 +55,8 @@ std::string_view statement_text(std::string_view sql, const policy::StatementFac
 }
 
 constexpr std::string_view not_executed = "not executed: an earlier statement of the same request failed";
+constexpr std::string_view not_run =
+    "not run: its audit record could not be written (audit.on_failure: block), so pgwarden did not forward it";
 
 }  // namespace
 
@@ -148,12 +150,15 @@ awaitable<CloseReason> Session::audit_settle() {
   }
   if (gate_ticket_ != 0) {
     const audit::Ticket ticket = std::exchange(gate_ticket_, 0);
+    const std::size_t gated = std::exchange(gated_, 0);
     // on_failure: continue lets the statements run without their records
     // (dropped, counted, declared in the file once it recovers).
     if (!co_await ctx_.audit->durable(ticket) && ctx_.audit->blocks()) {
       // The records of statements about to be forwarded did not reach the
-      // disk: they must not run. Closing the connection rolls back whatever
-      // the client had open, as a crash of the server would.
+      // disk: they must not run, and their results say so. Closing the
+      // connection rolls back whatever the client had open, as a crash of
+      // the server would.
+      audit_drop_unsent(pending_.size() - gated, true);
       co_return fail("58030", "pgwarden could not write the audit records of these statements, so they were not run",
                      CloseReason::AuditUnavailable);
     }
@@ -297,27 +302,48 @@ bool Session::audit_forward(const policy::ClassifiedText& text, const policy::Cl
     p->started = batch_time_;
     pending_.push_back(std::move(p));
   }
-  statements_seen_ += n;
-  if (!trail.synced()) return true;
   // Synced: each record must be on disk before the batch is forwarded.
+  if (trail.synced() && !audit_gate(first)) return false;
+  statements_seen_ += n;
+  if (trail.synced()) gated_ += n;
+  return true;
+}
+
+bool Session::audit_gate(std::size_t first) {
+  AuditTrail& trail = *ctx_.audit;
   for (std::size_t i = first; i < pending_.size(); ++i) {
     PendingStatement& p = *pending_[i];
     audit::StatementRecord r = record_of(p, record_scratch());
     audit::encode(audit_fields(), r, trail.encode_options(), record_buffer());
     audit::Ticket ticket = 0;
-    const audit::Admission a = trail.log().submit(record_buffer().view(), &ticket, audit::Purpose::Gate);
-    if (a != audit::Admission::Accepted) {
-      // Refused (the file fails) or Full: this statement will not run.
-      while (pending_.size() > first) {
-        spare_.push_back(std::move(pending_.back()));
-        pending_.pop_back();
-      }
-      return false;
+    if (trail.log().submit(record_buffer().view(), &ticket, audit::Purpose::Gate) == audit::Admission::Accepted) {
+      p.logged = true;
+      gate_ticket_ = ticket;
+      continue;
     }
-    p.logged = true;
-    gate_ticket_ = ticket;
+    // Refused (the file fails) or Full: none of these statements will run,
+    // and the refusal records them. Those logged already get a result that
+    // says so; when none was, the refusal records take over their ids.
+    if (i == first) statement_ids_ = p.id - 1;
+    audit_drop_unsent(i, false);
+    audit_drop_unsent(first, true);
+    return false;
   }
   return true;
+}
+
+void Session::audit_drop_unsent(std::size_t from, bool record) {
+  for (std::size_t i = from; record && i < pending_.size(); ++i) {
+    PendingStatement& p = *pending_[i];
+    p.rows = -1;
+    p.sqlstate.assign("58030");
+    p.message.assign(not_run);
+    audit_write(p);
+  }
+  while (pending_.size() > from) {
+    spare_.push_back(std::move(pending_.back()));
+    pending_.pop_back();
+  }
 }
 
 void Session::audit_write(PendingStatement& p) {
