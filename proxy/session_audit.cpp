@@ -162,6 +162,11 @@ awaitable<CloseReason> Session::audit_settle() {
       co_return fail("58030", "pgwarden could not write the audit records of these statements, so they were not run",
                      CloseReason::AuditUnavailable);
     }
+    // duration_us runs from forwarding, not from before the wait for the disk.
+    const auto now = std::chrono::steady_clock::now();
+    for (std::size_t i = pending_.size() - std::min(gated, pending_.size()); i < pending_.size(); ++i) {
+      pending_[i]->started = now;
+    }
   }
   co_return CloseReason::None;
 }
