@@ -155,6 +155,8 @@ class Session {
   void substitute_marker_parse(Batch& out);
   void forget_portal(std::string_view name);
   void remember_portal(const std::shared_ptr<const Prepared>& statement, const policy::Decision& d);
+  /// The current Bind's parameters into `portal`, as audit.parameters keeps them.
+  void keep_bind_parameters(Portal& portal) const;
   CloseReason forward_or_deny_query(const policy::Decision& d, const protocol::Frame& f, std::size_t offset,
                                     Batch& out);
   void forget_statement(const protocol::Frame& f);
@@ -167,7 +169,7 @@ class Session {
                    std::string_view message = {});
   void audit_refused(const policy::ClassifiedText& text, std::string_view sql, audit::Protocol protocol,
                      const policy::Decision& d, std::string_view statement_name = {},
-                     std::string_view portal_name = {});
+                     std::string_view portal_name = {}, const Portal* portal = nullptr);
   bool audit_forward(const policy::ClassifiedText& text, const policy::ClassifiedTextPtr& keep, std::string_view sql,
                      audit::Protocol protocol, const AuditedDecision& d, std::string_view statement_name = {},
                      std::string_view portal_name = {}, const Portal* portal = nullptr);

@@ -54,6 +54,13 @@ std::string_view statement_text(std::string_view sql, const policy::StatementFac
   return text.substr(begin, text.find_last_not_of(space) - begin + 1);
 }
 
+/// `values` and `flags` (bit 0 NULL, bit 1 binary) as the encoder takes them.
+void parameters_of(const std::vector<std::string>& values, const std::vector<std::uint8_t>& flags,
+                   std::vector<audit::Parameter>& out) {
+  out.clear();
+  for (std::size_t i = 0; i < values.size(); ++i) out.push_back({values[i], (flags[i] & 1) != 0, (flags[i] & 2) != 0});
+}
+
 constexpr std::string_view not_executed = "not executed: an earlier statement of the same request failed";
 constexpr std::string_view not_run =
     "not run: its audit record could not be written (audit.on_failure: block), so pgwarden did not forward it";
@@ -173,10 +180,12 @@ awaitable<CloseReason> Session::audit_settle() {
 
 void Session::audit_refused(const policy::ClassifiedText& text, std::string_view sql, audit::Protocol protocol,
                             const policy::Decision& d, std::string_view statement_name,
-                            std::string_view portal_name) {
+                            std::string_view portal_name, const Portal* portal) {
   if (!ctx_.audit) return;
   std::array<std::string_view, policy::statement_class_count> classes;
   std::vector<audit::ObjectName> objects;
+  std::vector<audit::Parameter> params;
+  if (portal) parameters_of(portal->params, portal->param_flags, params);
   audit::Outcome outcome;
   outcome.sqlstate = d.sqlstate.empty() ? "42501" : d.sqlstate;
   outcome.message = d.message;
@@ -190,6 +199,7 @@ void Session::audit_refused(const policy::ClassifiedText& text, std::string_view
     r.text = s && n > 1 ? statement_text(sql, *s) : sql;
     r.statement_name = statement_name;
     r.portal_name = portal_name;
+    r.parameters = params;
     std::size_t nclasses = 0;
     if (s) {
       for (std::size_t c = 0; c < policy::statement_class_count; ++c) {
@@ -240,10 +250,7 @@ audit::StatementRecord record_of(const Session::PendingStatement& p, RecordScrat
   r.dry_run = p.dry_run;
   r.alert = p.alert;
   r.decision = audit::Decision::Allow;
-  scratch.params.clear();
-  for (std::size_t i = 0; i < p.params.size(); ++i) {
-    scratch.params.push_back({p.params[i], (p.param_flags[i] & 1) != 0, (p.param_flags[i] & 2) != 0});
-  }
+  parameters_of(p.params, p.param_flags, scratch.params);
   r.parameters = scratch.params;
   scratch.objects.clear();
   std::size_t nclasses = 0;

@@ -184,8 +184,10 @@ CloseReason Session::gate_bind(const pq::Frame& f, std::size_t offset, Batch& ou
       // Parse, Bind, Execute of one denied statement is one refusal: its
       // Parse in this batch was recorded, and the server skips the rest.
       if (prepared.denied_at != sync_points_sent_) {
+        Portal bound;  // the parameters of the refused Bind, for its record
+        if (ctx_.audit) keep_bind_parameters(bound);
         audit_refused(*prepared.classified, prepared.text, audit::Protocol::Extended, d, bind_msg_.statement,
-                      bind_msg_.portal);
+                      bind_msg_.portal, &bound);
       }
       forget_portal(bind_msg_.portal);
       substitute_marker_parse(out);
@@ -208,6 +210,10 @@ void Session::remember_portal(const std::shared_ptr<const Prepared>& statement, 
   portal.rule.assign(audited_rule(d));
   portal.dry_run = d.dry_run;
   portal.alert = d.alert;
+  keep_bind_parameters(portal);
+}
+
+void Session::keep_bind_parameters(Portal& portal) const {
   portal.params.clear();
   portal.param_flags.clear();
   if (ctx_.audit->encode_options().parameters == audit::ParameterMode::None) return;
@@ -231,7 +237,7 @@ CloseReason Session::gate_execute(const pq::Frame& f, std::size_t offset, Batch&
                        audit::Protocol::Extended, d, portal.statement_name, execute_msg_.portal, &portal)) {
       deny(unaudited_refusal());
       audit_refused(*portal.statement->classified, portal.statement->text, audit::Protocol::Extended,
-                    unaudited_refusal(), portal.statement_name, execute_msg_.portal);
+                    unaudited_refusal(), portal.statement_name, execute_msg_.portal, &portal);
       substitute_marker_parse(out);
       return CloseReason::None;
     }
