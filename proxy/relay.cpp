@@ -72,7 +72,7 @@ awaitable<CloseReason> Session::relay_client() {
       pos += f.bytes.size();
     }
     if (stop != CloseReason::None && stop != CloseReason::ClientTerminate) co_return stop;
-    if (ctx_.audit && (gate_ticket_ != 0 || !audit_backlog_.empty())) {
+    if (ctx_.audit && (gated_ != 0 || !audit_backlog_.empty())) {
       // Synced: this batch's records are on disk before it goes upstream.
       if (const CloseReason r = co_await audit_settle(); r != CloseReason::None) co_return r;
     }

@@ -174,11 +174,19 @@ class Session {
                      audit::Protocol protocol, const AuditedDecision& d, std::string_view statement_name = {},
                      std::string_view portal_name = {}, const Portal* portal = nullptr);
   /// Synced: submits the records of pending_[first..] before they are
-  /// forwarded; false (none of them left pending) when the log refuses one.
+  /// forwarded, or leaves them to audit_settle() while the queue is full;
+  /// false (none of them left pending) when the log refuses one.
   bool audit_gate(std::size_t first);
-  /// Drops pending_[from..], which will never be forwarded; with `record`
-  /// their outcome is written as not run (58030).
-  void audit_drop_unsent(std::size_t from, bool record);
+  /// Submits the records of pending_[first..] until the queue is full
+  /// (ungated_ says how many are left); false when the log refuses one.
+  bool audit_submit_gates(std::size_t first);
+  /// Drops pending_[from..], which will never be forwarded; their outcome
+  /// is written as not run (58030): for all, or only for those whose
+  /// record was submitted already (a refusal records the others).
+  void audit_drop_unsent(std::size_t from, bool all);
+  /// Fails the session because the batch's records could not be written;
+  /// `gated` statements at the end of pending_ are dropped as not run.
+  CloseReason audit_not_forwarded(std::size_t gated);
   void audit_server_frame(const protocol::Frame& f);
   void audit_auth_failure(const protocol::Frame& f);
   void audit_cancel(const CancelTarget* target);
@@ -262,6 +270,7 @@ class Session {
   std::vector<std::string> audit_backlog_;  // records the full queue could not take yet
   audit::Ticket gate_ticket_ = 0;           // synced: the last record this batch waits for
   std::size_t gated_ = 0;                   // synced: statements at the end of pending_ not yet forwarded
+  std::size_t ungated_ = 0;                 // synced: the last of those, whose records wait for room in the queue
   std::uint64_t statements_seen_ = 0;
   std::chrono::steady_clock::time_point batch_time_;  // when the current client batch was read
   protocol::Execute execute_msg_;

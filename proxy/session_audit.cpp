@@ -145,8 +145,9 @@ void Session::audit_submit(audit::Purpose purpose, audit::Ticket* ticket) {
 }
 
 awaitable<CloseReason> Session::audit_settle() {
-  // A full queue slows this session down; it never loses a record.
-  while (!audit_backlog_.empty()) {
+  // A full queue slows this session down; it never loses a record, and the
+  // statements of this batch wait for room for theirs.
+  while (!audit_backlog_.empty() || ungated_ > 0) {
     co_await ctx_.audit->space();
     std::size_t taken = 0;
     while (taken < audit_backlog_.size() &&
@@ -154,21 +155,17 @@ awaitable<CloseReason> Session::audit_settle() {
       ++taken;
     }
     audit_backlog_.erase(audit_backlog_.begin(), audit_backlog_.begin() + static_cast<std::ptrdiff_t>(taken));
+    if (audit_backlog_.empty() && ungated_ > 0 && !audit_submit_gates(pending_.size() - ungated_)) {
+      gate_ticket_ = 0;
+      co_return audit_not_forwarded(std::exchange(gated_, 0));
+    }
   }
+  const std::size_t gated = std::exchange(gated_, 0);
   if (gate_ticket_ != 0) {
     const audit::Ticket ticket = std::exchange(gate_ticket_, 0);
-    const std::size_t gated = std::exchange(gated_, 0);
     // on_failure: continue lets the statements run without their records
     // (dropped, counted, declared in the file once it recovers).
-    if (!co_await ctx_.audit->durable(ticket) && ctx_.audit->blocks()) {
-      // The records of statements about to be forwarded did not reach the
-      // disk: they must not run, and their results say so. Closing the
-      // connection rolls back whatever the client had open, as a crash of
-      // the server would.
-      audit_drop_unsent(pending_.size() - gated, true);
-      co_return fail("58030", "pgwarden could not write the audit records of these statements, so they were not run",
-                     CloseReason::AuditUnavailable);
-    }
+    if (!co_await ctx_.audit->durable(ticket) && ctx_.audit->blocks()) co_return audit_not_forwarded(gated);
     // duration_us runs from forwarding, not from before the wait for the disk.
     const auto now = std::chrono::steady_clock::now();
     for (std::size_t i = pending_.size() - std::min(gated, pending_.size()); i < pending_.size(); ++i) {
@@ -176,6 +173,15 @@ awaitable<CloseReason> Session::audit_settle() {
     }
   }
   co_return CloseReason::None;
+}
+
+CloseReason Session::audit_not_forwarded(std::size_t gated) {
+  // The records of statements about to be forwarded did not reach the disk:
+  // they must not run, and their results say so. Closing the connection
+  // rolls back whatever the client had open, as a crash of the server would.
+  audit_drop_unsent(pending_.size() - std::min(gated, pending_.size()), true);
+  return fail("58030", "pgwarden could not write the audit records of these statements, so they were not run",
+              CloseReason::AuditUnavailable);
 }
 
 void Session::audit_refused(const policy::ClassifiedText& text, std::string_view sql, audit::Protocol protocol,
@@ -322,31 +328,49 @@ bool Session::audit_forward(const policy::ClassifiedText& text, const policy::Cl
 }
 
 bool Session::audit_gate(std::size_t first) {
+  // Nothing overtakes what waits for room in the queue: records of this
+  // session, or the statements before these in the same batch.
+  if (ungated_ > 0 || !audit_backlog_.empty()) {
+    ungated_ += pending_.size() - first;
+    return true;
+  }
+  if (audit_submit_gates(first)) return true;
+  // Refused (the file fails, block mode): none of these statements will
+  // run, and the refusal records them. Those logged already get a result
+  // that says so; when none was, the refusal records take over their ids.
+  if (!pending_[first]->logged) statement_ids_ = pending_[first]->id - 1;
+  if (gated_ == 0) gate_ticket_ = 0;
+  audit_drop_unsent(first, false);
+  return false;
+}
+
+bool Session::audit_submit_gates(std::size_t first) {
   AuditTrail& trail = *ctx_.audit;
+  ungated_ = 0;
   for (std::size_t i = first; i < pending_.size(); ++i) {
     PendingStatement& p = *pending_[i];
     audit::StatementRecord r = record_of(p, record_scratch());
     audit::encode(audit_fields(), r, trail.encode_options(), record_buffer());
     audit::Ticket ticket = 0;
-    if (trail.log().submit(record_buffer().view(), &ticket, audit::Purpose::Gate) == audit::Admission::Accepted) {
-      p.logged = true;
-      gate_ticket_ = ticket;
-      continue;
+    switch (trail.log().submit(record_buffer().view(), &ticket, audit::Purpose::Gate)) {
+      case audit::Admission::Accepted:
+        p.logged = true;
+        gate_ticket_ = ticket;
+        break;
+      case audit::Admission::Full:  // audit_settle() waits for room, then submits the rest
+        ungated_ = pending_.size() - i;
+        return true;
+      case audit::Admission::Refused:
+        return false;
     }
-    // Refused (the file fails) or Full: none of these statements will run,
-    // and the refusal records them. Those logged already get a result that
-    // says so; when none was, the refusal records take over their ids.
-    if (i == first) statement_ids_ = p.id - 1;
-    audit_drop_unsent(i, false);
-    audit_drop_unsent(first, true);
-    return false;
   }
   return true;
 }
 
-void Session::audit_drop_unsent(std::size_t from, bool record) {
-  for (std::size_t i = from; record && i < pending_.size(); ++i) {
+void Session::audit_drop_unsent(std::size_t from, bool all) {
+  for (std::size_t i = from; i < pending_.size(); ++i) {
     PendingStatement& p = *pending_[i];
+    if (!all && !p.logged) continue;
     p.rows = -1;
     p.sqlstate.assign("58030");
     p.message.assign(not_run);
@@ -432,6 +456,8 @@ void Session::audit_session_end(CloseReason reason) {
     audit_write(*p);
   }
   pending_.clear();
+  gated_ = ungated_ = 0;
+  gate_ticket_ = 0;
   audit::SessionEndRecord r;
   const auto elapsed = std::chrono::steady_clock::now() - started_;
   r.duration_us = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count());
