@@ -198,8 +198,8 @@ def test_multi_statement_query_one_record_per_statement(audited, admin):
     assert len(got) == 3
 
 
-def pgbench(endpoint, *args):
-    cmd = ["pgbench", "-h", endpoint.host, "-p", str(endpoint.port), "-U", SUPERUSER, *args, "audit_bench"]
+def pgbench(endpoint, *args, dbname="audit_bench"):
+    cmd = ["pgbench", "-h", endpoint.host, "-p", str(endpoint.port), "-U", SUPERUSER, *args, dbname]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=client_env(PGSSLMODE="disable"))
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout + r.stderr
@@ -495,3 +495,31 @@ def test_failed_login_is_recorded_with_the_servers_sqlstate(audited):
     assert records[3]["close_reason"] == "server_closed"
     assert records[5]["auth_method"] == "md5"
     assert records[6]["close_reason"] == "client_terminate"
+
+
+# A tiny audit queue (2 records) under 8 pgbench clients and a 20-statement
+# pipeline: a full queue only slows sessions down. Every transaction
+# succeeds, in synced durability too, and each statement has its record
+# (and statement.result) in the order the client sent them.
+@pytest.mark.parametrize("durability", ["buffered", "synced"])
+def test_full_queue_slows_sessions_and_refuses_nothing(audited, admin, tmp_path, durability):
+    admin.execute("DROP TABLE IF EXISTS audit_queue; CREATE TABLE audit_queue (id int)")
+    script = tmp_path / "select.sql"
+    script.write_text("\\set n random(1, 1000000)\nSELECT :n;\n")
+    proxy = audited(durability=durability, queue_records=2)
+    ran = pgbench(proxy.endpoint, "-n", "-f", str(script), "-c", "8", "-j", "2", "-t", "25", dbname="postgres")
+    assert processed(ran) == 200
+    with psycopg.connect(proxy.endpoint.dsn(application_name="queue"), autocommit=True) as conn:
+        with conn.pipeline():
+            for i in range(20):
+                conn.execute("INSERT INTO audit_queue VALUES (%s)", (i,))
+    assert admin.execute("SELECT count(*) FROM audit_queue").fetchone() == (20,)
+
+    records = stopped_records(proxy)
+    selects = [r for r in statements(records) if re.fullmatch(r"SELECT \d+;", r["text"])]
+    assert len(selects) == 200 and all(r.get("rows", 1) == 1 for r in selects)
+    [sid] = sessions_of(records, "queue")
+    got = outcomes(records, sid)
+    assert [(r["statement_id"], r["rows"], r.get("sqlstate")) for r in got] == [(i, 1, None) for i in range(1, 21)]
+    if durability == "synced":
+        assert all(r["result_follows"] for r in selects + statements(records, sid))
