@@ -120,6 +120,7 @@ awaitable<CloseReason> Session::authenticate_scram(MessageReader& reader) {
   bool first = true;
   for (;;) {
     auto [ec, n] = co_await client_.write(asio::buffer(out));
+    bytes_to_client_ += n;
     if (ec) co_return CloseReason::ClientWriteError;
     out.clear();
     auto frame = co_await read_password_message(reader);
@@ -152,6 +153,7 @@ awaitable<CloseReason> Session::authenticate_md5(MessageReader& reader) {
   std::string out = negotiate_reply_;
   pq::encode(pq::AuthenticationMD5Password{std::string_view(salt, 4)}, out);
   auto [ec, n] = co_await client_.write(asio::buffer(out));
+  bytes_to_client_ += n;
   if (ec) co_return CloseReason::ClientWriteError;
   auto frame = co_await read_password_message(reader);
   if (!frame) co_return fatal_.empty() ? CloseReason::ClientClosed : CloseReason::ClientProtocolError;
@@ -250,6 +252,7 @@ awaitable<CloseReason> Session::admit_client() {
   if (scram_) pq::encode(pq::AuthenticationSASLFinal{server_final_}, out);
   pq::encode(pq::AuthenticationOk{}, out);
   auto [ec, n] = co_await client_.write(asio::buffer(out));
+  bytes_to_client_ += n;
   if (ec) co_return CloseReason::ClientWriteError;
   authenticated_ = true;
   client_framer_ = pq::Framer(pq::TypeSet::all_except({'d'}), ctx_.max_message_bytes);

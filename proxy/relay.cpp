@@ -72,7 +72,7 @@ awaitable<CloseReason> Session::relay_client() {
       pos += f.bytes.size();
     }
     if (stop != CloseReason::None && stop != CloseReason::ClientTerminate) co_return stop;
-    if (ctx_.audit && (gate_ticket_ != 0 || !audit_backlog_.empty())) {
+    if (ctx_.audit && (gated_ != 0 || !audit_backlog_.empty())) {
       // Synced: this batch's records are on disk before it goes upstream.
       if (const CloseReason r = co_await audit_settle(); r != CloseReason::None) co_return r;
     }
@@ -156,6 +156,7 @@ awaitable<CloseReason> Session::relay_server() {
     if (!server_out_.empty()) {
       writing_to_client_ = true;
       auto [ec, n] = co_await client_.write(server_out_.buffers());
+      bytes_to_client_ += n;
       if (ec) co_return CloseReason::ClientWriteError;
       writing_to_client_ = false;
     }

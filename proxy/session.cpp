@@ -206,6 +206,7 @@ awaitable<CloseReason> Session::negotiate() {
           continue;
         }
         auto [ec, n] = co_await client_.write(asio::buffer("N", 1));
+        bytes_to_client_ += n;
         if (ec) co_return CloseReason::ClientWriteError;
         if (!client_in_.empty()) {
           co_return fail("08P01", "received unencrypted data after SSL request", CloseReason::StartupRefused);
@@ -242,6 +243,7 @@ awaitable<CloseReason> Session::start_tls(bool direct) {
   }
   if (!direct) {
     auto [ec, n] = co_await client_.write(asio::buffer("S", 1));
+    bytes_to_client_ += n;
     if (ec) co_return CloseReason::ClientWriteError;
   }
   tcp::socket* socket = client_.tcp_socket();
@@ -337,7 +339,8 @@ awaitable<void> Session::send_fatal() {
   using namespace std::chrono_literals;
   // The client may not be reading; give the error a moment, not forever.
   asio::steady_timer timer(co_await asio::this_coro::executor, 1s);
-  co_await (client_.write(asio::buffer(fatal_)) || timer.async_wait(use_nothrow));
+  auto written = co_await (client_.write(asio::buffer(fatal_)) || timer.async_wait(use_nothrow));
+  if (written.index() == 0) bytes_to_client_ += std::get<1>(std::get<0>(written));
 }
 
 }  // namespace pgwarden::proxy

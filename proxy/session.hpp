@@ -78,6 +78,7 @@ class Session {
   struct Prepared {
     policy::ClassifiedTextPtr classified;
     std::string text;
+    std::uint64_t denied_at = 0;  // the sync point whose Parse was denied; 0 if allowed
   };
   /// What the audit record keeps of an allow decision (its views would
   /// dangle after a reload).
@@ -163,6 +164,8 @@ class Session {
   void substitute_marker_parse(Batch& out);
   void forget_portal(std::string_view name);
   void remember_portal(const std::shared_ptr<const Prepared>& statement, const policy::Decision& d);
+  /// The current Bind's parameters into `portal`, as audit.parameters keeps them.
+  void keep_bind_parameters(Portal& portal) const;
   CloseReason forward_or_deny_query(const policy::Decision& d, const protocol::Frame& f, std::size_t offset,
                                     Batch& out);
   void forget_statement(const protocol::Frame& f);
@@ -175,10 +178,24 @@ class Session {
                    std::string_view message = {});
   void audit_refused(const policy::ClassifiedText& text, std::string_view sql, audit::Protocol protocol,
                      const policy::Decision& d, std::string_view statement_name = {},
-                     std::string_view portal_name = {});
+                     std::string_view portal_name = {}, const Portal* portal = nullptr);
   bool audit_forward(const policy::ClassifiedText& text, const policy::ClassifiedTextPtr& keep, std::string_view sql,
                      audit::Protocol protocol, const AuditedDecision& d, std::string_view statement_name = {},
                      std::string_view portal_name = {}, const Portal* portal = nullptr);
+  /// Synced: submits the records of pending_[first..] before they are
+  /// forwarded, or leaves them to audit_settle() while the queue is full;
+  /// false (none of them left pending) when the log refuses one.
+  bool audit_gate(std::size_t first);
+  /// Submits the records of pending_[first..] until the queue is full
+  /// (ungated_ says how many are left); false when the log refuses one.
+  bool audit_submit_gates(std::size_t first);
+  /// Drops pending_[from..], which will never be forwarded; their outcome
+  /// is written as not run (58030): for all, or only for those whose
+  /// record was submitted already (a refusal records the others).
+  void audit_drop_unsent(std::size_t from, bool all);
+  /// Fails the session because the batch's records could not be written;
+  /// `gated` statements at the end of pending_ are dropped as not run.
+  CloseReason audit_not_forwarded(std::size_t gated);
   void audit_server_frame(const protocol::Frame& f);
   void audit_auth_failure(const protocol::Frame& f);
   void audit_cancel(const CancelTarget* target);
@@ -261,6 +278,8 @@ class Session {
   std::vector<std::unique_ptr<PendingStatement>> spare_;   // finished slots, reused
   std::vector<std::string> audit_backlog_;  // records the full queue could not take yet
   audit::Ticket gate_ticket_ = 0;           // synced: the last record this batch waits for
+  std::size_t gated_ = 0;                   // synced: statements at the end of pending_ not yet forwarded
+  std::size_t ungated_ = 0;                 // synced: the last of those, whose records wait for room in the queue
   std::uint64_t statements_seen_ = 0;
   std::chrono::steady_clock::time_point batch_time_;  // when the current client batch was read
   protocol::Execute execute_msg_;
@@ -296,6 +315,7 @@ class Session {
   std::chrono::steady_clock::time_point idle_since_ = std::chrono::steady_clock::time_point::max();
   std::uint64_t bytes_from_client_ = 0;
   std::uint64_t bytes_from_server_ = 0;
+  std::uint64_t bytes_to_client_ = 0;  // what the client received: rewritten and pgwarden's own messages included
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
   // Operations state (session_operations.cpp).

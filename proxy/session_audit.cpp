@@ -43,13 +43,27 @@ std::int64_t rows_of(std::string_view tag) {
 }
 
 /// The part of `sql` that is statement `s` (libpg_query's location/length;
-/// a length of 0 runs to the end).
+/// a length of 0 runs to the end), without the white space around it: a
+/// statement's location starts right after the previous semicolon.
 std::string_view statement_text(std::string_view sql, const policy::StatementFacts& s) {
   if (s.location >= sql.size()) return sql;
-  return s.length == 0 ? sql.substr(s.location) : sql.substr(s.location, s.length);
+  std::string_view text = s.length == 0 ? sql.substr(s.location) : sql.substr(s.location, s.length);
+  constexpr std::string_view space = " \t\n\r\f\v";
+  const std::size_t begin = text.find_first_not_of(space);
+  if (begin == std::string_view::npos) return text;
+  return text.substr(begin, text.find_last_not_of(space) - begin + 1);
+}
+
+/// `values` and `flags` (bit 0 NULL, bit 1 binary) as the encoder takes them.
+void parameters_of(const std::vector<std::string>& values, const std::vector<std::uint8_t>& flags,
+                   std::vector<audit::Parameter>& out) {
+  out.clear();
+  for (std::size_t i = 0; i < values.size(); ++i) out.push_back({values[i], (flags[i] & 1) != 0, (flags[i] & 2) != 0});
 }
 
 constexpr std::string_view not_executed = "not executed: an earlier statement of the same request failed";
+constexpr std::string_view not_run =
+    "not run: its audit record could not be written (audit.on_failure: block), so pgwarden did not forward it";
 
 }  // namespace
 
@@ -131,8 +145,9 @@ void Session::audit_submit(audit::Purpose purpose, audit::Ticket* ticket) {
 }
 
 awaitable<CloseReason> Session::audit_settle() {
-  // A full queue slows this session down; it never loses a record.
-  while (!audit_backlog_.empty()) {
+  // A full queue slows this session down; it never loses a record, and the
+  // statements of this batch wait for room for theirs.
+  while (!audit_backlog_.empty() || ungated_ > 0) {
     co_await ctx_.audit->space();
     std::size_t taken = 0;
     while (taken < audit_backlog_.size() &&
@@ -140,26 +155,43 @@ awaitable<CloseReason> Session::audit_settle() {
       ++taken;
     }
     audit_backlog_.erase(audit_backlog_.begin(), audit_backlog_.begin() + static_cast<std::ptrdiff_t>(taken));
+    if (audit_backlog_.empty() && ungated_ > 0 && !audit_submit_gates(pending_.size() - ungated_)) {
+      gate_ticket_ = 0;
+      co_return audit_not_forwarded(std::exchange(gated_, 0));
+    }
   }
+  const std::size_t gated = std::exchange(gated_, 0);
   if (gate_ticket_ != 0) {
     const audit::Ticket ticket = std::exchange(gate_ticket_, 0);
-    if (!co_await ctx_.audit->durable(ticket)) {
-      // The records of statements about to be forwarded did not reach the
-      // disk: they must not run. Closing the connection rolls back whatever
-      // the client had open, as a crash of the server would.
-      co_return fail("58030", "pgwarden could not write the audit records of these statements, so they were not run",
-                     CloseReason::AuditUnavailable);
+    // on_failure: continue lets the statements run without their records
+    // (dropped, counted, declared in the file once it recovers).
+    if (!co_await ctx_.audit->durable(ticket) && ctx_.audit->blocks()) co_return audit_not_forwarded(gated);
+    // duration_us runs from forwarding, not from before the wait for the disk.
+    const auto now = std::chrono::steady_clock::now();
+    for (std::size_t i = pending_.size() - std::min(gated, pending_.size()); i < pending_.size(); ++i) {
+      pending_[i]->started = now;
     }
   }
   co_return CloseReason::None;
 }
 
+CloseReason Session::audit_not_forwarded(std::size_t gated) {
+  // The records of statements about to be forwarded did not reach the disk:
+  // they must not run, and their results say so. Closing the connection
+  // rolls back whatever the client had open, as a crash of the server would.
+  audit_drop_unsent(pending_.size() - std::min(gated, pending_.size()), true);
+  return fail("58030", "pgwarden could not write the audit records of these statements, so they were not run",
+              CloseReason::AuditUnavailable);
+}
+
 void Session::audit_refused(const policy::ClassifiedText& text, std::string_view sql, audit::Protocol protocol,
                             const policy::Decision& d, std::string_view statement_name,
-                            std::string_view portal_name) {
+                            std::string_view portal_name, const Portal* portal) {
   if (!ctx_.audit) return;
   std::array<std::string_view, policy::statement_class_count> classes;
   std::vector<audit::ObjectName> objects;
+  std::vector<audit::Parameter> params;
+  if (portal) parameters_of(portal->params, portal->param_flags, params);
   audit::Outcome outcome;
   outcome.sqlstate = d.sqlstate.empty() ? "42501" : d.sqlstate;
   outcome.message = d.message;
@@ -173,6 +205,7 @@ void Session::audit_refused(const policy::ClassifiedText& text, std::string_view
     r.text = s && n > 1 ? statement_text(sql, *s) : sql;
     r.statement_name = statement_name;
     r.portal_name = portal_name;
+    r.parameters = params;
     std::size_t nclasses = 0;
     if (s) {
       for (std::size_t c = 0; c < policy::statement_class_count; ++c) {
@@ -223,10 +256,7 @@ audit::StatementRecord record_of(const Session::PendingStatement& p, RecordScrat
   r.dry_run = p.dry_run;
   r.alert = p.alert;
   r.decision = audit::Decision::Allow;
-  scratch.params.clear();
-  for (std::size_t i = 0; i < p.params.size(); ++i) {
-    scratch.params.push_back({p.params[i], (p.param_flags[i] & 1) != 0, (p.param_flags[i] & 2) != 0});
-  }
+  parameters_of(p.params, p.param_flags, scratch.params);
   r.parameters = scratch.params;
   scratch.objects.clear();
   std::size_t nclasses = 0;
@@ -290,27 +320,66 @@ bool Session::audit_forward(const policy::ClassifiedText& text, const policy::Cl
     p->started = batch_time_;
     pending_.push_back(std::move(p));
   }
-  statements_seen_ += n;
-  if (!trail.synced()) return true;
   // Synced: each record must be on disk before the batch is forwarded.
+  if (trail.synced() && !audit_gate(first)) return false;
+  statements_seen_ += n;
+  if (trail.synced()) gated_ += n;
+  return true;
+}
+
+bool Session::audit_gate(std::size_t first) {
+  // Nothing overtakes what waits for room in the queue: records of this
+  // session, or the statements before these in the same batch.
+  if (ungated_ > 0 || !audit_backlog_.empty()) {
+    ungated_ += pending_.size() - first;
+    return true;
+  }
+  if (audit_submit_gates(first)) return true;
+  // Refused (the file fails, block mode): none of these statements will
+  // run, and the refusal records them. Those logged already get a result
+  // that says so; when none was, the refusal records take over their ids.
+  if (!pending_[first]->logged) statement_ids_ = pending_[first]->id - 1;
+  if (gated_ == 0) gate_ticket_ = 0;
+  audit_drop_unsent(first, false);
+  return false;
+}
+
+bool Session::audit_submit_gates(std::size_t first) {
+  AuditTrail& trail = *ctx_.audit;
+  ungated_ = 0;
   for (std::size_t i = first; i < pending_.size(); ++i) {
     PendingStatement& p = *pending_[i];
     audit::StatementRecord r = record_of(p, record_scratch());
     audit::encode(audit_fields(), r, trail.encode_options(), record_buffer());
     audit::Ticket ticket = 0;
-    const audit::Admission a = trail.log().submit(record_buffer().view(), &ticket, audit::Purpose::Gate);
-    if (a != audit::Admission::Accepted) {
-      // Refused (the file fails) or Full: this statement will not run.
-      while (pending_.size() > first) {
-        spare_.push_back(std::move(pending_.back()));
-        pending_.pop_back();
-      }
-      return false;
+    switch (trail.log().submit(record_buffer().view(), &ticket, audit::Purpose::Gate)) {
+      case audit::Admission::Accepted:
+        p.logged = true;
+        gate_ticket_ = ticket;
+        break;
+      case audit::Admission::Full:  // audit_settle() waits for room, then submits the rest
+        ungated_ = pending_.size() - i;
+        return true;
+      case audit::Admission::Refused:
+        return false;
     }
-    p.logged = true;
-    gate_ticket_ = ticket;
   }
   return true;
+}
+
+void Session::audit_drop_unsent(std::size_t from, bool all) {
+  for (std::size_t i = from; i < pending_.size(); ++i) {
+    PendingStatement& p = *pending_[i];
+    if (!all && !p.logged) continue;
+    p.rows = -1;
+    p.sqlstate.assign("58030");
+    p.message.assign(not_run);
+    audit_write(p);
+  }
+  while (pending_.size() > from) {
+    spare_.push_back(std::move(pending_.back()));
+    pending_.pop_back();
+  }
 }
 
 void Session::audit_write(PendingStatement& p) {
@@ -387,11 +456,13 @@ void Session::audit_session_end(CloseReason reason) {
     audit_write(*p);
   }
   pending_.clear();
+  gated_ = ungated_ = 0;
+  gate_ticket_ = 0;
   audit::SessionEndRecord r;
   const auto elapsed = std::chrono::steady_clock::now() - started_;
   r.duration_us = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count());
   r.bytes_from_client = bytes_from_client_;
-  r.bytes_to_client = bytes_from_server_;
+  r.bytes_to_client = bytes_to_client_;
   r.statements = statements_seen_;
   r.close_reason = to_string(reason);
   audit::encode(audit_fields(), r, record_buffer());

@@ -91,8 +91,15 @@ const policy::Decision& unaudited_refusal() {
   return d;
 }
 
+/// The rule an audit record names: the deciding one, or in a dry run the
+/// rule with enforce: false that would have denied (the record's dry_run
+/// flag says which), so a reviewer sees what a roll-out would block.
+std::string_view audited_rule(const policy::Decision& d) {
+  return d.dry_run && d.dry_run_rule ? std::string_view(d.dry_run_rule->name) : d.rule_name();
+}
+
 Session::AuditedDecision audited(const policy::Decision& d) {
-  return {d.rule_name(), d.dry_run, d.alert};
+  return {audited_rule(d), d.dry_run, d.alert};
 }
 
 }  // namespace
@@ -143,6 +150,7 @@ CloseReason Session::gate_parse(const pq::Frame& f, std::size_t offset, Batch& o
   if (config_->log.statements) log_statement("extended", parse_msg_.sql, d);
   auto prepared = std::make_shared<Prepared>();
   prepared->classified = std::move(text);
+  prepared->denied_at = d.denied() ? sync_points_sent_ : 0;
   if (ctx_.audit) prepared->text.assign(parse_msg_.sql);
   auto it = statements_.find(parse_msg_.statement);
   if (it == statements_.end()) {
@@ -173,8 +181,14 @@ CloseReason Session::gate_bind(const pq::Frame& f, std::size_t offset, Batch& ou
     count_execution(*prepared.classified, d);
     if (d.denied()) {
       deny(d);
-      audit_refused(*prepared.classified, prepared.text, audit::Protocol::Extended, d, bind_msg_.statement,
-                    bind_msg_.portal);
+      // Parse, Bind, Execute of one denied statement is one refusal: its
+      // Parse in this batch was recorded, and the server skips the rest.
+      if (prepared.denied_at != sync_points_sent_) {
+        Portal bound;  // the parameters of the refused Bind, for its record
+        if (ctx_.audit) keep_bind_parameters(bound);
+        audit_refused(*prepared.classified, prepared.text, audit::Protocol::Extended, d, bind_msg_.statement,
+                      bind_msg_.portal, &bound);
+      }
       forget_portal(bind_msg_.portal);
       substitute_marker_parse(out);
       return CloseReason::None;
@@ -193,9 +207,13 @@ void Session::remember_portal(const std::shared_ptr<const Prepared>& statement, 
   Portal& portal = *slot;
   portal.statement = statement;
   portal.statement_name.assign(bind_msg_.statement);
-  portal.rule.assign(d.rule_name());
+  portal.rule.assign(audited_rule(d));
   portal.dry_run = d.dry_run;
   portal.alert = d.alert;
+  keep_bind_parameters(portal);
+}
+
+void Session::keep_bind_parameters(Portal& portal) const {
   portal.params.clear();
   portal.param_flags.clear();
   if (ctx_.audit->encode_options().parameters == audit::ParameterMode::None) return;
@@ -219,7 +237,7 @@ CloseReason Session::gate_execute(const pq::Frame& f, std::size_t offset, Batch&
                        audit::Protocol::Extended, d, portal.statement_name, execute_msg_.portal, &portal)) {
       deny(unaudited_refusal());
       audit_refused(*portal.statement->classified, portal.statement->text, audit::Protocol::Extended,
-                    unaudited_refusal(), portal.statement_name, execute_msg_.portal);
+                    unaudited_refusal(), portal.statement_name, execute_msg_.portal, &portal);
       substitute_marker_parse(out);
       return CloseReason::None;
     }

@@ -330,6 +330,15 @@ class Pgwarden:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash would end it: nothing is flushed or closed."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+        if self._log:
+            self._log.close()
+            self._log = None
+
     def stop(self, timeout=10.0) -> int | None:
         """SIGTERM, then SIGKILL if it has not exited in time. Returns the exit status."""
         if self.proc is None:

@@ -59,6 +59,8 @@ def _refused(proxy):
     try:
         socket.create_connection((proxy.host, proxy.port), timeout=2).close()
         return False
+    except ConnectionResetError:  # queued just as the listener closed: look again
+        return False
     except ConnectionRefusedError:
         return True
 

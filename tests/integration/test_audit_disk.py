@@ -1,0 +1,241 @@
+"""The audit file on a full disk (a 256 KiB tmpfs the test mounts, filled
+by a filler file): with on_failure: block statements are refused with
+58030 and none reaches the server, /readyz says why, and traffic resumes
+on its own once space is freed; with on_failure: continue traffic goes on
+and the lost records are declared in the file. Both durabilities."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import time
+
+import psycopg
+import pytest
+
+from audit_helpers import audit_config, read_records, statements, verify
+from harness import ConnectionClosed, RawClient, error_fields, free_port, message
+from ops_helpers import http_request, sample, scrape, wait_until
+
+pytestmark = [
+    pytest.mark.proxy_only,
+    pytest.mark.skipif(os.geteuid() != 0, reason="mounting the small tmpfs these tests fill needs root"),
+]
+
+REFUSAL = ("pgwarden cannot write its audit log, so the statement was not run (audit.on_failure: block); "
+           "statements run again as soon as the log is writable")
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 256 KiB tmpfs, unmounted after the test whatever happened."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], check=True, timeout=30)
+    try:
+        yield mnt
+    finally:
+        for _ in range(50):  # the proxies are stopped just before; give them a moment to let go
+            if subprocess.run(["umount", str(mnt)], capture_output=True, timeout=30).returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            subprocess.run(["umount", "-l", str(mnt)], check=True, timeout=30)
+
+
+@pytest.fixture
+def disk_proxy(small_fs, pgwarden_factory, postgres, admin):
+    """start(**audit settings) -> pgwarden with its audit log on the small
+    filesystem and its admin server (`.admin_port`), ready."""
+    admin.execute("CREATE TABLE IF NOT EXISTS disk_marks (mark text PRIMARY KEY)")
+
+    def start(**audit):
+        port = free_port()
+        proxy = pgwarden_factory(audit_config(postgres, small_fs / "audit", admin_port=port, **audit))
+        proxy.admin_port, proxy.audit_dir = port, small_fs / "audit"
+        wait_until(lambda: readyz(proxy)[0] == 200, what="/readyz 200")
+        return proxy
+    return start
+
+
+def readyz(proxy) -> tuple[int, str]:
+    status, _, body = http_request(proxy.admin_port, "/readyz")
+    return status, body
+
+
+def fill(fs) -> "os.PathLike":
+    """Fills the filesystem with a filler file until writes fail with ENOSPC."""
+    filler = fs / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as e:
+        assert e.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    return filler
+
+
+def run(client: RawClient, sql: str) -> dict | None:
+    """One Query; the ErrorResponse's fields, or None when it succeeded."""
+    client.send(message(b"Q", sql.encode() + b"\0"))
+    error = None
+    while True:
+        try:
+            kind, payload = client.read_message()
+        except ConnectionClosed:
+            assert error and error["S"] == "FATAL", error
+            return error
+        if kind == b"E":
+            error = error_fields(payload)
+        elif kind == b"Z":
+            return error
+
+
+def marks_on_server(admin, prefix: str) -> set[str]:
+    return {m for (m,) in admin.execute("SELECT mark FROM disk_marks WHERE mark LIKE %s", (prefix + "%",))}
+
+
+def outcome_by_mark(records: list[dict], prefix: str) -> dict[str, dict]:
+    """For each mark inserted (a literal in the text, or the bound
+    parameter), its statement record with the outcome joined in (synced:
+    from its statement.result); two records for one mark fail the test."""
+    results = {(r["session_id"], r["statement_id"]): r for r in records if r["event"] == "statement.result"}
+    out = {}
+    for r in statements(records):
+        mark = r["text"].split("'")[1] if "'" in r["text"] else (r.get("parameters") or [""])[0]
+        if not mark.startswith(prefix):
+            continue
+        assert mark not in out, f"two records for {mark}"
+        r = dict(r)
+        if r.pop("result_follows", False):
+            r.update({k: v for k, v in results.get((r["session_id"], r["statement_id"]), {}).items()
+                      if k in ("rows", "sqlstate", "message")})
+        out[mark] = r
+    return out
+
+
+# on_failure: block. The disk fills under a probing session; the first
+# statement that cannot be logged is refused with 58030 and every later one
+# too (on an idle connection, simple and extended protocol, and on a new
+# connection), /readyz turns 503 and names the audit log, none of the
+# refused statements reaches the server, and the write error is counted.
+# Freed space: traffic resumes on the same and on new connections with no
+# restart, and the log verifies with nothing lost: each mark the server
+# holds has its record with the row, each refused one a 58030 record.
+@pytest.mark.parametrize("durability", ["buffered", "synced"])
+def test_full_disk_blocks_statements_until_space_is_freed(disk_proxy, small_fs, admin, durability):
+    proxy = disk_proxy(durability=durability, on_failure="block", parameters="full")
+    prefix = f"block-{durability}-"
+    idle = psycopg.connect(proxy.endpoint.dsn(application_name="idle"), autocommit=True)
+    assert idle.execute("SELECT 1").fetchone() == (1,)
+    filler = fill(small_fs)
+
+    # Records may still fit into the file's last page; probe until one does not.
+    ran, refused = set(), set()
+    with RawClient(proxy.endpoint) as probe:
+        probe.login()
+        for i in range(5000):
+            mark = f"{prefix}probe-{i}"
+            error = run(probe, f"INSERT INTO disk_marks VALUES ('{mark}')")
+            if error is None:
+                ran.add(mark)
+                continue
+            refused.add(mark)
+            assert error["C"] == "58030", error
+            # Refused before it was forwarded (ERROR), or synced: its batch
+            # was waiting for the disk when the write failed (FATAL).
+            assert (error["S"], error["M"]) in {
+                ("ERROR", REFUSAL),
+                ("FATAL", "pgwarden could not write the audit records of these statements, so they were not run")}
+            break
+    assert refused, "no statement was refused"
+    status, body = wait_until(lambda: (r := readyz(proxy))[0] == 503 and r, what="/readyz 503")
+    assert "audit: the audit log cannot be written" in body
+
+    for sql, params in ((f"INSERT INTO disk_marks VALUES ('{prefix}idle-simple')", None),
+                        ("INSERT INTO disk_marks VALUES (%s)", (f"{prefix}idle-extended",))):
+        with pytest.raises(psycopg.errors.IoError) as e:
+            idle.execute(sql, params)
+        assert (e.value.sqlstate, e.value.diag.message_primary) == ("58030", REFUSAL)
+        refused.add(params[0] if params else f"{prefix}idle-simple")
+    with psycopg.connect(proxy.endpoint.dsn(application_name="new"), autocommit=True) as new:
+        with pytest.raises(psycopg.errors.IoError):
+            new.execute("INSERT INTO disk_marks VALUES (%s)", (f"{prefix}new",))
+        refused.add(f"{prefix}new")
+    assert marks_on_server(admin, prefix) == ran
+    assert sample(scrape(proxy.admin_port), "pgwarden_audit_write_errors_total") >= 1
+
+    os.unlink(filler)
+    wait_until(lambda: readyz(proxy)[0] == 200, what="/readyz 200 once space is free")
+    idle.execute("INSERT INTO disk_marks VALUES (%s)", (f"{prefix}resumed-idle",))
+    with psycopg.connect(proxy.endpoint.dsn(), autocommit=True) as new:
+        new.execute(f"INSERT INTO disk_marks VALUES ('{prefix}resumed-new')")
+    idle.close()
+    ran |= {f"{prefix}resumed-idle", f"{prefix}resumed-new"}
+    assert marks_on_server(admin, prefix) == ran
+
+    assert proxy.stop() == 0
+    result = verify(proxy.audit_dir)
+    assert result.returncode == 0, result.stdout
+    assert "writing resumed after a failure (write " in result.stdout
+    assert "No space left on device" in result.stdout and "no record was lost" in result.stdout
+    records = read_records(proxy.audit_dir)
+    got = outcome_by_mark(records, prefix)
+    assert set(got) == ran | refused
+    for mark in ran:
+        assert (got[mark]["decision"], got[mark].get("rows"), got[mark].get("sqlstate")) == ("allow", 1, None)
+    for mark in refused:
+        assert got[mark]["sqlstate"] == "58030" and "rows" not in got[mark], got[mark]
+
+
+# on_failure: continue. With the disk full every statement still runs;
+# /readyz reports the failing log and the write errors are counted. Once
+# space is freed the file resumes with a recover checkpoint declaring
+# exactly how many records were lost, which verify reports as a declared
+# gap, not as tampering.
+@pytest.mark.parametrize("durability", ["buffered", "synced"])
+def test_full_disk_in_continue_mode_keeps_serving_and_declares_the_gap(disk_proxy, small_fs, admin, durability):
+    proxy = disk_proxy(durability=durability, on_failure="continue")
+    prefix = f"continue-{durability}-"
+    errors_before = sample(scrape(proxy.admin_port), "pgwarden_audit_write_errors_total")
+    marks = []
+    with psycopg.connect(proxy.endpoint.dsn(), autocommit=True) as conn:
+        filler = fill(small_fs)
+
+        def insert():
+            marks.append(f"{prefix}{len(marks)}")
+            conn.execute(f"INSERT INTO disk_marks VALUES ('{marks[-1]}')")
+        # Until the writer has failed at least once, then some more.
+        wait_until(lambda: insert() or sample(scrape(proxy.admin_port), "pgwarden_audit_write_errors_total")
+                   > errors_before, interval=0, what="an audit write error")
+        for _ in range(10):
+            insert()
+        status, body = wait_until(lambda: (r := readyz(proxy))[0] == 503 and r, what="/readyz 503")
+        assert "audit: the audit log cannot be written" in body
+        os.unlink(filler)
+        wait_until(lambda: readyz(proxy)[0] == 200, what="/readyz 200 once space is free")
+        for _ in range(3):
+            insert()
+    assert marks_on_server(admin, prefix) == set(marks)
+
+    assert proxy.stop() == 0
+    result = verify(proxy.audit_dir)
+    assert result.returncode == 0, result.stdout
+    assert "records were lost while the file could not be written" in result.stdout
+    assert "not tampering" in result.stdout
+    records = read_records(proxy.audit_dir)
+    [recover] = [r for r in records if r["event"] == "checkpoint" and r["reason"] == "recover"]
+    # One session with inserts only: session.start, auth.ok, per statement
+    # one record (buffered) or two (synced: statement and statement.result),
+    # session.end; the missing ones are exactly the declared loss.
+    [session] = {r["session_id"] for r in records if "session_id" in r}
+    written = sum(r.get("session_id") == session for r in records)
+    expected = 3 + len(marks) * (2 if durability == "synced" else 1)
+    assert recover["records_lost"] == expected - written > 0
+    # Every record kept says the statement ran (synced: unless its result was the one lost).
+    got = outcome_by_mark(records, prefix)
+    assert got and all(r["decision"] == "allow" and "sqlstate" not in r for r in got.values())
+    assert all(r.get("rows", 1 if durability == "synced" else None) == 1 for r in got.values())
