@@ -44,6 +44,28 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* out_len, const u
   return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
+/// Loads a certificate chain and its key into `context` and checks they
+/// belong together; `section` ("tls", "upstream") names them in the error.
+bool load_key_pair(ssl::context& context, const std::string& cert, const std::string& key, std::string_view section,
+                   std::string& error) {
+  const std::string prefix(section);
+  error_code ec;
+  if (context.use_certificate_chain_file(cert, ec); ec) {
+    error = file_error(prefix + ".cert: cannot load", cert, ec);
+    return false;
+  }
+  if (context.use_private_key_file(key, ssl::context::pem, ec); ec) {
+    error = file_error(prefix + ".key: cannot load", key, ec);
+    return false;
+  }
+  if (SSL_CTX_check_private_key(context.native_handle()) != 1) {
+    ERR_clear_error();
+    error = prefix + ".key: " + key + " does not match the certificate " + cert;
+    return false;
+  }
+  return true;
+}
+
 /// Settings both hops share: no TLS below 1.2 and no compression, and
 /// OpenSSL frees a connection's record buffers while it is idle.
 void harden(SSL_CTX* ctx, int min_version) {
@@ -65,20 +87,8 @@ std::shared_ptr<ClientTls> make_client_tls(const config::TlsConfig& cfg, std::st
   SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_num_tickets(ctx, 0);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  if (!load_key_pair(tls->context, cfg.cert, cfg.key, "tls", error)) return nullptr;
   error_code ec;
-  if (tls->context.use_certificate_chain_file(cfg.cert, ec); ec) {
-    error = file_error("tls.cert: cannot load", cfg.cert, ec);
-    return nullptr;
-  }
-  if (tls->context.use_private_key_file(cfg.key, ssl::context::pem, ec); ec) {
-    error = file_error("tls.key: cannot load", cfg.key, ec);
-    return nullptr;
-  }
-  if (SSL_CTX_check_private_key(ctx) != 1) {
-    ERR_clear_error();
-    error = "tls.key: " + cfg.key + " does not match the certificate " + cfg.cert;
-    return nullptr;
-  }
   if (!cfg.ciphers.empty() && SSL_CTX_set_cipher_list(ctx, cfg.ciphers.c_str()) != 1) {
     ERR_clear_error();
     error = "tls.ciphers: OpenSSL accepts none of \"" + cfg.ciphers + "\"";
@@ -127,21 +137,7 @@ std::shared_ptr<UpstreamTls> make_upstream_tls(const config::UpstreamConfig& cfg
   } else {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
   }
-  if (!cfg.cert.empty()) {
-    if (tls->context.use_certificate_chain_file(cfg.cert, ec); ec) {
-      error = file_error("upstream.cert: cannot load", cfg.cert, ec);
-      return nullptr;
-    }
-    if (tls->context.use_private_key_file(cfg.key, ssl::context::pem, ec); ec) {
-      error = file_error("upstream.key: cannot load", cfg.key, ec);
-      return nullptr;
-    }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
-      ERR_clear_error();
-      error = "upstream.key: " + cfg.key + " does not match the certificate " + cfg.cert;
-      return nullptr;
-    }
-  }
+  if (!cfg.cert.empty() && !load_key_pair(tls->context, cfg.cert, cfg.key, "upstream", error)) return nullptr;
   static const unsigned char alpn[] = "\x0apostgresql";
   SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1);
   return tls;

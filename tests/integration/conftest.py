@@ -90,6 +90,36 @@ def postgres():
 
 
 @pytest.fixture(scope="session")
+def pki(workdir):
+    """A throwaway certificate authority for the TLS tests."""
+    return harness.Pki(workdir / "pki")
+
+
+@pytest.fixture(scope="session")
+def tls_postgres(pki):
+    """A PostgreSQL of its own with ssl=on and a certificate from `pki` (the
+    shared one runs without TLS). It logs every connection it receives, so a
+    test can tell whether a client reached it."""
+    server = harness.PostgresServer()
+    _servers.append(server)
+    try:
+        server.init(ssl=pki, extra_conf="log_connections = on\nlog_min_messages = log\n")
+        server.start()
+        server.create_roles()
+        yield server
+    finally:
+        server.destroy()
+        _servers.remove(server)
+
+
+@pytest.fixture(scope="session")
+def proxy_cert(pki):
+    """pgwarden's certificate: valid for localhost and 127.0.0.1, with a
+    subject of its own so it cannot be mistaken for the server's."""
+    return pki.issue("pgwarden", common_name="pgwarden")
+
+
+@pytest.fixture(scope="session")
 def pgwarden(postgres, workdir):
     """pgwarden in front of `postgres`, on a free port."""
     proxy = harness.Pgwarden(workdir, postgres.host, postgres.port)
@@ -124,6 +154,27 @@ def pgwarden_factory(postgres, workdir):
         for proxy in started:
             proxy.stop()
             _servers.remove(proxy)
+
+
+@pytest.fixture
+def admin_proxy(pgwarden_factory, postgres):
+    """Starts a pgwarden with its admin server on a free port: factory(extra="")
+    -> the proxy, with `.admin_port` set once /healthz answers."""
+    from ops_helpers import admin_config, http_request, wait_until
+
+    def answers(port):
+        try:
+            return http_request(port, "/healthz")[0] == 200
+        except OSError:
+            return False
+
+    def start(extra=""):
+        port = harness.free_port()
+        proxy = pgwarden_factory(admin_config(postgres.host, postgres.port, port, extra))
+        proxy.admin_port = port
+        wait_until(lambda: answers(port), what="the admin server")
+        return proxy
+    return start
 
 
 @pytest.fixture(scope="session")

@@ -389,6 +389,22 @@ def cancel_packet(pid: int, secret: int) -> bytes:
     return struct.pack("!IIII", 16, CANCEL_REQUEST_CODE, pid & 0xFFFFFFFF, secret & 0xFFFFFFFF)
 
 
+def cancel_later(endpoint: Endpoint, key: tuple[int, int], delay: float = 0.5):
+    """Sends a CancelRequest with `key` to `endpoint` after `delay` seconds,
+    from a thread; returns the started thread (join it)."""
+    import threading
+
+    def send():
+        time.sleep(delay)
+        with socket.create_connection((endpoint.host, endpoint.port), timeout=10) as s:
+            s.sendall(cancel_packet(*key))
+            s.recv(1)  # the server answers a cancel by closing
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    return thread
+
+
 def message(kind: bytes, payload: bytes) -> bytes:
     return kind + struct.pack("!I", len(payload) + 4) + payload
 

@@ -27,22 +27,9 @@ def table(postgres):
 
 
 @pytest.fixture
-def proxy(pgwarden_factory, postgres):
+def proxy(admin_proxy):
     """pgwarden with its admin server; `.admin_port` says where."""
-    def start(extra=""):
-        port = free_port()
-        p = pgwarden_factory(admin_config(postgres.host, postgres.port, port, extra))
-        p.admin_port = port
-        wait_until(lambda: _answers(port), what="the admin server")
-        return p
-    return start
-
-
-def _answers(port):
-    try:
-        return http_request(port, "/healthz")[0] == 200
-    except OSError:
-        return False
+    return admin_proxy
 
 
 # During a pgbench run the statement, byte and duration counters rise and

@@ -26,7 +26,7 @@ import asyncpg
 import psycopg
 import pytest
 
-from harness import MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD, SCRAM_USER, SUPERUSER, Pki, PostgresServer, client_env
+from harness import MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD, SCRAM_USER, SUPERUSER, PostgresServer, client_env
 
 pytestmark = pytest.mark.proxy_only
 
@@ -69,31 +69,6 @@ PROXY_MODES = [
     ProxyMode("passthrough-md5", passthrough, MD5_USER, MD5_PASSWORD),
     ProxyMode("scram", scram_auth_file, SCRAM_USER, SCRAM_PASSWORD),
 ]
-
-
-@pytest.fixture(scope="module")
-def pki(workdir):
-    return Pki(workdir / "drivers-pki")
-
-
-@pytest.fixture(scope="module")
-def tls_postgres(pki):
-    """A PostgreSQL of its own with ssl=on (the shared one runs without TLS)."""
-    server = PostgresServer()
-    try:
-        server.init(ssl=pki)
-        server.start()
-        server.create_roles()
-        yield server
-    finally:
-        server.destroy()
-
-
-@pytest.fixture(scope="module")
-def proxy_cert(pki):
-    """pgwarden's certificate: valid for localhost, but a subject of its own,
-    so it cannot be mistaken for the server's."""
-    return pki.issue("drivers-pgwarden", common_name="pgwarden")
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,10 @@ or for `_pq_.` options it hopes the server knows is answered with
 NegotiateProtocolVersion, as PostgreSQL answers it, and the session and its
 cancel key work as usual afterwards."""
 
-import socket
 import struct
-import threading
 import time
 
-from harness import SUPERUSER, RawClient, cancel_packet, error_fields, startup_packet
+from harness import SUPERUSER, RawClient, cancel_later, error_fields, startup_packet
 
 PROTOCOL_3_2 = (3 << 16) | 2
 
@@ -61,14 +59,7 @@ def test_cancel_works_after_negotiation(target):
                 break
         assert key is not None
 
-        def cancel_soon():
-            time.sleep(0.5)
-            with socket.create_connection((target.host, target.port), timeout=10) as s:
-                s.sendall(cancel_packet(*key))
-                s.recv(1)
-
-        canceller = threading.Thread(target=cancel_soon)
-        canceller.start()
+        canceller = cancel_later(target, key)
         started = time.monotonic()
         result = client.query("SELECT pg_sleep(20)")
         canceller.join()

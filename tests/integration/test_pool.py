@@ -2,15 +2,12 @@
 that pgwarden logged it in for, is reset with DISCARD ALL, and serves the
 next client of the same user, database and startup parameters."""
 
-import socket
-import struct
-import threading
 import time
 
 import psycopg
 import pytest
 
-from harness import SCRAM_PASSWORD, SCRAM_USER, SUPERUSER, RawClient, cancel_packet, error_fields
+from harness import SCRAM_PASSWORD, SCRAM_USER, SUPERUSER, RawClient, cancel_later, error_fields
 
 pytestmark = pytest.mark.proxy_only
 
@@ -124,14 +121,7 @@ def test_cancel_on_a_reused_connection(pooled_proxy, admin):
         assert seen[-1][0] == b"Z"
         key = client.backend_key
 
-        def cancel_soon():
-            time.sleep(0.5)
-            with socket.create_connection((proxy.host, proxy.port), timeout=10) as s:
-                s.sendall(cancel_packet(*key))
-                s.recv(1)
-
-        canceller = threading.Thread(target=cancel_soon)
-        canceller.start()
+        canceller = cancel_later(proxy.endpoint, key)
         result = client.query("SELECT pg_sleep(20)")
         canceller.join()
         assert error_fields(next(p for k, p in result if k == b"E"))["C"] == "57014"

@@ -10,30 +10,12 @@ import subprocess
 import psycopg
 import pytest
 
-from harness import (MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD, SCRAM_USER, SUPERUSER, Pki, PostgresServer,
-                     RawClient, client_env, error_fields, startup_packet)
+from harness import (MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD, SCRAM_USER, SUPERUSER, RawClient, client_env,
+                     error_fields, startup_packet)
 
 pytestmark = pytest.mark.proxy_only
 
 AUTH_SASL, AUTH_MD5 = 10, 5
-
-
-@pytest.fixture(scope="module")
-def pki(workdir):
-    return Pki(workdir / "pki")
-
-
-@pytest.fixture(scope="module")
-def tls_postgres(pki):
-    """A PostgreSQL with ssl=on that logs every connection it receives."""
-    server = PostgresServer()
-    try:
-        server.init(ssl=pki, extra_conf="log_connections = on\nlog_min_messages = log\n")
-        server.start()
-        server.create_roles()
-        yield server
-    finally:
-        server.destroy()
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +28,6 @@ def secrets(tls_postgres):
 
 def userlist(entries: dict) -> str:
     return "".join(f'"{user}" "{secret}"\n' for user, secret in entries.items())
-
-
-@pytest.fixture(scope="module")
-def proxy_cert(pki):
-    return pki.issue("pgwarden")
 
 
 @pytest.fixture

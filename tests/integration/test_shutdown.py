@@ -14,8 +14,8 @@ import struct
 import psycopg
 import pytest
 
-from harness import RawClient, error_fields, free_port
-from ops_helpers import admin_config, http_request, own_log, sample, scrape, start_pgbench, wait_until
+from harness import RawClient, error_fields
+from ops_helpers import http_request, own_log, sample, scrape, start_pgbench, wait_until
 
 pytestmark = pytest.mark.proxy_only
 
@@ -38,21 +38,9 @@ def tables(postgres):
 
 
 @pytest.fixture
-def proxy(pgwarden_factory, postgres):
-    def start(extra=""):
-        port = free_port()
-        p = pgwarden_factory(admin_config(postgres.host, postgres.port, port, extra))
-        p.admin_port = port
-        wait_until(lambda: _ready(port), what="the admin server")
-        return p
-    return start
-
-
-def _ready(port):
-    try:
-        return http_request(port, "/healthz")[0] == 200
-    except OSError:
-        return False
+def proxy(admin_proxy):
+    """pgwarden with its admin server; `.admin_port` says where."""
+    return admin_proxy
 
 
 def _refused(proxy):

@@ -11,33 +11,10 @@ import psycopg
 import pytest
 
 import harness
-from harness import (MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD, SCRAM_USER, SUPERUSER, Pki,
-                     PostgresServer, RawClient, client_env, error_fields, message, startup_packet)
+from harness import (MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD, SCRAM_USER, SUPERUSER, Pki, RawClient,
+                     error_fields, message, startup_packet)
 
 pytestmark = pytest.mark.proxy_only
-
-
-@pytest.fixture(scope="module")
-def pki(workdir):
-    return Pki(workdir / "pki")
-
-
-@pytest.fixture(scope="module")
-def tls_postgres(pki):
-    """A PostgreSQL of its own with ssl=on (the shared one runs without TLS)."""
-    server = PostgresServer()
-    try:
-        server.init(ssl=pki)
-        server.start()
-        server.create_roles()
-        yield server
-    finally:
-        server.destroy()
-
-
-@pytest.fixture(scope="module")
-def proxy_cert(pki):
-    return pki.issue("pgwarden")
 
 
 def tls_config(tls_postgres, pki, proxy_cert, upstream="verify-full", client_tls="", extra=""):
