@@ -74,19 +74,25 @@ def workdir():
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def postgres():
-    """PostgreSQL 15 with the harness superuser, md5_user and scram_user."""
+def _running_postgres(**init):
+    """A fresh PostgreSQL with the harness roles, destroyed afterwards; its
+    log is shown when a test fails."""
     server = harness.PostgresServer()
     _servers.append(server)
     try:
-        server.init()
+        server.init(**init)
         server.start()
         server.create_roles()
         yield server
     finally:
         server.destroy()
         _servers.remove(server)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """PostgreSQL 15 with the harness superuser, md5_user and scram_user."""
+    yield from _running_postgres()
 
 
 @pytest.fixture(scope="session")
@@ -100,16 +106,7 @@ def tls_postgres(pki):
     """A PostgreSQL of its own with ssl=on and a certificate from `pki` (the
     shared one runs without TLS). It logs every connection it receives, so a
     test can tell whether a client reached it."""
-    server = harness.PostgresServer()
-    _servers.append(server)
-    try:
-        server.init(ssl=pki, extra_conf="log_connections = on\nlog_min_messages = log\n")
-        server.start()
-        server.create_roles()
-        yield server
-    finally:
-        server.destroy()
-        _servers.remove(server)
+    yield from _running_postgres(ssl=pki, extra_conf="log_connections = on\nlog_min_messages = log\n")
 
 
 @pytest.fixture(scope="session")
