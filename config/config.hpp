@@ -139,6 +139,9 @@ struct Config {
   policy::RuleSet policy;
   AuditConfig audit;
   Duration shutdown_timeout = std::chrono::seconds(30);
+  /// Event loops (threads), each with its own listening socket; 0 = one per
+  /// CPU the process may run on.
+  std::uint32_t workers = 0;
 };
 using ConfigPtr = std::shared_ptr<const Config>;
 

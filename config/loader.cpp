@@ -24,7 +24,7 @@ struct Slot {
 struct Sections {
   YAML::Node root;
   Slot listen, upstream, tls, auth, limits, admin, log, environment, networks, groups, rules,
-      default_action, audit, shutdown_timeout;
+      default_action, audit, shutdown_timeout, workers;
 };
 
 void read_listen(Reader& r, const YAML::Node& node, std::vector<Endpoint>& out) {
@@ -150,7 +150,7 @@ Sections read_sections(Reader& r, const YAML::Node& root) {
     {"auth", keep(s.auth)}, {"limits", keep(s.limits)}, {"admin", keep(s.admin)}, {"log", keep(s.log)},
     {"environment", keep(s.environment)}, {"networks", keep(s.networks)}, {"groups", keep(s.groups)},
     {"rules", keep(s.rules)}, {"default", keep(s.default_action)}, {"audit", keep(s.audit)},
-    {"shutdown_timeout", keep(s.shutdown_timeout)},
+    {"shutdown_timeout", keep(s.shutdown_timeout)}, {"workers", keep(s.workers)},
   });
   return s;
 }
@@ -169,6 +169,7 @@ void read_config(Reader& r, const Sections& s, Config& c) {
   if (s.environment) assign(c.environment, r.string(s.environment, "environment"));
   if (s.audit) read_audit(r, s.audit, c.audit);
   if (s.shutdown_timeout) assign(c.shutdown_timeout, r.duration(s.shutdown_timeout, "shutdown_timeout"));
+  if (s.workers) assign(c.workers, r.unsigned_int(s.workers, "workers", 256));
   policy::NetworkMap networks;
   policy::GroupMap groups;
   std::vector<policy::Rule> rules;

@@ -229,7 +229,7 @@ int serve(const std::string& config_path) {
     }
     const std::size_t limit = cfg.limits.max_client_connections;
     server = std::make_unique<Server>(
-        endpoints, usable_cpus(), [&ctx, &server, limit](tcp::socket s, Connection& c) {
+        endpoints, cfg.workers != 0 ? cfg.workers : usable_cpus(), [&ctx, &server, limit](tcp::socket s, Connection& c) {
           // The count includes this connection; the refused one still
           // negotiates so the client reads a proper FATAL 53300.
           return serve_client(std::move(s), c, ctx, server->connections() > limit);

@@ -20,6 +20,7 @@ constexpr std::chrono::seconds exit_grace{5};
 std::vector<std::string_view> restart_only_changes(const config::Config& was, const config::Config& now) {
   std::vector<std::string_view> out;
   if (was.listen != now.listen) out.push_back("listen");
+  if (was.workers != now.workers) out.push_back("workers");
   if (was.admin.listen != now.admin.listen) out.push_back("admin.listen");
   if (was.upstream.host != now.upstream.host || was.upstream.port != now.upstream.port ||
       was.upstream.unix_socket != now.upstream.unix_socket ||
