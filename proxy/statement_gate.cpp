@@ -148,15 +148,22 @@ CloseReason Session::gate_parse(const pq::Frame& f, std::size_t offset, Batch& o
   auto text = ctx_.classify_cache->classify(parse_msg_.sql);
   const policy::Decision d = decide(*text, policy::ProtocolPath::Extended);
   if (config_->log.statements) log_statement("extended", parse_msg_.sql, d);
-  auto prepared = std::make_shared<Prepared>();
-  prepared->classified = std::move(text);
-  prepared->denied_at = d.denied() ? sync_points_sent_ : 0;
-  if (ctx_.audit) prepared->text.assign(parse_msg_.sql);
+  const std::uint64_t denied_at = d.denied() ? sync_points_sent_ : 0;
   auto it = statements_.find(parse_msg_.statement);
-  if (it == statements_.end()) {
-    statements_.emplace(std::string(parse_msg_.statement), std::move(prepared));
-  } else {
-    it->second = std::move(prepared);
+  // A statement parsed again with the same text (the unnamed statement of
+  // most drivers, pgbench -M extended) keeps its entry: nothing allocated.
+  const bool unchanged = it != statements_.end() && it->second->classified == text &&
+                         it->second->denied_at == denied_at && (!ctx_.audit || it->second->text == parse_msg_.sql);
+  if (!unchanged) {
+    auto prepared = std::make_shared<Prepared>();
+    prepared->classified = std::move(text);
+    prepared->denied_at = denied_at;
+    if (ctx_.audit) prepared->text.assign(parse_msg_.sql);
+    if (it == statements_.end()) {
+      statements_.emplace(std::string(parse_msg_.statement), std::move(prepared));
+    } else {
+      it->second = std::move(prepared);
+    }
   }
   if (d.denied()) {
     deny(d);
