@@ -161,7 +161,7 @@ awaitable<CloseReason> Session::relay_server() {
       writing_to_client_ = false;
     }
     server_in_.consume(pos);
-    if (drain_ && at_transaction_boundary()) co_return shut_down();
+    if (drain_due()) co_return shut_down();
 
     server_in_.shrink_if_idle(idle_buffer_limit);
     auto space = server_in_.prepare(std::max(bytes_needed(server_framer_, server_in_.data()), hint));

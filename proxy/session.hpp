@@ -212,7 +212,7 @@ class Session {
 
   // Operations (session_operations.cpp): drain, metrics, the operational log.
   bool at_transaction_boundary() const;
-  bool drain_due() const;
+  bool drain_due();
   CloseReason shut_down();
   void note_client_message(char type);
   void begin_sync_point();

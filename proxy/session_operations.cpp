@@ -24,12 +24,14 @@ bool Session::at_transaction_boundary() const {
   return ready_status_ == 'I' && ready_seen_ == sync_points_sent_ && !unsynced_ && client_in_.empty();
 }
 
-bool Session::drain_due() const {
+bool Session::drain_due() {
   if (!drain_) return false;
   if (*drain_ == DrainMode::Immediate || ready_seen_ == 0) return true;  // not logged in yet: nothing to finish
   // A write to the client still under way carries the answer the boundary
-  // follows; relay_server checks again once it is done.
-  return at_transaction_boundary() && !writing_to_client_;
+  // follows; relay_server checks again once it is done. What the client
+  // has already sent (often its Terminate) is read first: the session then
+  // ends as the client meant, or at the boundary after that request.
+  return at_transaction_boundary() && !writing_to_client_ && !client_.has_unread_input();
 }
 
 CloseReason Session::shut_down() {

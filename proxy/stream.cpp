@@ -47,6 +47,17 @@ std::optional<Stream> Stream::moved_to(const asio::any_io_executor& executor) {
   return std::nullopt;
 }
 
+bool Stream::has_unread_input() {
+  error_code ec;
+  const std::size_t n = std::visit(
+      [&](auto& s) -> std::size_t {
+        if constexpr (std::is_same_v<std::decay_t<decltype(s)>, TlsStream>) return s.lowest_layer().available(ec);
+        else return s.available(ec);
+      },
+      s_);
+  return !ec && n > 0;
+}
+
 int Stream::native_handle() {
   if (auto* p = std::get_if<unix_socket::socket>(&s_)) return p->native_handle();
   tcp::socket* tcp = tcp_socket();

@@ -42,6 +42,9 @@ class Stream {
   /// Closes the transport at once (no TLS close_notify); pending operations end.
   void close();
   bool is_tls() const { return std::holds_alternative<TlsStream>(s_); }
+  /// Whether the peer has sent bytes not read yet (the socket's receive
+  /// queue; for TLS, undecrypted records count too).
+  bool has_unread_input();
   /// The underlying TCP socket, or nullptr for a Unix socket.
   tcp::socket* tcp_socket();
   /// The file descriptor of the transport (TCP or Unix socket).
