@@ -31,8 +31,9 @@
 #   bench/e2e.sh --no-install --no-build   use what is there (PGWARDEN_BIN, default build/pgwarden)
 #   bench/e2e.sh --out FILE      write the results there instead
 #   bench/e2e.sh --profile       instead of the rounds: CPU time and context switches per
-#                                transaction of pgbouncer and pgwarden (pgbench -S, 8 clients,
-#                                simple), then a perf profile of pgwarden under the same load
+#                                transaction of pgbouncer and pgwarden (S-simple-8, or the one
+#                                workload --only names), then a perf profile of pgwarden under
+#                                the same load
 #
 # Workloads: S-{simple,extended,prepared}-{1,8,64} (pgbench -S), N-simple-8
 # (pgbench -N), S-C-8 (pgbench -S -C: a new connection, with --tls a full TLS
@@ -44,7 +45,8 @@
 # connections for the memory measurement, default 1000), SCALE (pgbench -i -s,
 # default 10), SYSTEMS (space- or comma-separated subset of the systems),
 # WORKLOADS (as --only), TLS_KEY (rsa = RSA 2048, the default, or ec = P-256),
-# PGWARDEN_BIN, PG_BIN (default /usr/lib/postgresql/15/bin).
+# PGWARDEN_BIN, PG_BIN (default /usr/lib/postgresql/15/bin), WORKERS (pgwarden's
+# workers: setting; unset = its default, one event loop per usable CPU).
 #
 # Latency: every pgbench run writes a per-transaction log (-l, one line per
 # transaction, third column = latency in microseconds); p50 and p99 are the
@@ -493,6 +495,7 @@ pgwarden_config() {  # port name [audit-durability]
     echo "log: { level: warn, statements: false }"
     echo "limits: { max_client_connections: 2000, idle_timeout: 0 }"
     echo "environment: production"
+    if [ -n "${WORKERS:-}" ]; then echo "workers: $WORKERS"; fi
     policy_rules
     if [ -n "${3:-}" ]; then
       echo "audit: { file: $tmp/audit-$2/pgwarden.jsonl, durability: $3, on_failure: block, parameters: none, rotate_bytes: 256MiB }"
@@ -603,8 +606,14 @@ EOF
 if [ "$profile" = 1 ]; then
   command -v perf >/dev/null || die "perf not installed (apt-get install -y linux-perf)"
   hz="$(getconf CLK_TCK)"
-  pargs=(-n -S -M simple -c 8 -j 2 -T "$DURATION" "$DB")
-  echo "## Cost per transaction, pgbench -S -M simple -c 8, ${DURATION}s, transport $transport, sslmode=$sslmode, auth $auth"
+  # The workload: S-simple-8, or the one --only names.
+  pw="S-simple-8|-S -M simple|8"
+  if [ "${#workloads[@]}" = 1 ]; then pw="${workloads[0]}"; fi
+  IFS='|' read -r pname pbargs pclients <<<"$pw"
+  pj=$(( pclients < 2 ? pclients : 2 ))
+  # shellcheck disable=SC2206
+  pargs=(-n $pbargs -c "$pclients" -j "$pj" -T "$DURATION" "$DB")
+  echo "## Cost per transaction, $pname (pgbench $pbargs -c $pclients, ${DURATION}s), transport $transport, sslmode=$sslmode, auth $auth"
   echo
   echo "| system | TPS | CPU µs per transaction | voluntary switches per tx | involuntary per tx | threads |"
   echo "|---|---:|---:|---:|---:|---:|"
@@ -620,22 +629,59 @@ if [ "$profile" = 1 ]; then
       'BEGIN { printf "| %s | %.0f | %.1f | %.2f | %.2f | %d |\n", s, tps, dt / hz * 1e6 / tx, dv / tx, dn / tx, th }'
   done
   echo
-  perf record -e cpu-clock -F 1999 -p "${sys_pid[pgwarden]}" -o "$tmp/perf.data" -- sleep "$DURATION" \
+  if command -v strace >/dev/null; then
+    # System calls per transaction (strace slows each proxy down; the counts
+    # per transaction stay what they are).
+    echo "System calls per transaction under strace -f -c (top 12 of each):"
+    echo
+    for s in pgbouncer pgwarden; do
+      strace -f -c -o "$tmp/strace.$s" -p "${sys_pid[$s]}" 2>/dev/null &
+      st_pid=$!
+      sleep 0.5
+      o="$(timeout "$RUN_TIMEOUT" "$PGBENCH" -h "$LO" -p "${sys_port[$s]}" "${pargs[@]}" 2>/dev/null)" || die "pgbench on $s under strace"
+      kill -INT "$st_pid"; wait "$st_pid" || true
+      tx="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$o")"
+      echo "$s ($tx transactions):"
+      echo '```'
+      awk -v tx="$tx" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" { printf "%8.2f  %s\n", $4 / tx, $NF }' \
+        "$tmp/strace.$s" | sort -rn | sed -n '1,12p'
+      awk -v tx="$tx" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" { n += $4 }
+                       END { printf "%8.2f  all system calls\n", n / tx }' "$tmp/strace.$s"
+      echo '```'
+      echo
+    done
+  fi
+  # PERF_CALLGRAPH=dwarf adds call graphs (the build keeps no frame pointers).
+  perf record -e cpu-clock -F 1999 ${PERF_CALLGRAPH:+--call-graph "$PERF_CALLGRAPH"} -p "${sys_pid[pgwarden]}" \
+    -o "$tmp/perf.data" -- sleep "$DURATION" \
     >/dev/null 2>"$tmp/perf-record.err" &
   perf_pid=$!
   sleep 0.3
   timeout "$RUN_TIMEOUT" "$PGBENCH" -h "$LO" -p "${sys_port[pgwarden]}" "${pargs[@]}" >/dev/null 2>&1 || die "pgbench under perf"
   wait "$perf_pid" || { cat "$tmp/perf-record.err" >&2; die "perf record"; }
-  echo "## perf profile of pgwarden (cpu-clock, 1999 Hz, pgbench -S -M simple -c 8)"
+  echo "## perf profile of pgwarden (cpu-clock, 1999 Hz, $pname)"
   echo
   echo '```'
   echo "by object:"
-  perf report -i "$tmp/perf.data" --stdio --no-children --sort dso 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 8
+  perf report -i "$tmp/perf.data" --stdio --no-children --sort dso 2>/dev/null | grep -v '^#' | grep -v '^$' | sed -n '1,8p'
   echo
   echo "top symbols:"
   perf report -i "$tmp/perf.data" --stdio --no-children --sort dso,symbol 2>/dev/null \
-    | grep -v '^#' | grep -v '^$' | head -n 40 | cut -c1-160
+    | grep -v '^#' | grep -v '^$' | sed -n '1,40p' | cut -c1-160
+  echo
+  echo "top symbols in pgwarden's own code and libc (percent of all samples):"
+  perf report -i "$tmp/perf.data" --stdio --no-children --dsos pgwarden,libc.so.6 --sort dso,symbol 2>/dev/null \
+    | grep -v '^#' | grep -v '^$' | sed -n '1,40p' | cut -c1-160
   echo '```'
+  if [ -n "${PERF_CALLGRAPH:-}" ]; then
+    echo
+    echo "inclusive time of pgwarden's functions (children included, percent of all samples):"
+    echo
+    echo '```'
+    perf report -i "$tmp/perf.data" --stdio --children --dsos pgwarden --sort symbol -g none 2>/dev/null \
+      | grep -v '^#' | grep -v '^$' | sed -n '1,60p' | cut -c1-180
+    echo '```'
+  fi
   exit 0
 fi
 
@@ -878,7 +924,7 @@ command_line="$command_line bench/e2e.sh${orig_args[*]:+ ${orig_args[*]}}"
   echo "- authentication: $auth_desc"
   echo "- pgbouncer in session mode gives each new client a pooled server connection, so its S-C-8 starts no backend and logs into PostgreSQL not at all per connection; direct and pgwarden start a PostgreSQL backend for every connection"
   echo "- pgbench -i -s $SCALE; $ROUNDS rounds of ${DURATION}s per workload and system, interleaved ${systems[*]}; -j = min(clients, 2)"
-  echo "- pgwarden: 20-rule policy (none denies pgbench), log level warn; pgwarden = audit off, pgwarden-audit = audit durability buffered, pgwarden-synced = synced (8-client workloads only); audit on_failure block, parameters none, rotate_bytes 256MiB, files on $fs_type in $tmp"
+  echo "- pgwarden: 20-rule policy (none denies pgbench), log level warn, workers ${WORKERS:-default (one event loop per usable CPU)}; pgwarden = audit off, pgwarden-audit = audit durability buffered, pgwarden-synced = synced (8-client workloads only); audit on_failure block, parameters none, rotate_bytes 256MiB, files on $fs_type in $tmp"
   echo "- pgwarden log at level warn during the run: $(for s in pgwarden "${audit_systems[@]}"; do printf '%s: %s. ' "$s" "${warden_log[$s]}"; done | sed 's/ $//')"
   echo "- TPS = median over rounds of pgbench's tps; p50/p99 = median over rounds of the per-transaction latency percentiles from pgbench -l"
   echo
