@@ -613,6 +613,14 @@ if [ "$profile" = 1 ]; then
   pj=$(( pclients < 2 ? pclients : 2 ))
   # shellcheck disable=SC2206
   pargs=(-n $pbargs -c "$pclients" -j "$pj" -T "$DURATION" "$DB")
+  echo "# pgwarden profile, $(date -u '+%Y-%m-%d %H:%M') UTC"
+  echo
+  echo "Command: \`${WORKERS:+WORKERS=$WORKERS }${PERF_CALLGRAPH:+PERF_CALLGRAPH=$PERF_CALLGRAPH }DURATION=$DURATION bench/e2e.sh ${orig_args[*]}\`"
+  echo
+  echo "- pgwarden revision: $rev at the start; binary $bin_info"
+  echo "- machine: $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)), kernel $(uname -r)"
+  echo "- load average (1/5/15 min) before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo
   echo "## Cost per transaction, $pname (pgbench $pbargs -c $pclients, ${DURATION}s), transport $transport, sslmode=$sslmode, auth $auth"
   echo
   echo "| system | TPS | CPU µs per transaction | voluntary switches per tx | involuntary per tx | threads |"
@@ -904,6 +912,7 @@ fi
 fs_type="$(df -PT "$tmp" | awk 'NR == 2 {print $2}')"
 command_line="ROUNDS=$ROUNDS DURATION=$DURATION IDLE=$IDLE SCALE=$SCALE"
 [ -n "${SYSTEMS:-}" ] && command_line="$command_line SYSTEMS=\"$SYSTEMS\""
+[ -n "${WORKERS:-}" ] && command_line="$command_line WORKERS=$WORKERS"
 [ "$server_tls" = 1 ] && command_line="$command_line TLS_KEY=$TLS_KEY"
 command_line="$command_line bench/e2e.sh${orig_args[*]:+ ${orig_args[*]}}"
 {
