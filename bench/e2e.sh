@@ -506,10 +506,14 @@ pgwarden_config() {  # port name [audit-durability]
   [ "$n_rules" = 20 ] || die "policy has $n_rules rules, not 20"
 }
 
-declare -A sys_port sys_pid durability
+declare -A sys_port sys_pid durability sys_admin
 start_pgwarden() {  # name [audit-durability]
   local port; port="$(free_port)"
   pgwarden_config "$port" "$1" "${2:-}"
+  if [ -n "${2:-}" ]; then  # its /metrics: the audit writer's syncs and records per round
+    sys_admin[$1]="$(free_port)"
+    echo "admin: { listen: $LO:${sys_admin[$1]} }" >>"$tmp/$1.yaml"
+  fi
   "$PGWARDEN_BIN" check --config "$tmp/$1.yaml" >"$tmp/$1.check" 2>&1 \
     || { cat "$tmp/$1.check" >&2; die "pgwarden check rejected $1.yaml"; }
   "$PGWARDEN_BIN" serve --config "$tmp/$1.yaml" >"$tmp/$1.log" 2>&1 </dev/null &
@@ -696,12 +700,30 @@ fi
 # ---------------------------------------------------------------------------
 # Rounds.
 results="$tmp/results.tsv"   # workload system round tps p50_ms p99_ms
+audit_results="$tmp/audit.tsv"   # workload system round records syncs sync_seconds
+: >"$audit_results"
+audit_counters() {  # system -> "records syncs sync-seconds" from its /metrics
+  "$PY" - "$LO" "${sys_admin[$1]}" <<'PYEOF'
+import sys, urllib.request
+text = urllib.request.urlopen(f"http://{sys.argv[1]}:{sys.argv[2]}/metrics", timeout=10).read().decode()
+v = {}
+for line in text.splitlines():
+    if line.startswith("#") or not line.strip():
+        continue
+    name, value = line.rsplit(" ", 1)
+    v[name] = float(value)
+print(int(v.get("pgwarden_audit_records_total", 0)), int(v.get("pgwarden_audit_sync_seconds_count", 0)),
+      v.get("pgwarden_audit_sync_seconds_sum", 0.0))
+PYEOF
+}
 : >"$results"
 run_one() {  # workload-name args clients system round
   local name="$1" args="$2" clients="$3" sys="$4" round="$5"
   local port="${sys_port[$sys]}" j=$(( $3 < 2 ? $3 : 2 ))
   local dir="$tmp/runs/$name.$sys.$round"
   mkdir -p "$dir"
+  local before=""
+  [ -n "${sys_admin[$sys]:-}" ] && before="$(audit_counters "$sys")"
   # shellcheck disable=SC2086
   if ! (cd "$dir" && timeout "$RUN_TIMEOUT" "$PGBENCH" -h "$LO" -p "$port" -n $args -c "$clients" -j "$j" \
           -T "$DURATION" -l --log-prefix=tx "$DB" >"$dir/out" 2>"$dir/err"); then
@@ -720,6 +742,12 @@ if not lat: print("nan nan"); sys.exit()
 pick = lambda q: lat[max(0, min(len(lat) - 1, -(-len(lat) * q // 100) - 1))]
 print(f"{pick(50) / 1000:.3f} {pick(99) / 1000:.3f}")')"
   printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$sys" "$round" "$tps" "${pct// /$'\t'}" >>"$results"
+  if [ -n "$before" ]; then
+    read -r r0 c0 s0 <<<"$before"
+    read -r r1 c1 s1 <<<"$(audit_counters "$sys")"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$sys" "$round" "$((r1 - r0))" "$((c1 - c0))" \
+      "$(awk -v a="$s0" -v b="$s1" 'BEGIN { printf "%.6f", b - a }')" >>"$audit_results"
+  fi
   rm -f "$dir"/tx.*
   log "round $round  $name  $sys  tps=$tps  p50/p99 ms=$pct"
 }
@@ -948,6 +976,27 @@ command_line="$command_line bench/e2e.sh${orig_args[*]:+ ${orig_args[*]}}"
       read -r b a n k <<<"${rss[$s]}"
       echo "| $s | $b | $a | $n | $k |"
     done
+  fi
+  if [ -s "$audit_results" ]; then
+    echo
+    echo "The audit writer during the rounds (pgwarden's /metrics before and after each run: pgwarden_audit_records_total, pgwarden_audit_sync_seconds; medians over rounds):"
+    echo
+    echo "| workload | system | records/s | syncs/s | mean sync µs | records per sync |"
+    echo "|---|---|---:|---:|---:|---:|"
+    "$PY" - "$audit_results" "$DURATION" <<'PYEOF'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    w, s, _, records, syncs, secs = line.split("\t")
+    rows.setdefault((w, s), []).append((int(records), int(syncs), float(secs)))
+d = float(sys.argv[2])
+for (w, s), runs in rows.items():
+    med = lambda f: statistics.median(f(r) for r in runs)
+    synced = any(r[1] for r in runs)
+    print(f"| {w} | {s} | {med(lambda r: r[0] / d):.0f} | " +
+          (f"{med(lambda r: r[1] / d):.0f} | {med(lambda r: 1e6 * r[2] / r[1] if r[1] else 0):.0f} | "
+           f"{med(lambda r: r[0] / r[1] if r[1] else 0):.1f} |" if synced else "– | – | – |"))
+PYEOF
   fi
   if [ "${#audit_systems[@]}" -gt 0 ]; then
     echo
