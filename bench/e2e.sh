@@ -992,7 +992,7 @@ for line in open(sys.argv[1]):
 d = float(sys.argv[2])
 for (w, s), runs in rows.items():
     med = lambda f: statistics.median(f(r) for r in runs)
-    synced = any(r[1] for r in runs)
+    synced = s == "pgwarden-synced"  # buffered syncs only when a file rotates
     print(f"| {w} | {s} | {med(lambda r: r[0] / d):.0f} | " +
           (f"{med(lambda r: r[1] / d):.0f} | {med(lambda r: 1e6 * r[2] / r[1] if r[1] else 0):.0f} | "
            f"{med(lambda r: r[0] / r[1] if r[1] else 0):.1f} |" if synced else "– | – | – |"))
