@@ -1,11 +1,14 @@
 // The audit record's cost: encoding a pgbench-sized statement record on the
 // session thread, chaining it (SHA-256, optionally HMAC) on the writer
-// thread, and submit() from one and two session threads while the writer
-// writes the batches to a file (tmpfs when available).
+// thread, submit() from one and two session threads while the writer
+// writes the batches to a file (tmpfs when available), and the disk's
+// fdatasync that bounds synced durability.
 
 #include <benchmark/benchmark.h>
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -124,5 +127,59 @@ void BM_AuditSubmit(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_AuditSubmit)->Threads(1)->Threads(2)->UseRealTime();
+
+}  // namespace
+
+namespace {
+
+// What one group commit of synced durability costs the disk: write a few
+// records (2 KB), then fdatasync. Appending grows the file, so each sync
+// also commits the file system's journal (the new size); overwriting a file
+// zero-filled in advance, as PostgreSQL does with WAL segments, syncs the
+// data alone. The file goes to PGWARDEN_BENCH_SYNC_DIR or /var/tmp (a real
+// disk: on tmpfs fdatasync does nothing).
+constexpr std::size_t kSyncRecordBytes = 2048;
+constexpr std::size_t kPrezeroedBytes = 16 << 20;
+
+std::string sync_path() {
+  const char* dir = getenv("PGWARDEN_BENCH_SYNC_DIR");
+  return std::string(dir && *dir ? dir : "/var/tmp") + "/pgwarden-bench-sync." + std::to_string(getpid());
+}
+
+void BM_AuditFdatasync(benchmark::State& state) {
+  const bool prezeroed = state.range(0) != 0;
+  const std::string path = sync_path();
+  const int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    state.SkipWithError(("cannot create " + path).c_str());
+    return;
+  }
+  const std::string zeros(1 << 16, '\0');
+  if (prezeroed) {
+    for (std::size_t done = 0; done < kPrezeroedBytes; done += zeros.size()) {
+      if (::write(fd, zeros.data(), zeros.size()) != static_cast<ssize_t>(zeros.size())) {
+        state.SkipWithError("cannot zero-fill the file");
+        break;
+      }
+    }
+    ::fsync(fd);
+  }
+  const std::string records(kSyncRecordBytes, 'x');
+  off_t at = 0;
+  for (auto _ : state) {
+    if (prezeroed && at + static_cast<off_t>(records.size()) > static_cast<off_t>(kPrezeroedBytes)) at = 0;
+    const ssize_t n = prezeroed ? ::pwrite(fd, records.data(), records.size(), at)
+                                : ::write(fd, records.data(), records.size());
+    if (n != static_cast<ssize_t>(records.size()) || ::fdatasync(fd) != 0) {
+      state.SkipWithError("write or fdatasync failed");
+      break;
+    }
+    at += n;
+  }
+  ::close(fd);
+  ::unlink(path.c_str());
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_AuditFdatasync)->Arg(0)->Arg(1)->ArgName("prezeroed")->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace
