@@ -251,12 +251,7 @@ CloseReason Session::check_sasl_passthrough(const pq::Frame& f) {
 void Session::track_parameter(const pq::Frame& f) {
   pq::ParameterStatus status;
   if (pq::parse(f.bytes, status)) return;
-  if (pooling()) {
-    auto it = std::find_if(server_params_.begin(), server_params_.end(),
-                           [&](const auto& p) { return p.first == status.name; });
-    if (it == server_params_.end()) server_params_.emplace_back(status.name, status.value);
-    else it->second.assign(status.value);
-  }
+  if (pooling()) set_parameter(server_params_, status.name, status.value);
   if (status.name != "application_name" || facts_.application_name == status.value) return;
   facts_.application_name = status.value;
   rule_mask_ = policy::session_mask(config_->policy, facts_);

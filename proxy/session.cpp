@@ -1,5 +1,4 @@
 #include "proxy/session.hpp"
-#include "proxy/upstream_pool.hpp"
 
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
@@ -124,7 +123,7 @@ awaitable<CloseReason> Session::serve() {
     if (authenticated != CloseReason::None) co_return authenticated;
   }
   if (pooling()) {
-    const UpstreamPool::Settings settings{config_->upstream.pool_size, config_->upstream.pool_idle_timeout};
+    const auto settings = UpstreamPool::settings_of(config_->upstream);
     if (auto pooled = ctx_.pools->take(startup_packet_, settings, client_.executor())) {
       pool_key_ = std::move(startup_packet_);
       const CloseReason adopted = co_await adopt_pooled(std::move(*pooled));

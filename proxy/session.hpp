@@ -29,6 +29,7 @@
 #include "proxy/stream.hpp"
 #include "proxy/tls.hpp"
 #include "proxy/upstream.hpp"
+#include "proxy/upstream_pool.hpp"
 
 namespace pgwarden::proxy {
 
@@ -135,7 +136,7 @@ class Session {
   // Session pooling (session_pool.cpp).
   bool pooling() const;
   bool poolable() const;
-  awaitable<CloseReason> adopt_pooled(struct PooledServer pooled);
+  awaitable<CloseReason> adopt_pooled(PooledServer pooled);
   void return_to_pool();
   std::string issue_backend_key(std::int32_t process_id, std::string_view secret_key);
   CloseReason upstream_login_failed(std::string_view why);
@@ -303,7 +304,7 @@ class Session {
   std::string md5_secret_;            // or the md5 secret it proved
   std::string server_final_;          // SASLFinal the client gets once the server let us in
   // What a pooled connection's next client must be told (session pooling).
-  std::vector<std::pair<std::string, std::string>> server_params_;  // ParameterStatus, current
+  ServerParameters server_params_;      // ParameterStatus, current
   std::string pool_key_;                // the StartupMessage the server connection was logged in with
   bool held_for_pool_ = false;          // the client's Terminate was kept from the server
   std::int32_t server_process_id_ = 0;  // the backend's own BackendKeyData

@@ -17,14 +17,6 @@ namespace pgwarden::proxy {
 using namespace asio::experimental::awaitable_operators;
 namespace pq = protocol;
 
-namespace {
-
-UpstreamPool::Settings pool_settings(const config::Config& cfg) {
-  return {cfg.upstream.pool_size, cfg.upstream.pool_idle_timeout};
-}
-
-}  // namespace
-
 bool Session::pooling() const {
   return proxy_auth_ && ctx_.pools && config_->upstream.pool_size > 0 && !drain_;
 }
@@ -59,8 +51,9 @@ awaitable<CloseReason> Session::adopt_pooled(PooledServer pooled) {
 awaitable<CloseReason> Session::relay() {
   auto result = co_await (relay_client() || relay_server());
   const CloseReason reason = std::visit([](CloseReason r) { return r; }, result);
-  const bool client_left = (reason == CloseReason::ClientTerminate && held_for_pool_) ||
-                           (reason == CloseReason::ClientClosed && !terminated_);
+  // held_for_pool_: its Terminate was kept from the server; otherwise only a
+  // client that closed without one leaves the server connection usable.
+  const bool client_left = held_for_pool_ || (reason == CloseReason::ClientClosed && !terminated_);
   if (client_left && poolable()) return_to_pool();
   co_return reason;
 }
@@ -69,7 +62,7 @@ void Session::return_to_pool() {
   PooledServer s{std::move(*server_), std::move(upstream_tls_), std::move(server_params_), server_process_id_,
                  std::move(server_secret_key_), {}};
   server_.reset();
-  ctx_.pools->give_back(std::move(pool_key_), std::move(s), pool_settings(*config_));
+  ctx_.pools->give_back(std::move(pool_key_), std::move(s), UpstreamPool::settings_of(config_->upstream));
 }
 
 }  // namespace pgwarden::proxy

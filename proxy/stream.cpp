@@ -2,66 +2,73 @@
 
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
+#include <type_traits>
+
 namespace pgwarden::proxy {
 
-void Stream::close() {
-  error_code ignored;
-  std::visit(
-      [&](auto& s) {
-        auto& sock = [&]() -> auto& {
-          if constexpr (std::is_same_v<std::decay_t<decltype(s)>, TlsStream>) return s.lowest_layer();
-          else return s;
-        }();
-        sock.shutdown(asio::socket_base::shutdown_both, ignored);
-        sock.close(ignored);
+namespace {
+
+/// Calls `f` with the socket under any of the stream types.
+template <class F>
+decltype(auto) on_socket(std::variant<tcp::socket, unix_socket::socket, TlsStream>& s, F&& f) {
+  return std::visit(
+      [&](auto& stream) -> decltype(auto) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(stream)>, TlsStream>) return f(stream.lowest_layer());
+        else return f(stream);
       },
-      s_);
+      s);
+}
+
+/// The descriptor of `socket` taken over by a socket of the same protocol
+/// on `executor`'s loop.
+template <class Socket>
+std::optional<Stream> rehome(Socket& socket, const asio::any_io_executor& executor) {
+  error_code ec;
+  const auto protocol = socket.local_endpoint(ec).protocol();
+  if (ec) return std::nullopt;
+  const int fd = socket.release(ec);
+  if (ec) return std::nullopt;
+  Socket moved(executor);
+  moved.assign(protocol, fd, ec);
+  if (ec) {
+    ::close(fd);
+    return std::nullopt;
+  }
+  return Stream(std::move(moved));
+}
+
+}  // namespace
+
+void Stream::close() {
+  on_socket(s_, [](auto& socket) {
+    error_code ignored;
+    socket.shutdown(asio::socket_base::shutdown_both, ignored);
+    socket.close(ignored);
+  });
 }
 
 std::optional<Stream> Stream::moved_to(const asio::any_io_executor& executor) {
-  error_code ec;
-  if (auto* tcp = std::get_if<tcp::socket>(&s_)) {
-    const auto protocol = tcp->local_endpoint(ec).protocol();
-    if (ec) return std::nullopt;
-    const int fd = tcp->release(ec);
-    if (ec) return std::nullopt;
-    tcp::socket moved(executor);
-    moved.assign(protocol, fd, ec);
-    if (ec) {
-      ::close(fd);
-      return std::nullopt;
-    }
-    return Stream(std::move(moved));
-  }
-  if (auto* local = std::get_if<unix_socket::socket>(&s_)) {
-    const int fd = local->release(ec);
-    if (ec) return std::nullopt;
-    unix_socket::socket moved(executor);
-    moved.assign(unix_socket(), fd, ec);
-    if (ec) {
-      ::close(fd);
-      return std::nullopt;
-    }
-    return Stream(std::move(moved));
-  }
+  if (auto* tcp = std::get_if<tcp::socket>(&s_)) return rehome(*tcp, executor);
+  if (auto* local = std::get_if<unix_socket::socket>(&s_)) return rehome(*local, executor);
   return std::nullopt;
 }
 
 bool Stream::has_unread_input() {
-  error_code ec;
-  const std::size_t n = std::visit(
-      [&](auto& s) -> std::size_t {
-        if constexpr (std::is_same_v<std::decay_t<decltype(s)>, TlsStream>) return s.lowest_layer().available(ec);
-        else return s.available(ec);
-      },
-      s_);
-  return !ec && n > 0;
+  if (auto* tls = std::get_if<TlsStream>(&s_)) {
+    // Decrypted and not yet returned, or received and not yet decrypted.
+    SSL* ssl = tls->native_handle();
+    if (SSL_pending(ssl) > 0 || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0) return true;
+  }
+  return on_socket(s_, [](auto& socket) {
+    error_code ec;
+    return socket.available(ec) > 0 && !ec;
+  });
 }
 
 int Stream::native_handle() {
-  if (auto* p = std::get_if<unix_socket::socket>(&s_)) return p->native_handle();
-  tcp::socket* tcp = tcp_socket();
-  return tcp ? tcp->native_handle() : -1;
+  return on_socket(s_, [](auto& socket) { return static_cast<int>(socket.native_handle()); });
 }
 
 tcp::socket* Stream::tcp_socket() {

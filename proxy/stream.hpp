@@ -42,12 +42,13 @@ class Stream {
   /// Closes the transport at once (no TLS close_notify); pending operations end.
   void close();
   bool is_tls() const { return std::holds_alternative<TlsStream>(s_); }
-  /// Whether the peer has sent bytes not read yet (the socket's receive
-  /// queue; for TLS, undecrypted records count too).
+  /// Whether the peer has sent bytes not read yet: in the socket's receive
+  /// queue, or for TLS also in OpenSSL (received records not decrypted yet,
+  /// decrypted bytes not returned yet).
   bool has_unread_input();
   /// The underlying TCP socket, or nullptr for a Unix socket.
   tcp::socket* tcp_socket();
-  /// The file descriptor of the transport (TCP or Unix socket).
+  /// The file descriptor of the transport (TCP or Unix socket); -1 once closed.
   int native_handle();
   /// The same connection driven by another event loop: a plain TCP or Unix
   /// socket is handed over as it is; a TLS stream cannot be (its TLS state

@@ -83,11 +83,6 @@ awaitable<UpstreamConnection> connect_unix(const UpstreamTarget& target) {
   co_return UpstreamConnection{Stream(std::move(socket)), {}, nullptr};
 }
 
-awaitable<void> sleep_for(std::chrono::milliseconds d) {
-  asio::steady_timer timer(co_await asio::this_coro::executor, d);
-  co_await timer.async_wait(use_nothrow);
-}
-
 }  // namespace
 
 awaitable<UpstreamConnection> connect_upstream(const UpstreamTarget& target, std::shared_ptr<UpstreamTls> tls) {

@@ -31,22 +31,6 @@ bool still_open(Stream& s) {
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-void update_parameter(std::vector<std::pair<std::string, std::string>>& params, std::string_view name,
-                      std::string_view value) {
-  for (auto& [n, v] : params) {
-    if (n == name) {
-      v.assign(value);
-      return;
-    }
-  }
-  params.emplace_back(name, value);
-}
-
-awaitable<void> sleep_for(std::chrono::milliseconds d) {
-  asio::steady_timer timer(co_await asio::this_coro::executor, d);
-  co_await timer.async_wait(use_nothrow);
-}
-
 /// DISCARD ALL: what pgbouncer's server_reset_query does in session mode. It
 /// closes cursors, drops prepared statements and temporary tables, releases
 /// advisory locks, unlistens, and resets every setting (SET ROLE and SET
@@ -66,7 +50,7 @@ awaitable<bool> discard_all(PooledServer& server) {
       case 'E': clean = false; break;
       case 'S': {
         pq::ParameterStatus status;
-        if (!pq::parse(r.frame.bytes, status)) update_parameter(server.parameters, status.name, status.value);
+        if (!pq::parse(r.frame.bytes, status)) set_parameter(server.parameters, status.name, status.value);
         break;
       }
       case 'Z':
@@ -79,6 +63,20 @@ awaitable<bool> discard_all(PooledServer& server) {
 }
 
 }  // namespace
+
+void set_parameter(ServerParameters& params, std::string_view name, std::string_view value) {
+  for (auto& [n, v] : params) {
+    if (n == name) {
+      v.assign(value);
+      return;
+    }
+  }
+  params.emplace_back(name, value);
+}
+
+UpstreamPool::Settings UpstreamPool::settings_of(const config::UpstreamConfig& cfg) {
+  return {cfg.pool_size, cfg.pool_idle_timeout};
+}
 
 const void* UpstreamPool::loop_of(const asio::any_io_executor& executor) {
   return &asio::query(executor, asio::execution::context);

@@ -17,23 +17,30 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "config/config.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/stream.hpp"
 #include "proxy/tls.hpp"
 
 namespace pgwarden::proxy {
 
+/// A server's run-time parameters as its ParameterStatus messages last
+/// reported them, in the order first reported.
+using ServerParameters = std::vector<std::pair<std::string, std::string>>;
+
+/// Records a ParameterStatus: a new value for `name`, or a new parameter.
+void set_parameter(ServerParameters& params, std::string_view name, std::string_view value);
+
 /// An upstream connection logged in, idle outside a transaction, with what
 /// a new client must be told about it.
 struct PooledServer {
   Stream stream;
   std::shared_ptr<UpstreamTls> tls;  ///< keeps the TLS context of `stream` alive
-  /// The server's run-time parameters as its ParameterStatus messages last
-  /// reported them, in the order first reported.
-  std::vector<std::pair<std::string, std::string>> parameters;
+  ServerParameters parameters;
   std::int32_t process_id = 0;  ///< the backend's BackendKeyData
   std::string secret_key;
   std::chrono::steady_clock::time_point idle_since{};
@@ -45,6 +52,8 @@ class UpstreamPool {
     std::size_t max_idle = 0;  ///< per startup packet; 0 = pooling off
     std::chrono::milliseconds idle_timeout{60000};
   };
+  /// upstream.pool_size and upstream.pool_idle_timeout.
+  static Settings settings_of(const config::UpstreamConfig& cfg);
 
   /// An idle connection logged in with exactly `startup` (the StartupMessage
   /// pgwarden sent), still open, usable on `executor`'s loop.
