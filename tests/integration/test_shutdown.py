@@ -5,6 +5,7 @@ reloads, keeping the old policy when the new file is broken; systemd hears
 about each step through $NOTIFY_SOCKET."""
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -174,6 +175,28 @@ def test_sighup_with_broken_config_keeps_the_old_policy(proxy, postgres):
     assert sample(done, "pgwarden_config_last_reload_success_timestamp_seconds") >= loaded_at
     with p.endpoint.connect(autocommit=True) as conn:
         conn.execute("DROP TABLE reload_victim")
+
+
+def _threads(proxy) -> int:
+    return len(os.listdir(f"/proc/{proxy.pid}/task"))
+
+
+# `workers` is the number of event loops, one thread each; both settings
+# serve, and a reload that changes it says it waits for a restart and starts
+# no thread.
+def test_workers_sets_the_event_loops_and_waits_for_a_restart(proxy):
+    one, three = proxy("workers: 1\n"), proxy("workers: 3\n")
+    assert _threads(three) - _threads(one) == 2
+    for p in (one, three):
+        with p.endpoint.connect(autocommit=True) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    threads = _threads(one)
+    one.config_path.write_text(one.config_path.read_text().replace("workers: 1", "workers: 4"))
+    one.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: sample(scrape(one.admin_port), "pgwarden_config_reloads_total", result="success") == 1,
+               what="the reload to be counted")
+    assert "workers changed: it takes effect when pgwarden restarts" in own_log(one)
+    assert _threads(one) == threads
 
 
 # With $NOTIFY_SOCKET set (Type=notify), pgwarden says READY=1 once it

@@ -159,6 +159,30 @@ TEST(Config, DefaultsAreDocumentedValues) {
   EXPECT_FALSE(c.audit.enabled());
   EXPECT_EQ(c.policy.default_action(), policy::Action::Allow);
   EXPECT_TRUE(c.policy.rules().empty());
+  EXPECT_EQ(c.workers, 0u);  // one event loop per usable CPU
+  EXPECT_EQ(c.upstream.pool_size, 20u);
+  EXPECT_EQ(c.upstream.pool_idle_timeout, 60s);
+}
+
+TEST(Config, WorkersAndPoolSettings) {
+  auto r = load_config_string(
+      "listen: 127.0.0.1:6432\n"
+      "upstream: { host: 127.0.0.1, port: 5432, tls: disable, pool_size: 0, pool_idle_timeout: 300ms }\n"
+      "workers: 1\n",
+      "t.yaml");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config->workers, 1u);
+  EXPECT_EQ(r.config->upstream.pool_size, 0u);
+  EXPECT_EQ(r.config->upstream.pool_idle_timeout, 300ms);
+
+  EXPECT_EQ(only_error("workers: 300\n"), "t.yaml:3:10: workers: expected a whole number from 0 to 256, got '300'");
+  auto errors = errors_of(
+      "listen: 127.0.0.1:6432\n"
+      "upstream: { host: 127.0.0.1, port: 5432, pool_size: -1, pool_idle_timeout: soon }\n");
+  EXPECT_THAT(errors, ::testing::ElementsAre(
+                          "t.yaml:2:53: upstream.pool_size: expected a whole number from 0 to 100000, got '-1'",
+                          "t.yaml:2:76: upstream.pool_idle_timeout: expected a duration such as 500ms, 15s, 2m, 1h "
+                          "or 0, got 'soon'"));
 }
 
 TEST(Config, ListenTakesSeveralAddressesAndIpv6) {
