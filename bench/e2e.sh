@@ -188,6 +188,7 @@ PGBENCH="$(command -v pgbench)"
 rev="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 git -C "$root" diff --quiet HEAD -- 2>/dev/null || rev="$rev (working tree modified)"
 bin_info="$PGWARDEN_BIN, built $(date -u -r "$PGWARDEN_BIN" '+%Y-%m-%d %H:%M UTC')"
+machine="$(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
 
 # 64 clients x 5 systems + 1000 idle (pgwarden opens one server connection per
 # client) need file descriptors.
@@ -607,6 +608,14 @@ for st in glob.glob(f"/proc/{pid}/task/*/status"):
 print(int(f[11]) + int(f[12]), v, n)
 EOF
 }
+profile_pgbench() {  # system -> pgbench's output for one run of the profiled workload
+  timeout "$RUN_TIMEOUT" "$PGBENCH" -h "$LO" -p "${sys_port[$1]}" "${pargs[@]}" 2>/dev/null
+}
+transactions_of() { sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$1"; }
+perf_top() {  # lines, perf report options...: the report without its comments
+  local n="$1"; shift
+  perf report -i "$tmp/perf.data" --stdio "$@" 2>/dev/null | grep -v '^#' | grep -v '^$' | sed -n "1,${n}p" | cut -c1-180
+}
 if [ "$profile" = 1 ]; then
   command -v perf >/dev/null || die "perf not installed (apt-get install -y linux-perf)"
   hz="$(getconf CLK_TCK)"
@@ -622,7 +631,7 @@ if [ "$profile" = 1 ]; then
   echo "Command: \`${WORKERS:+WORKERS=$WORKERS }${PERF_CALLGRAPH:+PERF_CALLGRAPH=$PERF_CALLGRAPH }DURATION=$DURATION bench/e2e.sh ${orig_args[*]}\`"
   echo
   echo "- pgwarden revision: $rev at the start; binary $bin_info"
-  echo "- machine: $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)), kernel $(uname -r)"
+  echo "- machine: $machine"
   echo "- load average (1/5/15 min) before: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
   echo "## Cost per transaction, $pname (pgbench $pbargs -c $pclients, ${DURATION}s), transport $transport, sslmode=$sslmode, auth $auth"
@@ -632,10 +641,10 @@ if [ "$profile" = 1 ]; then
   for s in pgbouncer pgwarden pgbouncer pgwarden; do
     pid="${sys_pid[$s]}"
     read -r t0 v0 n0 <<<"$(proc_stats "$pid")"
-    o="$(timeout "$RUN_TIMEOUT" "$PGBENCH" -h "$LO" -p "${sys_port[$s]}" "${pargs[@]}" 2>/dev/null)" || die "pgbench on $s"
+    o="$(profile_pgbench "$s")" || die "pgbench on $s"
     read -r t1 v1 n1 <<<"$(proc_stats "$pid")"
     tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$o" | head -n1)"
-    tx="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$o")"
+    tx="$(transactions_of "$o")"
     awk -v s="$s" -v tps="$tps" -v tx="$tx" -v dt=$((t1 - t0)) -v dv=$((v1 - v0)) -v dn=$((n1 - n0)) -v hz="$hz" \
         -v th="$(ls /proc/"$pid"/task | wc -l)" \
       'BEGIN { printf "| %s | %.0f | %.1f | %.2f | %.2f | %d |\n", s, tps, dt / hz * 1e6 / tx, dv / tx, dn / tx, th }'
@@ -650,15 +659,15 @@ if [ "$profile" = 1 ]; then
       strace -f -c -o "$tmp/strace.$s" -p "${sys_pid[$s]}" 2>/dev/null &
       st_pid=$!
       sleep 0.5
-      o="$(timeout "$RUN_TIMEOUT" "$PGBENCH" -h "$LO" -p "${sys_port[$s]}" "${pargs[@]}" 2>/dev/null)" || die "pgbench on $s under strace"
+      o="$(profile_pgbench "$s")" || die "pgbench on $s under strace"
       kill -INT "$st_pid"; wait "$st_pid" || true
-      tx="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$o")"
+      tx="$(transactions_of "$o")"
       echo "$s ($tx transactions):"
       echo '```'
-      awk -v tx="$tx" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" { printf "%8.2f  %s\n", $4 / tx, $NF }' \
-        "$tmp/strace.$s" | sort -rn | sed -n '1,12p'
-      awk -v tx="$tx" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" { n += $4 }
-                       END { printf "%8.2f  all system calls\n", n / tx }' "$tmp/strace.$s"
+      # strace -c rows: % time, seconds, usecs/call, calls, [errors,] syscall.
+      awk -v tx="$tx" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" { printf "%.6f %s\n", $4 / tx, $NF }' \
+        "$tmp/strace.$s" | sort -rn \
+        | awk 'NR <= 12 { printf "%8.2f  %s\n", $1, $2 } { n += $1 } END { printf "%8.2f  all system calls\n", n }'
       echo '```'
       echo
     done
@@ -669,29 +678,26 @@ if [ "$profile" = 1 ]; then
     >/dev/null 2>"$tmp/perf-record.err" &
   perf_pid=$!
   sleep 0.3
-  timeout "$RUN_TIMEOUT" "$PGBENCH" -h "$LO" -p "${sys_port[pgwarden]}" "${pargs[@]}" >/dev/null 2>&1 || die "pgbench under perf"
+  profile_pgbench pgwarden >/dev/null || die "pgbench under perf"
   wait "$perf_pid" || { cat "$tmp/perf-record.err" >&2; die "perf record"; }
   echo "## perf profile of pgwarden (cpu-clock, 1999 Hz, $pname)"
   echo
   echo '```'
   echo "by object:"
-  perf report -i "$tmp/perf.data" --stdio --no-children --sort dso 2>/dev/null | grep -v '^#' | grep -v '^$' | sed -n '1,8p'
+  perf_top 8 --no-children --sort dso
   echo
   echo "top symbols:"
-  perf report -i "$tmp/perf.data" --stdio --no-children --sort dso,symbol 2>/dev/null \
-    | grep -v '^#' | grep -v '^$' | sed -n '1,40p' | cut -c1-160
+  perf_top 40 --no-children --sort dso,symbol
   echo
   echo "top symbols in pgwarden's own code and libc (percent of all samples):"
-  perf report -i "$tmp/perf.data" --stdio --no-children --dsos pgwarden,libc.so.6 --sort dso,symbol 2>/dev/null \
-    | grep -v '^#' | grep -v '^$' | sed -n '1,40p' | cut -c1-160
+  perf_top 40 --no-children --dsos pgwarden,libc.so.6 --sort dso,symbol
   echo '```'
   if [ -n "${PERF_CALLGRAPH:-}" ]; then
     echo
     echo "inclusive time of pgwarden's functions (children included, percent of all samples):"
     echo
     echo '```'
-    perf report -i "$tmp/perf.data" --stdio --children --dsos pgwarden --sort symbol -g none 2>/dev/null \
-      | grep -v '^#' | grep -v '^$' | sed -n '1,60p' | cut -c1-180
+    perf_top 60 --children --dsos pgwarden --sort symbol -g none
     echo '```'
   fi
   exit 0
@@ -866,7 +872,6 @@ done
 # Report.
 pg_version="$("$PG_BIN/postgres" --version)"
 pgb_version="$(pgbouncer --version 2>/dev/null | head -n1)"
-cpu="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
 stamp="$(date -u +%Y-%m-%d-%H%M)"
 report="$tmp/report.md"
 "$PY" - "$results" "${systems[*]}" "$tls" >"$tmp/table.md" <<'EOF'
@@ -949,7 +954,7 @@ command_line="$command_line bench/e2e.sh${orig_args[*]:+ ${orig_args[*]}}"
   echo "Command: \`$command_line\`"
   echo
   echo "- pgwarden revision: $rev at the start; binary $bin_info"
-  echo "- machine: $(nproc) CPUs ($cpu), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
+  echo "- machine: $machine"
   echo "- $pg_version; $pgb_version (session mode); pgbench $("$PGBENCH" --version | awk '{print $3}')"
   echo "- load average (1/5/15 min) before the runs: $load_before; after: $load_after"
   echo "- $total pgbench runs took $((runs_seconds / 60)) min $((runs_seconds % 60)) s"
