@@ -2,12 +2,11 @@
 that pgwarden logged it in for, is reset with DISCARD ALL, and serves the
 next client of the same user, database and startup parameters."""
 
-import time
-
 import psycopg
 import pytest
 
 from harness import SCRAM_PASSWORD, SCRAM_USER, SUPERUSER, RawClient, cancel_later, error_fields
+from ops_helpers import wait_until
 
 pytestmark = pytest.mark.proxy_only
 
@@ -41,15 +40,15 @@ def backend_pid(proxy, **params):
 
 def wait_pooled(admin, pid):
     """Waits until the backend `pid` ran its reset and sits idle in the pool."""
-    wait_for(lambda: admin.execute("SELECT state = 'idle' AND query = 'DISCARD ALL' FROM pg_stat_activity "
-                                   "WHERE pid = %s", [pid]).fetchone() == (True,))
+    wait_until(lambda: admin.execute("SELECT state = 'idle' AND query = 'DISCARD ALL' FROM pg_stat_activity "
+                                     "WHERE pid = %s", [pid]).fetchone() == (True,),
+               interval=0.05, what=f"backend {pid} to sit reset in the pool")
 
 
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
+def wait_gone(admin, pid):
+    """Waits until the backend `pid` has exited."""
+    wait_until(lambda: admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()[0] == 0,
+               interval=0.05, what=f"backend {pid} to exit")
 
 
 # Two clients one after the other, same user, database and parameters: the
@@ -107,7 +106,7 @@ def test_client_leaving_mid_transaction_is_not_pooled(pooled_proxy, admin):
     pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
     conn.execute("INSERT INTO pool_tx VALUES (1)")
     conn.close()
-    wait_for(lambda: admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()[0] == 0)
+    wait_gone(admin, pid)
     assert backend_pid(proxy) != pid
     assert admin.execute("SELECT count(*) FROM pool_tx").fetchone()[0] == 0
 
@@ -134,7 +133,7 @@ def test_dead_pooled_connection_is_replaced(pooled_proxy, admin):
     pid = backend_pid(proxy)
     wait_pooled(admin, pid)
     admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-    wait_for(lambda: admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()[0] == 0)
+    wait_gone(admin, pid)
     with connect(proxy) as conn:
         assert conn.execute("SELECT pg_backend_pid() <> %s", [pid]).fetchone()[0] is True
 
@@ -143,11 +142,11 @@ def test_dead_pooled_connection_is_replaced(pooled_proxy, admin):
 def test_pool_size_zero_and_idle_timeout(pooled_proxy, admin):
     off = pooled_proxy(pool=", pool_size: 0")
     first = backend_pid(off)
-    wait_for(lambda: admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [first]).fetchone()[0] == 0)
+    wait_gone(admin, first)
     assert backend_pid(off) != first
     short = pooled_proxy(pool=", pool_idle_timeout: 300ms")
     pid = backend_pid(short)
-    wait_for(lambda: admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()[0] == 0)
+    wait_gone(admin, pid)
     assert backend_pid(short) != pid
 
 
