@@ -2,9 +2,12 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "audit/record.hpp"
@@ -79,6 +82,11 @@ std::error_code FileSink::open() {
 /// Moves whatever is at the active path out of the way: an empty file is
 /// removed, anything else gets the next rotated name (`moved`).
 std::error_code FileSink::move_aside_active(std::string& moved) {
+  // A file a crash left preallocated: its zeros would only be in the way.
+  if (auto ec = trim_unwritten_tail(files_.active_path()); ec && ec != std::errc::no_such_file_or_directory)
+    if (options_.log)
+      options_.log(LogLevel::Warning, "audit: cannot cut the unwritten tail off " + files_.active_path() + ": " +
+                                          ec.message() + " (readers skip it)");
   struct stat st {};
   if (::stat(files_.active_path().c_str(), &st) != 0)
     return errno == ENOENT ? std::error_code{} : fail(errno_code(), "stat", files_.active_path());
@@ -116,7 +124,7 @@ Clock::time_point FileSink::encode_checkpoint(CheckpointReason reason, const Fai
 std::error_code FileSink::begin_file(CheckpointReason reason, const FailureEpisode* episode) {
   const Clock::time_point time = encode_checkpoint(reason, episode);
   const std::string& path = files_.active_path();
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
   if (fd < 0) return fail(errno_code(), "create", path);
   struct stat st {};
   ::fstat(fd, &st);
@@ -124,6 +132,8 @@ std::error_code FileSink::begin_file(CheckpointReason reason, const FailureEpiso
   dev_ = st.st_dev;
   ino_ = st.st_ino;
   size_ = 0;
+  allocated_ = 0;
+  preallocating_ = options_.durability == Durability::Synced && options_.preallocate > 0;
   records_ = 0;
   out_.clear();
   ChainHead h = head_;
@@ -135,7 +145,7 @@ std::error_code FileSink::begin_file(CheckpointReason reason, const FailureEpiso
     ::unlink(path.c_str());  // holds no complete record
     return ec;
   }
-  size_ = out_.size();
+  size_ = allocated_ = out_.size();
   head_ = h;
   head_file_ = files_.active_name();
   opened_at_ = time;
@@ -144,6 +154,7 @@ std::error_code FileSink::begin_file(CheckpointReason reason, const FailureEpiso
 }
 
 std::error_code FileSink::rotate(CheckpointReason reason) {
+  if (auto ec = cut_unwritten()) return ec;
   if (::fdatasync(fd_) != 0) return fail(errno_code(), "fdatasync", files_.active_path());
   std::string moved;
   if (auto ec = move_aside_active(moved)) return ec;
@@ -203,6 +214,7 @@ std::size_t FileSink::append(const BodyBatch& bodies, std::size_t first, bool sy
     std::size_t j = i;
     do hasher_.append_line(bodies[j++], h, out_);
     while (j < bodies.size() && !size_reached(out_.size()));
+    if (sync) reserve(out_.size());
     if ((ec = write_out(sync))) {
       // Cut the failed write off again; should that fail too, the torn bytes stay and
       // verify reports them as torn once recovery has moved the file aside.
@@ -223,13 +235,16 @@ std::error_code FileSink::write_out(bool sync) {
   const std::string& path = files_.active_path();
   const char* p = out_.data();
   std::size_t left = out_.size();
+  auto at = static_cast<off_t>(size_);
   while (left > 0) {
-    const ssize_t n = ::write(fd_, p, left);
+    const ssize_t n = ::pwrite(fd_, p, left, at);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return fail(errno_code(), "write", path);
     p += n;
+    at += n;
     left -= static_cast<std::size_t>(n);
   }
+  allocated_ = std::max(allocated_, static_cast<std::uint64_t>(at));
   if (sync) {
     const auto start = std::chrono::steady_clock::now();
     if (::fdatasync(fd_) != 0) return fail(errno_code(), "fdatasync", path);
@@ -250,10 +265,60 @@ std::error_code FileSink::still_ours() const {
   return {};
 }
 
+/// Ensures that `n` more bytes fit before the end of the preallocated zeros,
+/// extending the file by Options::preallocate (or up to rotate_bytes) if
+/// not. Best effort: when the filesystem cannot spare four times the
+/// extension, or extending fails, the file goes on without preallocation
+/// (what was added is cut off again) and its syncs also write its size.
+void FileSink::reserve(std::size_t n) {
+  if (!preallocating_ || size_ + n <= allocated_) return;
+  constexpr std::uint64_t page = 4096;
+  auto round_up = [](std::uint64_t v) { return (v + page - 1) / page * page; };
+  std::uint64_t target = round_up(size_ + n + options_.preallocate);
+  if (options_.rotate_bytes != 0) target = std::max(round_up(size_ + n), std::min(target, round_up(options_.rotate_bytes)));
+  struct statvfs vfs {};
+  if (::fstatvfs(fd_, &vfs) != 0) return stop_preallocating(std::string("statvfs: ") + std::strerror(errno));
+  if (static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize < 4 * (target - allocated_))
+    return stop_preallocating("the filesystem is nearly full");
+  if (zeros_.empty()) zeros_.assign(256u << 10, '\0');
+  for (std::uint64_t at = allocated_; at < target;) {
+    const ssize_t w = ::pwrite(fd_, zeros_.data(), std::min<std::uint64_t>(zeros_.size(), target - at),
+                               static_cast<off_t>(at));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      const int e = errno;
+      if (::ftruncate(fd_, static_cast<off_t>(allocated_)) != 0) allocated_ = at;  // the zeros stay; readers skip them
+      return stop_preallocating(std::string("write: ") + std::strerror(e));
+    }
+    at += static_cast<std::uint64_t>(w);
+  }
+  if (::fdatasync(fd_) != 0) {
+    const int e = errno;
+    if (::ftruncate(fd_, static_cast<off_t>(allocated_)) != 0) allocated_ = target;
+    return stop_preallocating(std::string("fdatasync: ") + std::strerror(e));
+  }
+  allocated_ = target;
+}
+
+void FileSink::stop_preallocating(const std::string& why) {
+  preallocating_ = false;
+  if (options_.log)
+    options_.log(LogLevel::Info, "audit: not preallocating " + files_.active_path() + " (" + why +
+                                     "); each sync also writes the file's size");
+}
+
+/// Cuts the preallocated zeros off the active file.
+std::error_code FileSink::cut_unwritten() {
+  if (allocated_ <= size_) return {};
+  if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0) return fail(errno_code(), "truncate", files_.active_path());
+  allocated_ = size_;
+  return {};
+}
+
 std::error_code FileSink::close() {
   if (fd_ < 0) return {};
-  std::error_code ec;
-  if (::fdatasync(fd_) != 0) ec = fail(errno_code(), "fdatasync", files_.active_path());
+  std::error_code ec = cut_unwritten();
+  if (!ec && ::fdatasync(fd_) != 0) ec = fail(errno_code(), "fdatasync", files_.active_path());
   close_fd();
   return ec;
 }

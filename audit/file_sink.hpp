@@ -10,6 +10,11 @@
 /// batch counts as written only when write(2) (and fdatasync in synced mode)
 /// succeeded and the active path still names the file written to, so a
 /// deleted file or directory is a failure, not a silent loss.
+///
+/// In synced durability with Options::preallocate, the active file runs
+/// ahead of its records in zeros: readers (LineReader, find_last_record)
+/// take a NUL tail for unwritten space, and every way a file stops being
+/// active cuts the tail off again.
 
 #include <sys/types.h>
 
@@ -75,6 +80,9 @@ class FileSink {
   bool rotation_due(CheckpointReason& reason) const;
   bool size_reached(std::size_t pending) const;
   std::error_code write_out(bool sync);
+  void reserve(std::size_t n);
+  void stop_preallocating(const std::string& why);
+  std::error_code cut_unwritten();
   std::error_code still_ours() const;
   std::error_code fail(std::error_code ec, std::string_view what, const std::string& path);
   void close_fd();
@@ -91,6 +99,9 @@ class FileSink {
   dev_t dev_ = 0;             ///< identity of the active file written to
   ino_t ino_ = 0;
   std::uint64_t size_ = 0;     ///< bytes of the active file known written
+  std::uint64_t allocated_ = 0;  ///< its size on disk: size_ plus preallocated zeros
+  bool preallocating_ = false;
+  std::string zeros_;          ///< a block of NUL bytes to preallocate with
   std::uint64_t records_ = 0;  ///< records after the active file's checkpoint
   Clock::time_point opened_at_{};
   bool broken_ = false;

@@ -69,8 +69,10 @@ bool LineReader::next(std::string_view& line, bool& terminated) {
     if (!fill()) break;
     scanned += begin_;
   }
-  if (begin_ == buffer_.size()) return false;
-  line = std::string_view(buffer_).substr(begin_);
+  // An unwritten tail (NUL bytes preallocated ahead of the records) ends the file.
+  const std::size_t end = buffer_.find_last_not_of('\0');
+  if (end == std::string::npos || end < begin_) return false;
+  line = std::string_view(buffer_).substr(begin_, end + 1 - begin_);
   begin_ = buffer_.size();
   terminated = false;
   ++line_number_;

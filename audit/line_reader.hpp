@@ -20,6 +20,7 @@ class LineReader {
 
   /// The next line without its newline, valid until the next call.
   /// `terminated` is false for a last line the file ends without a newline.
+  /// NUL bytes at the end of the file are unwritten space, not a line.
   /// False at the end of the file or on a read error (see error()).
   bool next(std::string_view& line, bool& terminated);
 

@@ -98,7 +98,8 @@ std::error_code last_record_plain(const std::string& path, LastRecord& out) {
   if (f.fd < 0) return {errno, std::system_category()};
   struct stat st {};
   if (::fstat(f.fd, &st) != 0) return {errno, std::system_category()};
-  const auto size = static_cast<std::uint64_t>(st.st_size);
+  std::uint64_t size = 0;
+  if (auto ec = written_end(f.fd, static_cast<std::uint64_t>(st.st_size), size)) return ec;
   std::string buf;
   for (std::uint64_t chunk = 64u << 10;; chunk *= 2) {
     const std::uint64_t start = size > chunk ? size - chunk : 0;
@@ -185,6 +186,36 @@ std::vector<std::string> LogFiles::apply_retention(std::uint32_t keep) const {
 
 std::error_code find_last_record(const std::string& path, LastRecord& out) {
   return path.ends_with(gz_suffix) ? last_record_gz(path, out) : last_record_plain(path, out);
+}
+
+std::error_code written_end(int fd, std::uint64_t size, std::uint64_t& end) {
+  constexpr std::uint64_t block = 64u << 10;
+  std::string buf;
+  while (size > 0) {
+    const std::uint64_t start = size > block ? size - block : 0;
+    buf.resize(size - start);
+    if (auto ec = pread_all(fd, buf, start)) return ec;
+    const std::size_t last = buf.find_last_not_of('\0');
+    if (last != std::string::npos) {
+      end = start + last + 1;
+      return {};
+    }
+    size = start;
+  }
+  end = 0;
+  return {};
+}
+
+std::error_code trim_unwritten_tail(const std::string& path) {
+  Fd f{::open(path.c_str(), O_RDWR | O_CLOEXEC)};
+  if (f.fd < 0) return {errno, std::system_category()};
+  struct stat st {};
+  if (::fstat(f.fd, &st) != 0) return {errno, std::system_category()};
+  std::uint64_t end = 0;
+  if (auto ec = written_end(f.fd, static_cast<std::uint64_t>(st.st_size), end)) return ec;
+  if (end == static_cast<std::uint64_t>(st.st_size)) return {};
+  if (::ftruncate(f.fd, static_cast<off_t>(end)) != 0 || ::fdatasync(f.fd) != 0) return {errno, std::system_category()};
+  return {};
 }
 
 bool read_record_head(std::string_view line, ChainHead& out) {

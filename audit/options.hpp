@@ -39,6 +39,12 @@ struct Options {
   std::uint64_t rotate_bytes = 0;                ///< 0 = never by size
   std::chrono::milliseconds rotate_interval{0};  ///< 0 = never by time
   std::uint32_t retention = 0;                   ///< rotated files kept; 0 = all
+  /// Synced durability only: the active file is extended with zeros this far
+  /// ahead of its records, so the fdatasync after a batch writes data blocks
+  /// and no change of the file's size through the filesystem journal (as
+  /// PostgreSQL preallocates its WAL). The zeros are cut off when the file is
+  /// closed, rotated or found after a crash. 0 = off.
+  std::uint64_t preallocate = 0;
   /// Backpressure: records (and bytes) accepted but not yet written. Beyond
   /// either, submit() answers Full; a single record larger than queue_bytes
   /// is still accepted into an empty queue.

@@ -118,6 +118,9 @@ struct AuditConfig {
   std::uint64_t rotate_bytes = 0;  ///< 0 = never by size
   Duration rotate_interval{0};     ///< 0 = never by time
   std::uint32_t retention = 0;     ///< rotated files kept; 0 = all
+  /// Synced durability: zeros written ahead of the records so a sync need
+  /// not change the file's size; 0 = off.
+  std::uint64_t preallocate = 8u << 20;
   std::uint32_t queue_records = 65536;
 
   bool enabled() const noexcept { return !file.empty(); }

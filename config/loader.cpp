@@ -128,6 +128,7 @@ void read_audit(Reader& r, const YAML::Node& node, AuditConfig& a) {
     {"rotate_bytes", [&](auto& v) { assign(a.rotate_bytes, r.size(v, "audit.rotate_bytes")); }},
     {"rotate_interval", [&](auto& v) { assign(a.rotate_interval, r.duration(v, "audit.rotate_interval")); }},
     {"retention", [&](auto& v) { assign(a.retention, r.unsigned_int(v, "audit.retention", 1'000'000)); }},
+    {"preallocate", [&](auto& v) { assign(a.preallocate, r.size(v, "audit.preallocate")); }},
     {"queue_records", [&](auto& v) {
        auto n = r.unsigned_int(v, "audit.queue_records", 100'000'000);
        if (n == 0u) r.error(v, "audit.queue_records: must be at least 1");

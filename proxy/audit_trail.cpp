@@ -40,6 +40,7 @@ std::unique_ptr<AuditTrail> AuditTrail::open(const config::AuditConfig& cfg, std
   options.rotate_bytes = cfg.rotate_bytes;
   options.rotate_interval = cfg.rotate_interval;
   options.retention = cfg.retention;
+  options.preallocate = cfg.preallocate;
   options.queue_records = cfg.queue_records;
   options.log = log_to_spdlog;
   auto log = audit::AuditLog::open(std::move(options), error);

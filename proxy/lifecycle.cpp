@@ -31,7 +31,7 @@ std::vector<std::string_view> restart_only_changes(const config::Config& was, co
       was.audit.on_failure != now.audit.on_failure || was.audit.hmac_key_file != now.audit.hmac_key_file ||
       was.audit.parameters != now.audit.parameters || was.audit.redact_literals != now.audit.redact_literals ||
       was.audit.rotate_bytes != now.audit.rotate_bytes || was.audit.rotate_interval != now.audit.rotate_interval ||
-      was.audit.retention != now.audit.retention) {
+      was.audit.retention != now.audit.retention || was.audit.preallocate != now.audit.preallocate) {
     out.push_back("audit");
   }
   if (was.limits.max_client_connections != now.limits.max_client_connections ||

@@ -194,6 +194,112 @@ TEST(AuditLog, SyncedDurabilityCompletesEveryWaitingSession) {
   EXPECT_LE(log->stats().sync_count.load(), 1u + threads * per_thread);
 }
 
+// Synced durability preallocates: the active file runs ahead of its records
+// in zeros, which verify takes for unwritten space while the file is
+// active, and closing cuts them off, leaving exactly the records.
+TEST(AuditLog, SyncedFileIsPreallocatedAndClosingCutsTheZeros) {
+  TempDir dir;
+  Options o = test_options(dir.file("pgwarden.jsonl"));
+  o.durability = Durability::Synced;
+  o.preallocate = 1u << 20;
+  auto log = open_log(o);
+  ASSERT_TRUE(log);
+  for (int i = 1; i <= 20; ++i) ASSERT_TRUE(submit_and_wait(*log, statement_body("SELECT 1", i)));
+  const std::string running = read_file(o.file);
+  ASSERT_GE(running.size(), 1u << 20);
+  const std::size_t written = running.find_last_not_of('\0') + 1;
+  EXPECT_EQ(running[written - 1], '\n');
+  EXPECT_EQ(running.find('\0'), written) << "records first, then only zeros";
+  EXPECT_EQ(log->stats().bytes_written.load(), written);
+  std::string out;
+  EXPECT_EQ(verify({dir.path().string()}, out), 0) << out;
+  EXPECT_NE(out.find("ok: 21 records"), std::string::npos) << out;
+  EXPECT_EQ(out.find("torn"), std::string::npos) << "zeros are not a torn line: " << out;
+
+  log->close();
+  EXPECT_EQ(read_file(o.file), running.substr(0, written));
+}
+
+// Rotation cuts the zeros off the file it closes, and a file stays within
+// rotate_bytes of preallocation.
+TEST(AuditLog, RotationCutsThePreallocatedZeros) {
+  TempDir dir;
+  Options o = test_options(dir.file("pgwarden.jsonl"));
+  o.durability = Durability::Synced;
+  o.preallocate = 8u << 20;
+  o.rotate_bytes = 16u << 10;
+  auto log = open_log(o);
+  ASSERT_TRUE(log);
+  for (int i = 1; i <= 200; ++i) ASSERT_TRUE(submit_and_wait(*log, statement_body("SELECT 1", i)));
+  const auto files = files_in(dir.path());
+  ASSERT_GE(files.size(), 3u);
+  for (std::size_t i = 0; i + 1 < files.size(); ++i) {
+    const std::string text = read_file(files[i]);
+    EXPECT_EQ(text.find('\0'), std::string::npos) << files[i];
+    EXPECT_EQ(text.back(), '\n') << files[i];
+  }
+  EXPECT_LE(fs::file_size(files.back()), (16u << 10) + (4u << 10)) << "preallocation stops at rotate_bytes";
+  std::string out;
+  EXPECT_EQ(verify({dir.path().string()}, out), 0) << out;
+}
+
+// What a crash leaves of a preallocated file (records, a torn line, zeros)
+// is read like any torn file: the restart cuts the zeros off, keeps the torn
+// bytes for verify to report, and links to the last complete record.
+TEST(AuditLog, RestartAfterACrashCutsTheZerosAndKeepsTheTornLine) {
+  TempDir dir;
+  Options o = test_options(dir.file("pgwarden.jsonl"));
+  o.durability = Durability::Synced;
+  o.preallocate = 1u << 20;
+  std::string crashed;
+  {
+    auto log = open_log(o);
+    ASSERT_TRUE(log);
+    ASSERT_TRUE(submit_and_wait(*log, statement_body("SELECT 1")));
+    crashed = read_file(o.file);  // as a kill -9 leaves it: the zeros are still there
+  }
+  const std::size_t written = crashed.find_last_not_of('\0') + 1;
+  const std::string torn = "{\"seq\":3," + statement_body("SELECT 2").substr(0, 40);
+  write_file(o.file, crashed.substr(0, written) + torn + std::string(64u << 10, '\0'));
+  std::string out;
+  EXPECT_EQ(verify({dir.path().string()}, out), 0) << out;
+  EXPECT_NE(out.find("torn last line (" + std::to_string(torn.size()) + " bytes"), std::string::npos) << out;
+  {
+    auto log = open_log(o);
+    ASSERT_TRUE(log);
+    ASSERT_TRUE(submit_and_wait(*log, statement_body("SELECT 3")));
+  }
+  const auto files = files_in(dir.path());
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(read_file(files[0]), crashed.substr(0, written) + torn) << "zeros cut, torn bytes kept";
+  const auto restarted = records_in({files[1]});
+  EXPECT_EQ(restarted[0].at("reason").as_string(), "restart");
+  EXPECT_EQ(restarted[0].at("previous_seq").as_int64(), 2);
+  out.clear();
+  EXPECT_EQ(verify({dir.path().string()}, out), 0) << out;
+  EXPECT_NE(out.find("torn last line"), std::string::npos) << out;
+}
+
+// A filesystem that cannot spare the zeros gets none: records are appended
+// as without preallocation.
+TEST(AuditLog, NoPreallocationOnANearlyFullFilesystem) {
+  TempDir dir;
+  Options o = test_options(dir.file("pgwarden.jsonl"));
+  o.durability = Durability::Synced;
+  o.preallocate = std::uint64_t{1} << 60;  // more than any disk
+  std::vector<std::string> messages;
+  o.log = [&](LogLevel, std::string_view m) { messages.emplace_back(m); };
+  auto log = open_log(o);
+  ASSERT_TRUE(log);
+  ASSERT_TRUE(submit_and_wait(*log, statement_body("SELECT 1")));
+  const std::string text = read_file(o.file);
+  EXPECT_EQ(text.find('\0'), std::string::npos);
+  EXPECT_EQ(text.back(), '\n');
+  log->close();
+  ASSERT_FALSE(messages.empty());
+  EXPECT_NE(messages[0].find("not preallocating"), std::string::npos) << messages[0];
+}
+
 // A full queue answers Full (never drops); when_space calls back once the
 // writer has made room, and the record then goes in.
 TEST(AuditLog, FullQueueIsBackpressureNotLoss) {

@@ -202,6 +202,19 @@ TEST(Config, RelativePathsResolveAgainstTheConfigDirectory) {
   EXPECT_EQ(r.config->audit.durability, Durability::Synced);
   EXPECT_EQ(r.config->audit.rotate_bytes, 1ull << 30);
   EXPECT_EQ(r.config->audit.rotate_interval, 24h);
+  EXPECT_EQ(r.config->audit.preallocate, 8u << 20);  // the default
+}
+
+TEST(Config, AuditPreallocationIsASizeAndZeroTurnsItOff) {
+  auto off = load_config_string(kHead + "audit: { file: /a.jsonl, durability: synced, preallocate: 0 }\n", "t.yaml");
+  ASSERT_TRUE(off.ok());
+  EXPECT_EQ(off.config->audit.preallocate, 0u);
+  auto some = load_config_string(kHead + "audit: { file: /a.jsonl, preallocate: 64MiB }\n", "t.yaml");
+  ASSERT_TRUE(some.ok());
+  EXPECT_EQ(some.config->audit.preallocate, 64u << 20);
+  auto bad = load_config_string(kHead + "audit: { file: /a.jsonl, preallocate: lots }\n", "t.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.errors.at(0).message, HasSubstr("audit.preallocate: expected a size"));
 }
 
 // SCRAM cannot pass through two TLS hops (issue 3): check warns, loading succeeds.
