@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+pytest.register_assert_rewrite("jdbc_client")  # its checks report what differed
 
 import harness  # noqa: E402
 

@@ -1,5 +1,5 @@
-"""Real drivers through pgwarden with TLS on both hops: psycopg 3, asyncpg and
-node-postgres each verify pgwarden's certificate (test CA, host name
+"""Real drivers through pgwarden with TLS on both hops: psycopg 3, asyncpg,
+node-postgres and pgJDBC each verify pgwarden's certificate (test CA, host name
 localhost), and pgwarden verifies PostgreSQL's (verify-full, ssl=on). Each
 runs queries, server-side prepared statements, transactions and COPY both
 ways; the effects are checked on the server directly.
@@ -26,7 +26,9 @@ import asyncpg
 import psycopg
 import pytest
 
+import jdbc_client
 from harness import MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD, SCRAM_USER, SUPERUSER, PostgresServer, client_env
+from jdbc_client import check_workload, jdbc_url, run_exercise
 
 pytestmark = pytest.mark.proxy_only
 
@@ -444,3 +446,20 @@ def test_node_postgres(proxy, pki, proxy_mode, proxy_cert_der, server, fresh_tab
     plaintext = result["plaintext"]
     assert plaintext["refused"] and plaintext["code"] == "28000"
     assert "accepts only TLS connections" in plaintext["message"]
+
+
+# ---------------------------------------------------------------------------
+# pgJDBC (Debian's libpostgresql-jdbc-java): tests/clients/jdbc/Exercise.java.
+
+# pgJDBC verifies pgwarden's certificate (sslmode=verify-full against the
+# test CA, for host name localhost) and runs the whole exercise of
+# test_jdbc.py: prepared statements past prepareThreshold, a pipelined
+# batch, a savepoint, a fetch-size cursor, COPY both ways, cancel,
+# DatabaseMetaData and typed parameters; the server saw it all over TLS.
+def test_jdbc(proxy, pki, proxy_mode, server, fresh_table):
+    url = jdbc_url(SERVER_NAME, proxy.port, sslmode="verify-full", sslrootcert=pki.ca_cert)
+    result = run_exercise(url, proxy_mode.user, proxy_mode.password, fresh_table)
+    check_workload(result, fresh_table)
+    assert result["identity"] == {"current_user": proxy_mode.user, "backend_ssl": True}
+    rows = server.execute(f"SELECT count(*) FROM {fresh_table}").fetchone()[0]
+    assert rows == 3 + 200 + 1 + jdbc_client.COPY_ROWS
