@@ -311,6 +311,8 @@ void read_conditions(Context& c, const YAML::Node& v, const std::string& what, p
     {"dynamic_sql", flag("dynamic_sql", w.dynamic_sql)},
     {"role_change", flag("role_change", w.role_change)},
     {"unparseable", flag("unparseable", w.unparseable)},
+    {"runs_program", flag("runs_program", w.runs_program)},
+    {"server_file_access", flag("server_file_access", w.server_file_access)},
   });
 }
 

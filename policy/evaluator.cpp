@@ -47,7 +47,9 @@ std::uint8_t fact_flags(const StatementFacts& f) noexcept {
   return std::uint8_t((f.update_or_delete_without_where ? statement_flag_without_where : 0) |
                       (f.dynamic_sql ? statement_flag_dynamic_sql : 0) |
                       (f.role_change ? statement_flag_role_change : 0) |
-                      (f.unparseable ? statement_flag_unparseable : 0));
+                      (f.unparseable ? statement_flag_unparseable : 0) |
+                      (f.runs_program ? statement_flag_runs_program : 0) |
+                      (f.server_file_access ? statement_flag_server_file_access : 0));
 }
 
 bool function_matches(const std::vector<Glob>& globs, std::string_view fn) noexcept {

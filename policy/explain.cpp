@@ -44,6 +44,8 @@ json::object facts_json(const StatementFacts& f) {
                  {"dynamic_sql", f.dynamic_sql},
                  {"role_change", f.role_change},
                  {"hidden_write", f.hidden_write},
+                 {"runs_program", f.runs_program},
+                 {"server_file_access", f.server_file_access},
                  {"location", f.location},
                  {"length", f.length},
                  {"unparseable", f.unparseable}};

@@ -26,7 +26,8 @@ bool TimeWindow::contains(std::chrono::sys_seconds now) const noexcept {
 
 bool Conditions::has_statement_conditions() const noexcept {
   return !commands.empty() || !classes.empty() || !objects.empty() || !functions.empty() ||
-         update_or_delete_without_where || dynamic_sql || role_change || unparseable;
+         update_or_delete_without_where || dynamic_sql || role_change || unparseable || runs_program ||
+         server_file_access;
 }
 
 bool Network::contains(const std::optional<IpAddress>& addr) const noexcept {
@@ -83,6 +84,8 @@ CompiledRule RuleSet::compile(std::uint32_t index) const {
   flag(w.dynamic_sql, statement_flag_dynamic_sql);
   flag(w.role_change, statement_flag_role_change);
   flag(w.unparseable, statement_flag_unparseable);
+  flag(w.runs_program, statement_flag_runs_program);
+  flag(w.server_file_access, statement_flag_server_file_access);
   c.denial_message = "permission denied by pgwarden rule \"" + r.name + "\"";
   if (!r.message.empty()) c.denial_message += ": " + r.message;
   return c;

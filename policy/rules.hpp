@@ -88,6 +88,11 @@ struct Conditions {
   std::optional<bool> dynamic_sql;
   std::optional<bool> role_change;
   std::optional<bool> unparseable;
+  /// COPY ... TO/FROM PROGRAM: a shell command on the database server.
+  std::optional<bool> runs_program;
+  /// The database server's files: COPY to or from a file name, lo_import,
+  /// pg_read_file, pg_ls_dir ...
+  std::optional<bool> server_file_access;
 
   /// True when any statement-level condition is set.
   bool has_statement_conditions() const noexcept;
@@ -153,6 +158,8 @@ inline constexpr std::uint8_t statement_flag_without_where = 1;
 inline constexpr std::uint8_t statement_flag_dynamic_sql = 2;
 inline constexpr std::uint8_t statement_flag_role_change = 4;
 inline constexpr std::uint8_t statement_flag_unparseable = 8;
+inline constexpr std::uint8_t statement_flag_runs_program = 16;
+inline constexpr std::uint8_t statement_flag_server_file_access = 32;
 
 /// The immutable, resolved rule set.
 class RuleSet {

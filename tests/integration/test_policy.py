@@ -29,7 +29,9 @@ import re
 import signal
 import socket
 import struct
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -388,6 +390,37 @@ def test_production_credentials_from_dev_network_cannot_write_or_drop(db, proxy)
     assert admin_query(db, "SELECT to_regclass('public.dev_made') IS NULL") == [(True,)]
 
 
+# COPY ... TO PROGRAM is a read to pgaudit's classes, so the class rule
+# above never sees it: the runs_program flag stops the admin credential
+# from a laptop running a shell command on the database server, and a
+# non-admin superuser from writing the server's files with COPY TO a file
+# name. The same COPY from the admin network does run (the marker appears),
+# so the absent markers are the denials' doing.
+def test_server_programs_and_files_are_denied_whatever_their_class(db, proxy):
+    marks = Path(tempfile.mkdtemp(prefix="pgwarden-marks-", dir="/tmp"))  # pytest's tmp_path is root's only
+    marks.chmod(0o777)  # the server runs as postgres
+    try:
+        check_server_programs_and_files(proxy, marks)
+    finally:
+        shutil.rmtree(marks)
+
+
+def check_server_programs_and_files(proxy, marks: Path):
+    from_laptop, by_junior, from_admin = (marks / n for n in ("laptop", "junior", "admin"))
+    with connect(proxy, "pol_dba", host=DEV_HOST) as conn:
+        expect_denied(conn, f"COPY (SELECT 1) TO PROGRAM 'touch {from_laptop}'",
+                      rule="no-server-programs-from-dev-hosts")
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (3,)
+    with connect(proxy, "pol_bob") as conn:
+        expect_denied(conn, f"COPY users TO '{by_junior}'", rule="no-server-files-for-non-admins")
+        expect_denied(conn, f"COPY (SELECT 1) TO PROGRAM 'touch {by_junior}'",
+                      rule="no-server-programs-for-non-admins")
+    with connect(proxy, "pol_dba", host=ADMIN_HOST) as conn:
+        conn.execute(f"COPY (SELECT 1) TO PROGRAM 'touch {from_admin}'")
+    assert from_admin.exists()
+    assert not from_laptop.exists() and not by_junior.exists()
+
+
 # The same credential from the admin network (127.0.0.1) can write and DROP.
 def test_production_credentials_from_admin_network_can_write_and_drop(db, proxy):
     with connect(proxy, "pol_dba", host=ADMIN_HOST) as conn:
@@ -730,7 +763,7 @@ def test_check_reports_every_error_with_line_and_column(db, tmp_path):
     good.write_text(config_text(db).replace("{listen_port}", "6432"))
     r = subprocess.run([binary, "check", "--config", str(good)], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert re.fullmatch(r"ok: 12 rules, 2 groups, 2 networks\s*", r.stdout), r.stdout
+    assert re.fullmatch(r"ok: 15 rules, 2 groups, 2 networks\s*", r.stdout), r.stdout
 
 
 def explain(config: Path, *args: str) -> tuple[int, dict]:

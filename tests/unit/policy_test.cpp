@@ -373,6 +373,27 @@ rules:
   EXPECT_EQ(evaluate(cfg->policy, session("x"), do_block).sqlstate, "P0001");
 }
 
+// COPY ... PROGRAM and the server's files are flags of their own: pgaudit
+// calls COPY (SELECT ...) TO PROGRAM a read, so a class rule never sees it.
+TEST(Policy, ServerProgramAndServerFileFlags) {
+  auto cfg = load(R"(
+rules:
+  - { name: no-programs, when: { runs_program: true }, action: deny }
+  - { name: no-server-files, when: { server_file_access: true, user: [bob] }, action: deny }
+  - { name: only-program-free, when: { runs_program: false, user: [carol] }, action: deny }
+)");
+  auto to_program = statement("COPY", {StatementClass::Read});
+  to_program.runs_program = true;
+  auto to_file = statement("COPY", {StatementClass::Read});
+  to_file.server_file_access = true;
+  EXPECT_EQ(evaluate(cfg->policy, session("x"), to_program).rule_name(), "no-programs");
+  EXPECT_FALSE(evaluate(cfg->policy, session("x"), to_file).denied());
+  EXPECT_EQ(evaluate(cfg->policy, session("bob"), to_file).rule_name(), "no-server-files");
+  EXPECT_FALSE(evaluate(cfg->policy, session("bob"), select_accounts()).denied());
+  EXPECT_EQ(evaluate(cfg->policy, session("carol"), select_accounts()).rule_name(), "only-program-free");
+  EXPECT_EQ(evaluate(cfg->policy, session("carol"), to_program).rule_name(), "no-programs");
+}
+
 // default: deny applies when nothing matches; an allow rule opens a hole.
 TEST(Policy, DefaultDenyAppliesWhenNothingMatches) {
   auto cfg = load(R"(
