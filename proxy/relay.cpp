@@ -85,8 +85,9 @@ awaitable<CloseReason> Session::relay_client() {
 
     client_in_.shrink_if_idle(idle_buffer_limit);
     auto space = client_in_.prepare(std::max(bytes_needed(client_framer_, client_in_.data()), hint));
+    if (drain_stop_ && drain_due()) co_return shut_down();  // nothing more came meanwhile
     auto [ec, n] = co_await client_.read_some(space);
-    if (ec) co_return CloseReason::ClientClosed;
+    if (ec) co_return drain_stop_ && ec == asio::error::operation_aborted ? shut_down() : CloseReason::ClientClosed;
     client_in_.commit(n);
     bytes_from_client_ += n;
     ctx_.metrics->bytes_from_client.increment(n);
@@ -161,7 +162,7 @@ awaitable<CloseReason> Session::relay_server() {
       writing_to_client_ = false;
     }
     server_in_.consume(pos);
-    if (drain_due()) co_return shut_down();
+    if (drain_due()) stop_reading_client();
 
     server_in_.shrink_if_idle(idle_buffer_limit);
     auto space = server_in_.prepare(std::max(bytes_needed(server_framer_, server_in_.data()), hint));

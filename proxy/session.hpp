@@ -214,6 +214,7 @@ class Session {
   // Operations (session_operations.cpp): drain, metrics, the operational log.
   bool at_transaction_boundary() const;
   bool drain_due();
+  void stop_reading_client();
   CloseReason shut_down();
   void note_client_message(char type);
   void begin_sync_point();
@@ -337,6 +338,9 @@ class Session {
   bool unsynced_ = false;    // extended-protocol messages forwarded since the last Sync
   bool writing_to_client_ = false;  // a write to the client is under way, or failed part-way
   std::optional<DrainMode> drain_;
+  /// Draining and at a boundary: the client read was cancelled, and ends the
+  /// session unless it had already received something (see stop_reading_client).
+  bool drain_stop_ = false;
 };
 
 }  // namespace pgwarden::proxy

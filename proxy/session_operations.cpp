@@ -34,6 +34,15 @@ bool Session::drain_due() {
   return at_transaction_boundary() && !writing_to_client_ && !client_.has_unread_input();
 }
 
+// The read under way may already hold what the client sent last (the
+// reactor took it off the socket, the coroutine has not run yet), so the
+// session does not end here: the read is cancelled, and relay_client ends
+// the session when it comes back empty, or handles what it brought first.
+void Session::stop_reading_client() {
+  drain_stop_ = true;
+  client_.cancel();
+}
+
 CloseReason Session::shut_down() {
   return fail("57P01", "terminating connection due to administrator command", CloseReason::Shutdown);
 }

@@ -49,6 +49,13 @@ void Stream::close() {
   });
 }
 
+void Stream::cancel() {
+  on_socket(s_, [](auto& socket) {
+    error_code ignored;
+    socket.cancel(ignored);
+  });
+}
+
 std::optional<Stream> Stream::moved_to(const asio::any_io_executor& executor) {
   if (auto* tcp = std::get_if<tcp::socket>(&s_)) return rehome(*tcp, executor);
   if (auto* local = std::get_if<unix_socket::socket>(&s_)) return rehome(*local, executor);

@@ -41,6 +41,9 @@ class Stream {
   }
   /// Closes the transport at once (no TLS close_notify); pending operations end.
   void close();
+  /// Cancels pending operations: each completes with operation_aborted, or
+  /// with its result if it had completed already.
+  void cancel();
   bool is_tls() const { return std::holds_alternative<TlsStream>(s_); }
   /// Whether the peer has sent bytes not read yet: in the socket's receive
   /// queue, or for TLS also in OpenSSL (received records not decrypted yet,
