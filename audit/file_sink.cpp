@@ -214,7 +214,7 @@ std::size_t FileSink::append(const BodyBatch& bodies, std::size_t first, bool sy
     std::size_t j = i;
     do hasher_.append_line(bodies[j++], h, out_);
     while (j < bodies.size() && !size_reached(out_.size()));
-    if (sync) reserve(out_.size());
+    reserve(out_.size());
     if ((ec = write_out(sync))) {
       // Cut the failed write off again; should that fail too, the torn bytes stay and
       // verify reports them as torn once recovery has moved the file aside.
@@ -280,9 +280,9 @@ void FileSink::reserve(std::size_t n) {
   if (::fstatvfs(fd_, &vfs) != 0) return stop_preallocating(std::string("statvfs: ") + std::strerror(errno));
   if (static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize < 4 * (target - allocated_))
     return stop_preallocating("the filesystem is nearly full");
-  if (zeros_.empty()) zeros_.assign(256u << 10, '\0');
+  static const std::string zeros(256u << 10, '\0');
   for (std::uint64_t at = allocated_; at < target;) {
-    const ssize_t w = ::pwrite(fd_, zeros_.data(), std::min<std::uint64_t>(zeros_.size(), target - at),
+    const ssize_t w = ::pwrite(fd_, zeros.data(), std::min<std::uint64_t>(zeros.size(), target - at),
                                static_cast<off_t>(at));
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) {

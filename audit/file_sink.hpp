@@ -100,8 +100,7 @@ class FileSink {
   ino_t ino_ = 0;
   std::uint64_t size_ = 0;     ///< bytes of the active file known written
   std::uint64_t allocated_ = 0;  ///< its size on disk: size_ plus preallocated zeros
-  bool preallocating_ = false;
-  std::string zeros_;          ///< a block of NUL bytes to preallocate with
+  bool preallocating_ = false;  ///< synced with Options::preallocate, until it fails for this file
   std::uint64_t records_ = 0;  ///< records after the active file's checkpoint
   Clock::time_point opened_at_{};
   bool broken_ = false;

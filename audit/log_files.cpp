@@ -93,13 +93,34 @@ bool last_record_in(std::string_view buf, bool whole_file, LastRecord& out, std:
   }
 }
 
+/// The size of the file open as `fd` (`file_size`) and where its written
+/// part ends (`end`): after its last byte that is not NUL.
+std::error_code written_end(int fd, std::uint64_t& file_size, std::uint64_t& end) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return {errno, std::system_category()};
+  file_size = static_cast<std::uint64_t>(st.st_size);
+  constexpr std::uint64_t block = 64u << 10;
+  std::string buf;
+  for (std::uint64_t size = file_size; size > 0;) {
+    const std::uint64_t start = size > block ? size - block : 0;
+    buf.resize(size - start);
+    if (auto ec = pread_all(fd, buf, start)) return ec;
+    const std::size_t last = buf.find_last_not_of('\0');
+    if (last != std::string::npos) {
+      end = start + last + 1;
+      return {};
+    }
+    size = start;
+  }
+  end = 0;
+  return {};
+}
+
 std::error_code last_record_plain(const std::string& path, LastRecord& out) {
   Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
   if (f.fd < 0) return {errno, std::system_category()};
-  struct stat st {};
-  if (::fstat(f.fd, &st) != 0) return {errno, std::system_category()};
-  std::uint64_t size = 0;
-  if (auto ec = written_end(f.fd, static_cast<std::uint64_t>(st.st_size), size)) return ec;
+  std::uint64_t file_size = 0, size = 0;
+  if (auto ec = written_end(f.fd, file_size, size)) return ec;
   std::string buf;
   for (std::uint64_t chunk = 64u << 10;; chunk *= 2) {
     const std::uint64_t start = size > chunk ? size - chunk : 0;
@@ -188,32 +209,12 @@ std::error_code find_last_record(const std::string& path, LastRecord& out) {
   return path.ends_with(gz_suffix) ? last_record_gz(path, out) : last_record_plain(path, out);
 }
 
-std::error_code written_end(int fd, std::uint64_t size, std::uint64_t& end) {
-  constexpr std::uint64_t block = 64u << 10;
-  std::string buf;
-  while (size > 0) {
-    const std::uint64_t start = size > block ? size - block : 0;
-    buf.resize(size - start);
-    if (auto ec = pread_all(fd, buf, start)) return ec;
-    const std::size_t last = buf.find_last_not_of('\0');
-    if (last != std::string::npos) {
-      end = start + last + 1;
-      return {};
-    }
-    size = start;
-  }
-  end = 0;
-  return {};
-}
-
 std::error_code trim_unwritten_tail(const std::string& path) {
   Fd f{::open(path.c_str(), O_RDWR | O_CLOEXEC)};
   if (f.fd < 0) return {errno, std::system_category()};
-  struct stat st {};
-  if (::fstat(f.fd, &st) != 0) return {errno, std::system_category()};
-  std::uint64_t end = 0;
-  if (auto ec = written_end(f.fd, static_cast<std::uint64_t>(st.st_size), end)) return ec;
-  if (end == static_cast<std::uint64_t>(st.st_size)) return {};
+  std::uint64_t file_size = 0, end = 0;
+  if (auto ec = written_end(f.fd, file_size, end)) return ec;
+  if (end == file_size) return {};
   if (::ftruncate(f.fd, static_cast<off_t>(end)) != 0 || ::fdatasync(f.fd) != 0) return {errno, std::system_category()};
   return {};
 }

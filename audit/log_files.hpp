@@ -55,14 +55,12 @@ struct LastRecord {
 /// last one should be is std::errc::bad_message.
 std::error_code find_last_record(const std::string& path, LastRecord& out);
 
-/// Where the written part of a file ends: after its last byte that is not
-/// NUL. A synced active file is preallocated with zeros ahead of its records
-/// (FileSink), so what a crash leaves of one ends in such an unwritten tail;
-/// records themselves never contain a NUL byte (JSON escapes it).
-std::error_code written_end(int fd, std::uint64_t size, std::uint64_t& end);
-
 /// Cuts the unwritten tail off `path` and makes the cut durable; a file
-/// without one is left untouched.
+/// without one is left untouched. The tail is the NUL bytes after the last
+/// other byte: a synced active file is preallocated with zeros ahead of its
+/// records (FileSink), so what a crash leaves of one ends in such a tail;
+/// records themselves never contain a NUL byte (JSON escapes it).
+/// find_last_record skips the tail too.
 std::error_code trim_unwritten_tail(const std::string& path);
 
 /// Reads the seq and hash of a line, without parsing the rest; false when the

@@ -71,7 +71,7 @@ awaitable<void> Session::run() {
   if (!fatal_.empty() && !writing_to_client_) co_await send_fatal();
   // The end is recorded before the client can see the close, so a client
   // that reconnects at once finds its next session after this one in the log.
-  if (reason != CloseReason::CancelRequest) audit_session_end(reason);
+  audit_session_end(reason);  // nothing for a CancelRequest: it never began a session
   client_.close();
   if (server_) server_->close();
   count_close(reason);
@@ -83,10 +83,8 @@ awaitable<void> Session::run() {
 awaitable<CloseReason> Session::watchdog() {
   using clock = std::chrono::steady_clock;
   for (;;) {
-    if (drain_due()) {
-      if (*drain_ == DrainMode::Immediate || ready_seen_ == 0) co_return shut_down();
-      stop_reading_client();  // relay_client ends the session
-    }
+    if (drain_now()) co_return shut_down();
+    if (drain_due()) stop_reading_client();  // relay_client ends the session
     if (ready_seen_ == 0) {
       if (clock::now() - started_ >= ctx_.startup_timeout) co_return CloseReason::StartupTimeout;
       watchdog_timer_.expires_at(started_ + ctx_.startup_timeout);

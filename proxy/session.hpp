@@ -213,7 +213,8 @@ class Session {
 
   // Operations (session_operations.cpp): drain, metrics, the operational log.
   bool at_transaction_boundary() const;
-  bool drain_due();
+  bool drain_now() const;  ///< draining, and nothing to wait for (immediate, or not logged in)
+  bool drain_due();        ///< draining, and at a point where the session may end
   void stop_reading_client();
   CloseReason shut_down();
   void note_client_message(char type);

@@ -24,9 +24,13 @@ bool Session::at_transaction_boundary() const {
   return ready_status_ == 'I' && ready_seen_ == sync_points_sent_ && !unsynced_ && client_in_.empty();
 }
 
+bool Session::drain_now() const {
+  return drain_ && (*drain_ == DrainMode::Immediate || ready_seen_ == 0);  // not logged in yet: nothing to finish
+}
+
 bool Session::drain_due() {
   if (!drain_) return false;
-  if (*drain_ == DrainMode::Immediate || ready_seen_ == 0) return true;  // not logged in yet: nothing to finish
+  if (drain_now()) return true;
   // A write to the client still under way carries the answer the boundary
   // follows; relay_server checks again once it is done. What the client
   // has already sent (often its Terminate) is read first: the session then

@@ -396,16 +396,17 @@ def test_production_credentials_from_dev_network_cannot_write_or_drop(db, proxy)
 # non-admin superuser from writing the server's files with COPY TO a file
 # name. The same COPY from the admin network does run (the marker appears),
 # so the absent markers are the denials' doing.
-def test_server_programs_and_files_are_denied_whatever_their_class(db, proxy):
-    marks = Path(tempfile.mkdtemp(prefix="pgwarden-marks-", dir="/tmp"))  # pytest's tmp_path is root's only
-    marks.chmod(0o777)  # the server runs as postgres
-    try:
-        check_server_programs_and_files(proxy, marks)
-    finally:
-        shutil.rmtree(marks)
+@pytest.fixture
+def marks():
+    """A directory the server (running as postgres) may write marker files
+    into; pytest's tmp_path is root's only."""
+    path = Path(tempfile.mkdtemp(prefix="pgwarden-marks-", dir="/tmp"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path)
 
 
-def check_server_programs_and_files(proxy, marks: Path):
+def test_server_programs_and_files_are_denied_whatever_their_class(db, proxy, marks):
     from_laptop, by_junior, from_admin = (marks / n for n in ("laptop", "junior", "admin"))
     with connect(proxy, "pol_dba", host=DEV_HOST) as conn:
         expect_denied(conn, f"COPY (SELECT 1) TO PROGRAM 'touch {from_laptop}'",
@@ -797,6 +798,12 @@ def test_explain_shows_matched_rules(db, tmp_path):
     assert rc == 1
     assert j["decision"]["rule"] == "prod-credentials-from-dev-hosts"
     assert [m["name"] for m in j["statements"][0]["matched_rules"]] == ["prod-credentials-from-dev-hosts"]
+
+    rc, j = explain(config, "--user", "pol_dba", "--client", DEV_HOST, "COPY (SELECT 1) TO PROGRAM 'true'")
+    assert rc == 1
+    facts = j["statements"][0]
+    assert (facts["classes"], facts["runs_program"], facts["server_file_access"]) == (["READ"], True, False)
+    assert j["decision"]["rule"] == "no-server-programs-from-dev-hosts"
 
     rc, j = explain(config, "--user", "pol_dba", "--client", ADMIN_HOST, "DROP TABLE t")
     assert rc == 0
