@@ -12,8 +12,8 @@ namespace pgwarden::audit {
 struct Stats {
   /// Upper bounds (microseconds) of the fdatasync latency histogram buckets;
   /// one more bucket counts everything above the last bound.
-  static constexpr std::array<std::uint64_t, 12> sync_bounds_us = {
-      100, 250, 500, 1'000, 2'500, 5'000, 10'000, 25'000, 50'000, 100'000, 250'000, 1'000'000};
+  static constexpr std::array<std::uint64_t, 14> sync_bounds_us = {
+      50, 100, 150, 250, 500, 1'000, 2'500, 5'000, 10'000, 25'000, 50'000, 100'000, 250'000, 1'000'000};
 
   std::atomic<std::uint64_t> records_written{0};  ///< lines written, checkpoints included
   std::atomic<std::uint64_t> bytes_written{0};

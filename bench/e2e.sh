@@ -706,9 +706,9 @@ fi
 # ---------------------------------------------------------------------------
 # Rounds.
 results="$tmp/results.tsv"   # workload system round tps p50_ms p99_ms
-audit_results="$tmp/audit.tsv"   # workload system round records syncs sync_seconds
+audit_results="$tmp/audit.tsv"   # workload system round records syncs sync_seconds waits wait_seconds
 : >"$audit_results"
-audit_counters() {  # system -> "records syncs sync-seconds" from its /metrics
+audit_counters() {  # system -> "records syncs sync-seconds waits wait-seconds" from its /metrics
   "$PY" - "$LO" "${sys_admin[$1]}" <<'PYEOF'
 import sys, urllib.request
 text = urllib.request.urlopen(f"http://{sys.argv[1]}:{sys.argv[2]}/metrics", timeout=10).read().decode()
@@ -719,7 +719,8 @@ for line in text.splitlines():
     name, value = line.rsplit(" ", 1)
     v[name] = float(value)
 print(int(v.get("pgwarden_audit_records_total", 0)), int(v.get("pgwarden_audit_sync_seconds_count", 0)),
-      v.get("pgwarden_audit_sync_seconds_sum", 0.0))
+      v.get("pgwarden_audit_sync_seconds_sum", 0.0), int(v.get("pgwarden_audit_durable_wait_seconds_count", 0)),
+      v.get("pgwarden_audit_durable_wait_seconds_sum", 0.0))
 PYEOF
 }
 : >"$results"
@@ -749,10 +750,11 @@ pick = lambda q: lat[max(0, min(len(lat) - 1, -(-len(lat) * q // 100) - 1))]
 print(f"{pick(50) / 1000:.3f} {pick(99) / 1000:.3f}")')"
   printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$sys" "$round" "$tps" "${pct// /$'\t'}" >>"$results"
   if [ -n "$before" ]; then
-    read -r r0 c0 s0 <<<"$before"
-    read -r r1 c1 s1 <<<"$(audit_counters "$sys")"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$sys" "$round" "$((r1 - r0))" "$((c1 - c0))" \
-      "$(awk -v a="$s0" -v b="$s1" 'BEGIN { printf "%.6f", b - a }')" >>"$audit_results"
+    read -r r0 c0 s0 w0 ws0 <<<"$before"
+    read -r r1 c1 s1 w1 ws1 <<<"$(audit_counters "$sys")"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$sys" "$round" "$((r1 - r0))" "$((c1 - c0))" \
+      "$(awk -v a="$s0" -v b="$s1" 'BEGIN { printf "%.6f", b - a }')" "$((w1 - w0))" \
+      "$(awk -v a="$ws0" -v b="$ws1" 'BEGIN { printf "%.6f", b - a }')" >>"$audit_results"
   fi
   rm -f "$dir"/tx.*
   log "round $round  $name  $sys  tps=$tps  p50/p99 ms=$pct"
@@ -984,23 +986,24 @@ command_line="$command_line bench/e2e.sh${orig_args[*]:+ ${orig_args[*]}}"
   fi
   if [ -s "$audit_results" ]; then
     echo
-    echo "The audit writer during the rounds (pgwarden's /metrics before and after each run: pgwarden_audit_records_total, pgwarden_audit_sync_seconds; medians over rounds):"
+    echo "The audit writer during the rounds (pgwarden's /metrics before and after each run: pgwarden_audit_records_total, pgwarden_audit_sync_seconds, pgwarden_audit_durable_wait_seconds; medians over rounds). A wait is one Query or extended batch waiting for its records to be durable:"
     echo
-    echo "| workload | system | records/s | syncs/s | mean sync µs | records per sync |"
-    echo "|---|---|---:|---:|---:|---:|"
+    echo "| workload | system | records/s | syncs/s | mean sync µs | records per sync | mean wait µs | waits per sync |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|"
     "$PY" - "$audit_results" "$DURATION" <<'PYEOF'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
-    w, s, _, records, syncs, secs = line.split("\t")
-    rows.setdefault((w, s), []).append((int(records), int(syncs), float(secs)))
+    w, s, _, records, syncs, secs, waits, wait_secs = line.split("\t")
+    rows.setdefault((w, s), []).append((int(records), int(syncs), float(secs), int(waits), float(wait_secs)))
 d = float(sys.argv[2])
 for (w, s), runs in rows.items():
     med = lambda f: statistics.median(f(r) for r in runs)
     synced = s == "pgwarden-synced"  # buffered syncs only when a file rotates
     print(f"| {w} | {s} | {med(lambda r: r[0] / d):.0f} | " +
           (f"{med(lambda r: r[1] / d):.0f} | {med(lambda r: 1e6 * r[2] / r[1] if r[1] else 0):.0f} | "
-           f"{med(lambda r: r[0] / r[1] if r[1] else 0):.1f} |" if synced else "– | – | – |"))
+           f"{med(lambda r: r[0] / r[1] if r[1] else 0):.1f} | {med(lambda r: 1e6 * r[4] / r[3] if r[3] else 0):.0f} | "
+           f"{med(lambda r: r[3] / r[1] if r[1] else 0):.1f} |" if synced else "– | – | – | – | – |"))
 PYEOF
   fi
   if [ "${#audit_systems[@]}" -gt 0 ]; then

@@ -46,7 +46,8 @@ ProxyMetrics::ProxyMetrics(metrics::Registry& registry)
       bytes_from_client(bytes_total.add({{"direction", "from_client"}})),
       bytes_from_server(bytes_total.add({{"direction", "from_server"}})),
       upstream_connect_errors(upstream_connect_errors_total.add({})),
-      statement_duration(statement_duration_seconds.add({})) {
+      statement_duration(statement_duration_seconds.add({})),
+      audit_durable_wait(audit_durable_wait_seconds.add({})) {
   resolve_by_enum(connection_results_, client_connections_total, "result", [](std::size_t i) {
     return to_string(static_cast<ConnectionResult>(i));
   });

@@ -51,15 +51,20 @@ namespace pgwarden::proxy {
   COUNTER(audit_write_errors_total, "Audit writes that failed.")                                            \
   GAUGE(audit_queue_depth, "Audit records waiting to be written.")                                          \
   HISTOGRAM(audit_sync_seconds, audit_sync_bounds, "Time one audit file sync (fsync) took.")                \
+  HISTOGRAM(audit_durable_wait_seconds, audit_sync_bounds,                                                  \
+            "Time statements waited for their audit records to be written and synced before they were "     \
+            "forwarded (durability: synced), once per Query or extended-protocol batch: the sync, a sync "  \
+            "already in progress, and the hand-offs to the audit writer and back.")                        \
   GAUGE(build_info, "Always 1; the labels say which pgwarden this is.", "version")
 
 /// Upper bounds of pgwarden_statement_duration_seconds (100 us to 30 s).
 inline const std::vector<double> statement_duration_bounds = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                                               0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
                                                               1,      2.5,     5,      10,    30};
-/// Upper bounds of pgwarden_audit_sync_seconds (50 us to 5 s).
-/// The audit log's own fdatasync buckets (audit::Stats), in seconds, so the
-/// histogram is read from its counters as they are.
+/// Upper bounds of pgwarden_audit_sync_seconds and
+/// pgwarden_audit_durable_wait_seconds (50 us to 1 s): the audit log's own
+/// fdatasync buckets (audit::Stats), in seconds, so the sync histogram is
+/// read from its counters as they are.
 inline const std::vector<double> audit_sync_bounds = [] {
   std::vector<double> out;
   for (std::uint64_t us : audit::Stats::sync_bounds_us) out.push_back(static_cast<double>(us) / 1e6);
@@ -151,6 +156,7 @@ struct ProxyMetrics {
   metrics::Counter& bytes_from_server;
   metrics::Counter& upstream_connect_errors;
   metrics::Histogram& statement_duration;
+  metrics::Histogram& audit_durable_wait;
 
  private:
   std::array<metrics::Counter*, connection_result_count> connection_results_{};

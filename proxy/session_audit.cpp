@@ -163,11 +163,14 @@ awaitable<CloseReason> Session::audit_settle() {
   const std::size_t gated = std::exchange(gated_, 0);
   if (gate_ticket_ != 0) {
     const audit::Ticket ticket = std::exchange(gate_ticket_, 0);
+    const auto waited_from = std::chrono::steady_clock::now();
     // on_failure: continue lets the statements run without their records
     // (dropped, counted, declared in the file once it recovers).
-    if (!co_await ctx_.audit->durable(ticket) && ctx_.audit->blocks()) co_return audit_not_forwarded(gated);
+    const bool durable = co_await ctx_.audit->durable(ticket);
     // duration_us runs from forwarding, not from before the wait for the disk.
     const auto now = std::chrono::steady_clock::now();
+    ctx_.metrics->audit_durable_wait.observe(std::chrono::duration<double>(now - waited_from).count());
+    if (!durable && ctx_.audit->blocks()) co_return audit_not_forwarded(gated);
     for (std::size_t i = pending_.size() - std::min(gated, pending_.size()); i < pending_.size(); ++i) {
       pending_[i]->started = now;
     }

@@ -16,8 +16,8 @@ import pytest
 
 from audit_helpers import audit_config, psql, read_records, sessions_of, statements, verify
 from harness import (MD5_PASSWORD, MD5_USER, SSL_REQUEST_CODE, SUPERUSER, RawClient, client_env, error_fields,
-                     message)
-from ops_helpers import wait_until
+                     free_port, message)
+from ops_helpers import sample, scrape, wait_until
 
 pytestmark = pytest.mark.proxy_only
 
@@ -31,11 +31,11 @@ def audited(pgwarden_factory, postgres, tmp_path):
     `proxy.audit_dir` (a new directory per call)."""
     count = 0
 
-    def start(**audit):
+    def start(admin_port=None, **audit):
         nonlocal count
         count += 1
         d = tmp_path / f"audit{count}"
-        proxy = pgwarden_factory(audit_config(postgres, d, **audit))
+        proxy = pgwarden_factory(audit_config(postgres, d, admin_port=admin_port, **audit))
         proxy.audit_dir = d
         return proxy
     return start
@@ -523,3 +523,26 @@ def test_full_queue_slows_sessions_and_refuses_nothing(audited, admin, tmp_path,
     assert [(r["statement_id"], r["rows"], r.get("sqlstate")) for r in got] == [(i, 1, None) for i in range(1, 21)]
     if durability == "synced":
         assert all(r["result_follows"] for r in selects + statements(records, sid))
+
+
+# /metrics shows what synced durability costs: one wait per statement
+# forwarded (psql sends each on its own), none for a denied statement, which
+# is never forwarded, and none at all in buffered durability; the syncs that
+# made the records durable are counted beside it.
+@pytest.mark.parametrize("durability", ["buffered", "synced"])
+def test_metrics_count_the_waits_for_durable_records(audited, durability):
+    port = free_port()
+    proxy = audited(admin_port=port, durability=durability)
+    r = psql(proxy.endpoint, "SELECT 1;\nSELECT 2;\nDROP TABLE audit_never_created;\nSELECT 3;\nSELECT 4;\n")
+    assert f"ERROR:  {DENIED_DROP}" in r.stderr
+    assert r.stdout.count("(1 row)") == 4, r.stdout + r.stderr
+    m = wait_until(lambda: scrape(port), what="the admin server")
+    waits = sample(m, "pgwarden_audit_durable_wait_seconds_count")
+    assert sample(m, "pgwarden_audit_durable_wait_seconds_bucket", le="+Inf") == waits
+    if durability == "buffered":
+        assert waits == 0
+        assert sample(m, "pgwarden_audit_durable_wait_seconds_sum") == 0
+    else:
+        assert waits == 4
+        assert sample(m, "pgwarden_audit_durable_wait_seconds_sum") > 0
+        assert sample(m, "pgwarden_audit_sync_seconds_count") >= 4

@@ -190,7 +190,7 @@ TEST(ProxyMetricsList, EveryMetricIsDeclaredAndAuditReadsZero) {
         "pgwarden_bytes_total", "pgwarden_upstream_connect_errors_total", "pgwarden_tls_handshakes_total",
         "pgwarden_config_reloads_total", "pgwarden_config_last_reload_success_timestamp_seconds",
         "pgwarden_audit_records_total", "pgwarden_audit_write_errors_total", "pgwarden_audit_queue_depth",
-        "pgwarden_audit_sync_seconds", "pgwarden_build_info"}) {
+        "pgwarden_audit_sync_seconds", "pgwarden_audit_durable_wait_seconds", "pgwarden_build_info"}) {
     EXPECT_NE(text.find(std::string("# TYPE ") + name + " "), std::string::npos) << name;
   }
   EXPECT_NE(text.find("pgwarden_audit_records_total 0\n"), std::string::npos);
