@@ -12,6 +12,9 @@
 #include "policy/parse_node.hpp"
 #include "policy/pb_wire.hpp"
 
+// libpg_query's copy of the GUC its lexer reads (one per thread).
+extern "C" thread_local bool standard_conforming_strings;
+
 namespace pgwarden::policy {
 namespace {
 
@@ -570,12 +573,14 @@ ClassifiedText classify_tree(std::string_view tree, std::size_t text_length) {
 
 }  // namespace
 
-ClassifiedText classify(std::string_view sql) {
+ClassifiedText classify(std::string_view sql, LexerSettings settings) {
   if (sql.find('\0') != std::string_view::npos) return unparseable_text("text contains a zero byte", sql.size());
   if (sql.size() > 0x7fffffff) return unparseable_text("text too long", sql.size());
   thread_local std::string buffer;
   buffer.assign(sql);
+  standard_conforming_strings = settings.standard_conforming_strings;
   ParseOutput parsed(buffer.c_str());
+  standard_conforming_strings = true;
   if (parsed.result.error != nullptr) {
     std::string message = parsed.result.error->message != nullptr ? parsed.result.error->message : "syntax error";
     if (parsed.result.error->cursorpos > 0) message += " at position " + std::to_string(parsed.result.error->cursorpos);

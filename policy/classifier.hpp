@@ -10,9 +10,18 @@
 
 namespace pgwarden::policy {
 
-/// Classifies every statement of `sql` (a simple-protocol query string or the
-/// text of one Parse message). Text that does not parse yields one statement
-/// with `unparseable` set and the parser's message; it never throws.
-ClassifiedText classify(std::string_view sql);
+/// How the server's lexer reads string literals, from the session's
+/// ParameterStatus: with standard_conforming_strings off a backslash in
+/// '...' escapes the next character, so `'a\'' ; DROP TABLE t; --'` holds a
+/// DROP that a reader with it on takes for part of a string.
+struct LexerSettings {
+  bool standard_conforming_strings = true;
+};
+
+/// Classifies every statement of `sql` (UTF-8: a simple-protocol query
+/// string or the text of one Parse message) as PostgreSQL reads it with
+/// `settings`. Text that does not parse yields one statement with
+/// `unparseable` set and the parser's message; it never throws.
+ClassifiedText classify(std::string_view sql, LexerSettings settings = {});
 
 }  // namespace pgwarden::policy

@@ -224,6 +224,7 @@ std::string_view to_string(DecisionReason r) noexcept {
     case DecisionReason::EmptyQuery: return "empty_query";
     case DecisionReason::FunctionCallNotAllowed: return "function_call_not_allowed";
     case DecisionReason::ReplicationNotAllowed: return "replication_not_allowed";
+    case DecisionReason::UnreadableText: return "unreadable_text";
   }
   return "unknown";
 }

@@ -27,8 +27,10 @@ enum class DecisionReason : std::uint8_t {
   EmptyQuery,              ///< no statement at all (an empty Query)
   FunctionCallNotAllowed,  ///< FunctionCall path without a rule allowing it
   ReplicationNotAllowed,   ///< replication connection without a rule allowing it
+  UnreadableText,          ///< SQL text not valid in the session's client_encoding
 };
-/// "rule", "default", "empty_query", "function_call_not_allowed", "replication_not_allowed".
+/// "rule", "default", "empty_query", "function_call_not_allowed", "replication_not_allowed",
+/// "unreadable_text".
 std::string_view to_string(DecisionReason r) noexcept;
 
 /// One rule that matched one statement (for `pgwarden explain`).

@@ -77,6 +77,7 @@ std::string why(const Decision& d, const RuleSet& rules) {
     case DecisionReason::EmptyQuery: return "empty query";
     case DecisionReason::FunctionCallNotAllowed: return "FunctionCall path without a rule allowing protocol function_call";
     case DecisionReason::ReplicationNotAllowed: return "replication connection without a rule allowing protocol replication";
+    case DecisionReason::UnreadableText: return "text not valid in the session's client_encoding";
   }
   return "";
 }

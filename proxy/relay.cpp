@@ -101,6 +101,9 @@ CloseReason Session::on_client_frame(const pq::Frame& f, std::size_t offset, Bat
   if (!is_frontend_type(f.type)) {
     return fail("08P01", std::string("invalid frontend message type ") + std::to_string(int(f.type)));
   }
+  // Whether the server has answered everything before this message, and
+  // so reported any change to how it reads SQL text.
+  reading_settled_ = ready_seen_ == sync_points_sent_ && !unsynced_;
   note_client_message(f.type);
   switch (f.type) {
     case 'Q': return gate_query(f, offset, out);
@@ -253,8 +256,22 @@ void Session::track_parameter(const pq::Frame& f) {
   pq::ParameterStatus status;
   if (pq::parse(f.bytes, status)) return;
   if (pooling()) set_parameter(server_params_, status.name, status.value);
-  if (status.name != "application_name" || facts_.application_name == status.value) return;
-  facts_.application_name = status.value;
+  note_parameter(status.name, status.value);
+}
+
+void Session::note_parameter(std::string_view name, std::string_view value) {
+  if (name == "client_encoding") {
+    const auto encoding = policy::ClientEncoding::named(value);
+    client_encoding_known_ = encoding.has_value();  // unknown: text with non-ASCII bytes is refused
+    if (encoding) client_encoding_ = *encoding;
+    return;
+  }
+  if (name == "standard_conforming_strings") {
+    standard_conforming_strings_ = value != "off";
+    return;
+  }
+  if (name != "application_name" || facts_.application_name == value) return;
+  facts_.application_name = value;
   rule_mask_ = policy::session_mask(config_->policy, facts_);
 }
 

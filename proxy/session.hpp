@@ -14,6 +14,7 @@
 #include "protocol/framer.hpp"
 #include "protocol/messages.hpp"
 #include "policy/classify_cache.hpp"
+#include "policy/client_encoding.hpp"
 #include "policy/evaluator.hpp"
 #include "audit/audit_log.hpp"
 #include "audit/record.hpp"
@@ -156,7 +157,17 @@ class Session {
   // Policy on the data path (statement_gate.cpp).
   void refresh_config();
   policy::Decision decide(const policy::ClassifiedText& text, policy::ProtocolPath path);
+  policy::Decision evaluate(const policy::ClassifiedText& text, policy::ProtocolPath path);
   void note_decision(const policy::Decision& d);
+  /// The SQL of a Query or Parse as the server will read it, its facts, and
+  /// the decision on it (noted).
+  struct ReadSql {
+    policy::ClassifiedTextPtr text;
+    std::string_view sql;  ///< what was classified: the message's text, or its UTF-8 conversion
+    policy::Decision decision;
+  };
+  ReadSql read_sql(std::string_view raw, policy::ProtocolPath path);
+  policy::ClassifiedTextPtr classify_as_read(std::string_view sql, bool standard_conforming_strings);
   CloseReason gate_query(const protocol::Frame& f, std::size_t offset, Batch& out);
   CloseReason gate_parse(const protocol::Frame& f, std::size_t offset, Batch& out);
   CloseReason gate_bind(const protocol::Frame& f, std::size_t offset, Batch& out);
@@ -232,6 +243,8 @@ class Session {
   void on_server_frame(const protocol::Frame& f, std::size_t offset, Batch& out);
   bool rewrite_backend_key(const protocol::Frame& f, Batch& out);
   void track_parameter(const protocol::Frame& f);
+  /// The settings that decide how the server reads SQL text.
+  void note_parameter(std::string_view name, std::string_view value);
   void note_auth_request(const protocol::Frame& f);
   CloseReason check_sasl_passthrough(const protocol::Frame& f);
 
@@ -291,6 +304,13 @@ class Session {
   std::string marker_statement_;  // "SELECT <marker>": fails at parse analysis
   std::uint64_t sync_points_sent_ = 1;  // the startup counts as the first
   std::uint64_t ready_seen_ = 0;
+  // How the server reads SQL text, as its ParameterStatus messages say; while
+  // requests are outstanding a change may be on its way (reading_settled_).
+  policy::ClientEncoding client_encoding_;
+  bool client_encoding_known_ = true;
+  bool standard_conforming_strings_ = true;
+  bool reading_settled_ = false;  // every request forwarded so far is answered
+  std::string sql_utf8_;          // read_sql()'s conversion
   protocol::Query query_msg_;  // parse targets reused so parsing does not allocate
   protocol::Parse parse_msg_;
   protocol::Bind bind_msg_;

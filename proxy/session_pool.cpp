@@ -32,6 +32,9 @@ awaitable<CloseReason> Session::adopt_pooled(PooledServer pooled) {
   server_.emplace(std::move(pooled.stream));
   upstream_tls_ = std::move(pooled.tls);
   server_params_ = std::move(pooled.parameters);
+  for (const auto& [name, value] : server_params_) {
+    if (name == "client_encoding" || name == "standard_conforming_strings") note_parameter(name, value);
+  }
   server_process_id_ = pooled.process_id;
   server_secret_key_ = std::move(pooled.secret_key);
   if (const CloseReason admitted = co_await admit_client(); admitted != CloseReason::None) co_return admitted;

@@ -11,6 +11,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <iterator>
+
+#include "policy/classifier.hpp"
 #include "protocol/encoder.hpp"
 #include "protocol/parser.hpp"
 #include "proxy/audit_trail.hpp"
@@ -52,13 +56,87 @@ void Session::refresh_config() {
 }
 
 policy::Decision Session::decide(const policy::ClassifiedText& text, policy::ProtocolPath path) {
+  policy::Decision d = evaluate(text, path);
+  note_decision(d);
+  return d;
+}
+
+policy::Decision Session::evaluate(const policy::ClassifiedText& text, policy::ProtocolPath path) {
   facts_.protocol = path;
   decided_at_ = std::chrono::system_clock::now();  // also starts statement_duration
   decided_since_sync_ = true;
   facts_.now = std::chrono::floor<std::chrono::seconds>(decided_at_);
-  policy::Decision d = policy::evaluate(config_->policy, facts_, text, rule_mask_);
-  note_decision(d);
+  return policy::evaluate(config_->policy, facts_, text, rule_mask_);
+}
+
+namespace {
+
+/// What a statement gets when its bytes are not valid in the session's
+/// client_encoding: refused, as the server would refuse it, because
+/// pgwarden cannot tell what the server would make of it.
+const policy::Decision& unreadable_refusal() {
+  static const policy::Decision d = [] {
+    policy::Decision r;
+    r.action = policy::Action::Deny;
+    r.reason = policy::DecisionReason::UnreadableText;
+    r.sqlstate = "22021";
+    r.message = "invalid byte sequence for the session's client_encoding: pgwarden reads every statement as the "
+                "server will and could not read this one, so it was not run";
+    return r;
+  }();
   return d;
+}
+
+}  // namespace
+
+policy::ClassifiedTextPtr Session::classify_as_read(std::string_view sql, bool standard_conforming_strings) {
+  if (standard_conforming_strings) return ctx_.classify_cache->classify(sql);
+  // Rare (a legacy setting): not cached, since the same text means something else.
+  return std::make_shared<const policy::ClassifiedText>(policy::classify(sql, {false}));
+}
+
+// The server converts the text from client_encoding and lexes it with its
+// standard_conforming_strings; pgwarden classifies what the server will
+// read. While earlier requests are unanswered, either setting may be about
+// to change (SET client_encoding in the previous Query of a pipeline), so a
+// text whose reading depends on them, one with a byte from 0x80 or a
+// backslash, is also read every other way the server could read it, and
+// the strictest decision stands.
+Session::ReadSql Session::read_sql(std::string_view raw, policy::ProtocolPath path) {
+  ReadSql r;
+  r.sql = raw;
+  const bool non_ascii = policy::has_non_ascii(raw);
+  bool readable = client_encoding_known_ || !non_ascii;  // an encoding the server named that pgwarden does not know
+  if (non_ascii && client_encoding_known_ && client_encoding_.family() != policy::EncodingFamily::Utf8) {
+    readable = client_encoding_.to_utf8(raw, sql_utf8_);
+    if (readable) r.sql = sql_utf8_;
+  }
+  r.text = readable ? classify_as_read(r.sql, standard_conforming_strings_) : ctx_.classify_cache->classify(raw);
+  r.decision = evaluate(*r.text, path);
+  if (!readable) r.decision = unreadable_refusal();
+  const bool backslash = !reading_settled_ && raw.find('\\') != std::string_view::npos;
+  if (!r.decision.denied() && !reading_settled_ && (non_ascii || backslash)) {
+    // Any other reading that is denied decides. Without non-ASCII bytes only
+    // the string syntax can differ, without a backslash only the encoding.
+    auto denied_otherwise = [&](std::string_view sql, bool standard) {
+      const policy::Decision d = evaluate(*classify_as_read(sql, standard), path);
+      if (d.denied()) r.decision = d;
+      return d.denied();
+    };
+    for (const bool standard : {true, false}) {
+      if (!backslash && standard != standard_conforming_strings_) continue;
+      if (!non_ascii) {
+        if (standard != standard_conforming_strings_ && denied_otherwise(raw, standard)) break;
+        continue;
+      }
+      const auto denied_in = [&](policy::EncodingFamily family) {
+        return denied_otherwise(policy::structural_reading(raw, family), standard);
+      };
+      if (std::any_of(std::begin(policy::encoding_families), std::end(policy::encoding_families), denied_in)) break;
+    }
+  }
+  note_decision(r.decision);
+  return r;
 }
 
 void Session::note_decision(const policy::Decision& d) {
@@ -106,15 +184,16 @@ Session::AuditedDecision audited(const policy::Decision& d) {
 
 CloseReason Session::gate_query(const pq::Frame& f, std::size_t offset, Batch& out) {
   if (auto ec = pq::parse(f.bytes, query_msg_)) return fail("08P01", "invalid Query message: " + ec.message());
-  const auto text = ctx_.classify_cache->classify(query_msg_.sql);
-  const policy::Decision d = decide(*text, policy::ProtocolPath::Simple);
+  const ReadSql read = read_sql(query_msg_.sql, policy::ProtocolPath::Simple);
+  const auto& text = read.text;
+  const policy::Decision& d = read.decision;
   count_execution(*text, d);
-  if (config_->log.statements) log_statement("simple", query_msg_.sql, d);
+  if (config_->log.statements) log_statement("simple", read.sql, d);
   if (ctx_.audit) {
     if (d.denied()) {
-      audit_refused(*text, query_msg_.sql, audit::Protocol::Simple, d);
-    } else if (!audit_forward(*text, text, query_msg_.sql, audit::Protocol::Simple, audited(d))) {
-      audit_refused(*text, query_msg_.sql, audit::Protocol::Simple, unaudited_refusal());
+      audit_refused(*text, read.sql, audit::Protocol::Simple, d);
+    } else if (!audit_forward(*text, text, read.sql, audit::Protocol::Simple, audited(d))) {
+      audit_refused(*text, read.sql, audit::Protocol::Simple, unaudited_refusal());
       return forward_or_deny_query(unaudited_refusal(), f, offset, out);
     }
   }
@@ -145,20 +224,21 @@ void Session::substitute_marker_parse(Batch& out) {
 
 CloseReason Session::gate_parse(const pq::Frame& f, std::size_t offset, Batch& out) {
   if (auto ec = pq::parse(f.bytes, parse_msg_)) return fail("08P01", "invalid Parse message: " + ec.message());
-  auto text = ctx_.classify_cache->classify(parse_msg_.sql);
-  const policy::Decision d = decide(*text, policy::ProtocolPath::Extended);
-  if (config_->log.statements) log_statement("extended", parse_msg_.sql, d);
+  ReadSql read = read_sql(parse_msg_.sql, policy::ProtocolPath::Extended);
+  auto text = std::move(read.text);
+  const policy::Decision& d = read.decision;
+  if (config_->log.statements) log_statement("extended", read.sql, d);
   const std::uint64_t denied_at = d.denied() ? sync_points_sent_ : 0;
   auto it = statements_.find(parse_msg_.statement);
   // A statement parsed again with the same text (the unnamed statement of
   // most drivers, pgbench -M extended) keeps its entry: nothing allocated.
   const bool unchanged = it != statements_.end() && it->second->classified == text &&
-                         it->second->denied_at == denied_at && (!ctx_.audit || it->second->text == parse_msg_.sql);
+                         it->second->denied_at == denied_at && (!ctx_.audit || it->second->text == read.sql);
   if (!unchanged) {
     auto prepared = std::make_shared<Prepared>();
     prepared->classified = std::move(text);
     prepared->denied_at = denied_at;
-    if (ctx_.audit) prepared->text.assign(parse_msg_.sql);
+    if (ctx_.audit) prepared->text.assign(read.sql);
     if (it == statements_.end()) {
       statements_.emplace(std::string(parse_msg_.statement), std::move(prepared));
     } else {
@@ -167,7 +247,7 @@ CloseReason Session::gate_parse(const pq::Frame& f, std::size_t offset, Batch& o
   }
   if (d.denied()) {
     deny(d);
-    audit_refused(*statements_.find(parse_msg_.statement)->second->classified, parse_msg_.sql,
+    audit_refused(*statements_.find(parse_msg_.statement)->second->classified, read.sql,
                   audit::Protocol::Extended, d, parse_msg_.statement);
     pq::encode(pq::Parse{parse_msg_.statement, marker_statement_, {}}, out.substitute_begin());
     out.substitute_end();

@@ -480,10 +480,11 @@ class RawClient:
                 return out
 
     def login(self, user: str = SUPERUSER, database: str = "postgres",
-              password: str | None = None) -> list[tuple[bytes, bytes]]:
-        """StartupMessage and authentication (trust, md5 or SCRAM-SHA-256);
-        returns every message up to ReadyForQuery or the first ErrorResponse."""
-        self.send(startup_packet({"user": user, "database": database}))
+              password: str | None = None, **parameters: str) -> list[tuple[bytes, bytes]]:
+        """StartupMessage (with any further `parameters`) and authentication
+        (trust, md5 or SCRAM-SHA-256); returns every message up to
+        ReadyForQuery or the first ErrorResponse."""
+        self.send(startup_packet({"user": user, "database": database, **parameters}))
         seen = []
         scram = None
         while True:

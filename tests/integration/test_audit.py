@@ -416,6 +416,25 @@ def test_passwords_are_redacted_in_the_file(audited, admin):
     ]
 
 
+# A session in SJIS: the record holds the statement in UTF-8, as the server
+# read it; bytes that are not SJIS are refused (22021, unreadable_text) and
+# recorded without breaking the file's JSON.
+def test_records_hold_the_text_the_server_read(audited):
+    proxy = audited()
+    with RawClient(proxy.endpoint) as c:
+        assert not [p for k, p in c.login(client_encoding="SJIS") if k == b"E"]
+        c.send(message(b"Q", b"SELECT '\x95\x5c' AS hyou\0"))
+        assert not [p for k, p in c.read_until_ready() if k == b"E"]
+        c.send(message(b"Q", b"SELECT '\x95' AS cut\0"))
+        errors = [error_fields(p) for k, p in c.read_until_ready() if k == b"E"]
+        assert [e["C"] for e in errors] == ["22021"], errors
+    records = stopped_records(proxy)
+    got = [(r["text"], r["decision"], r.get("reason"), r.get("sqlstate")) for r in statements(records)]
+    assert got[0] == ("SELECT '\u8868' AS hyou", "allow", None, None)
+    assert got[1][1:] == ("deny", "unreadable_text", "22021")
+    assert got[1][0].startswith("SELECT '") and got[1][0].endswith("' AS cut")
+
+
 class CountingClient(RawClient):
     """A raw client that counts every byte it sends and receives."""
 

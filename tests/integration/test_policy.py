@@ -709,6 +709,76 @@ def test_denied_parse_name_is_never_executed_later(db, proxy):
     assert committed(db, side) == []
 
 
+def q_msg(sql: bytes) -> bytes:
+    return harness.message(b"Q", sql + b"\0")
+
+
+def parse_bytes(sql: bytes) -> bytes:
+    return harness.message(b"P", b"\0" + sql + b"\0" + struct.pack("!h", 0))
+
+
+# 0x95 0x5c is one character in SJIS; read as UTF-8 its second byte is a
+# backslash that escapes the quote, and the DROP looks like part of a string.
+SJIS_HIDDEN_DROP = b"SELECT E'\x95\x5c'; DROP TABLE t; --'"
+# With standard_conforming_strings off a backslash escapes in '...' too.
+BACKSLASH_HIDDEN_DROP = b"SELECT 'a\\'' ; DROP TABLE t; --'"
+
+
+# The server reads a statement in the session's client_encoding and with
+# its standard_conforming_strings, and so does pgwarden: a DROP hidden from
+# a UTF-8 reading (SJIS, where a character's second byte may be a
+# backslash) or from standard strings is denied when set beforehand, when
+# set in the request just before it (simple and extended protocol), and
+# when sent at login. Text valid in the encoding runs; text that is not is
+# refused with the server's SQLSTATE.
+def test_statements_are_read_as_the_server_reads_them(db, proxy):
+    before = database_state(db)
+
+    def denied(msgs):
+        errs = errors_in(msgs)
+        return len(errs) == 1 and errs[0]["C"] == "42501" and "pgwarden rule" in errs[0]["M"]
+
+    def session():
+        c = harness.RawClient(endpoint(proxy))
+        assert not errors_in(c.login(user="pol_bob", database=DB))
+        return c
+
+    for setting, hidden in (("client_encoding TO 'SJIS'", SJIS_HIDDEN_DROP),
+                            ("standard_conforming_strings = off", BACKSLASH_HIDDEN_DROP)):
+        # Set first, answered, then the statement.
+        with session() as c:
+            assert not errors_in(c.query(f"SET {setting}")), setting
+            c.send(q_msg(hidden))
+            assert denied(c.read_until_ready()), setting
+        # Pipelined: the change is not answered yet when the statement arrives.
+        with session() as c:
+            c.send(q_msg(f"SET {setting}".encode()) + q_msg(hidden))
+            assert not errors_in(c.read_until_ready()), setting
+            assert denied(c.read_until_ready()), setting
+        # Extended protocol, one batch: the SET is executed, then the Parse read.
+        with session() as c:
+            c.send(parse_bytes(f"SET {setting}".encode()) + bind_msg("") + EXECUTE +
+                   parse_bytes(hidden) + bind_msg("") + EXECUTE + SYNC)
+            assert denied(c.read_until_ready()), setting
+            assert not errors_in(c.query("SELECT 1")), setting
+    # At login: the startup packet's client_encoding.
+    with harness.RawClient(endpoint(proxy)) as c:
+        assert not errors_in(c.login(user="pol_bob", database=DB, client_encoding="SJIS"))
+        c.send(q_msg(SJIS_HIDDEN_DROP))
+        assert denied(c.read_until_ready())
+        # Valid SJIS runs, and the server returns what pgwarden read.
+        c.send(q_msg(b"SELECT '\x95\x5c' = U&'\\8868'"))
+        msgs = c.read_until_ready()
+        assert not errors_in(msgs) and any(k == b"D" and p.endswith(b"t") for k, p in msgs), msgs
+        # Not SJIS at all: refused, as the server would refuse it.
+        c.send(q_msg(b"SELECT '\x95'"))
+        errs = errors_in(c.read_until_ready())
+        assert [e["C"] for e in errs] == ["22021"], errs
+        assert "client_encoding" in errs[0]["M"]
+        assert not errors_in(c.query("SELECT 1"))
+    assert database_state(db) == before
+
+
 # ---------------------------------------------------------------------------
 # 5. check and explain
 
