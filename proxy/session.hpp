@@ -171,6 +171,8 @@ class Session {
   CloseReason gate_query(const protocol::Frame& f, std::size_t offset, Batch& out);
   CloseReason gate_parse(const protocol::Frame& f, std::size_t offset, Batch& out);
   CloseReason gate_bind(const protocol::Frame& f, std::size_t offset, Batch& out);
+  /// What a Bind of a statement PREPAREd in SQL runs, as `EXECUTE "name"`.
+  std::shared_ptr<const Prepared> sql_prepared(std::string_view name);
   CloseReason gate_function_call(const protocol::Frame& f, std::size_t offset, Batch& out);
   CloseReason gate_execute(const protocol::Frame& f, std::size_t offset, Batch& out);
   void substitute_marker_parse(Batch& out);

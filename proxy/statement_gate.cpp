@@ -257,13 +257,30 @@ CloseReason Session::gate_parse(const pq::Frame& f, std::size_t offset, Batch& o
   return CloseReason::None;
 }
 
+std::shared_ptr<const Session::Prepared> Session::sql_prepared(std::string_view name) {
+  auto p = std::make_shared<Prepared>();
+  p->text = "EXECUTE \"";
+  for (char c : name) p->text += c == '"' ? std::string_view("\"\"") : std::string_view(&c, 1);
+  p->text += '"';
+  p->classified = ctx_.classify_cache->classify(p->text);
+  return p;
+}
+
 CloseReason Session::gate_bind(const pq::Frame& f, std::size_t offset, Batch& out) {
   if (auto ec = pq::parse(f.bytes, bind_msg_)) return fail("08P01", "invalid Bind message: " + ec.message());
   // The decision made at Parse is made again with the rules in force now, so
   // a reload that denies a prepared statement takes effect at its next use.
   auto it = statements_.find(bind_msg_.statement);
+  std::shared_ptr<const Prepared> statement;
   if (it != statements_.end()) {
-    const Prepared& prepared = *it->second;
+    statement = it->second;
+  } else if (!bind_msg_.statement.empty()) {
+    // No Parse of this session named it: a statement PREPAREd in SQL, which
+    // Bind runs as well. Decided as its SQL EXECUTE would be.
+    statement = sql_prepared(bind_msg_.statement);
+  }
+  if (statement) {
+    const Prepared& prepared = *statement;
     const policy::Decision d = decide(*prepared.classified, policy::ProtocolPath::Extended);
     count_execution(*prepared.classified, d);
     if (d.denied()) {
@@ -280,7 +297,7 @@ CloseReason Session::gate_bind(const pq::Frame& f, std::size_t offset, Batch& ou
       substitute_marker_parse(out);
       return CloseReason::None;
     }
-    if (ctx_.audit) remember_portal(it->second, d);
+    if (ctx_.audit) remember_portal(statement, d);
   } else {
     forget_portal(bind_msg_.portal);  // the server refuses this Bind; its Execute runs nothing
   }

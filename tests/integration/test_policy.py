@@ -709,6 +709,27 @@ def test_denied_parse_name_is_never_executed_later(db, proxy):
     assert committed(db, side) == []
 
 
+# A statement PREPAREd in SQL can be run by a protocol Bind too (the server
+# keeps one namespace): the Bind is decided as the SQL EXECUTE of it would
+# be, so a junior, who may not run EXECUTE (dynamic SQL), runs it neither way.
+def test_bind_of_a_statement_prepared_in_sql_is_decided_like_execute(db, proxy):
+    with harness.RawClient(endpoint(proxy)) as c:
+        assert not errors_in(c.login(user="pol_bob", database=DB))
+        assert not errors_in(c.query("PREPARE sel AS SELECT 42"))
+        errs = errors_in(c.query("EXECUTE sel"))
+        assert len(errs) == 1 and "juniors-no-dynamic-sql" in errs[0]["M"], errs
+        c.send(bind_msg("sel") + EXECUTE + SYNC)
+        msgs = c.read_until_ready()
+        errs = errors_in(msgs)
+        assert len(errs) == 1 and errs[0]["C"] == "42501" and "juniors-no-dynamic-sql" in errs[0]["M"], msgs
+        assert not any(k == b"D" for k, _ in msgs), msgs
+        # A name nobody prepared: the server's own error, the session usable.
+        c.send(bind_msg("nothing") + EXECUTE + SYNC)
+        errs = errors_in(c.read_until_ready())
+        assert len(errs) == 1 and errs[0]["C"] in ("42501", "26000"), errs
+        assert not errors_in(c.query("SELECT 1"))
+
+
 def q_msg(sql: bytes) -> bytes:
     return harness.message(b"Q", sql + b"\0")
 
