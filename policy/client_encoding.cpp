@@ -164,7 +164,7 @@ bool convert(iconv_t cd, std::string_view in, std::string& out) {
 std::optional<ClientEncoding> ClientEncoding::named(std::string_view name) {
   const Known* k = find_known(name);
   if (!k) return std::nullopt;
-  return ClientEncoding(k->name, k->iconv_name, k->family);
+  return ClientEncoding(k->name, k->iconv_name, k->family, static_cast<std::uint8_t>(k->boundary));
 }
 
 bool ClientEncoding::to_utf8(std::string_view text, std::string& out) const {
@@ -184,8 +184,7 @@ bool ClientEncoding::to_utf8(std::string_view text, std::string& out) const {
   thread_local Converters converters;
   iconv_t cd = converters.get(iconv_name_);
   if (cd == Converters::invalid()) return false;
-  const Known* k = find_known(name_);
-  const Boundary b = k ? k->boundary : Boundary::Byte;
+  const auto b = static_cast<Boundary>(boundary_);
   if (b == Boundary::Byte) return convert(cd, text, out);
   // Character by character, each delimited as PostgreSQL delimits it, so the
   // text ends up split where the server splits it whatever iconv's tables

@@ -48,11 +48,12 @@ class ClientEncoding {
   bool to_utf8(std::string_view text, std::string& out) const;
 
  private:
-  ClientEncoding(std::string_view name, const char* iconv_name, EncodingFamily family)
-      : name_(name), iconv_name_(iconv_name), family_(family) {}
+  ClientEncoding(std::string_view name, const char* iconv_name, EncodingFamily family, std::uint8_t boundary)
+      : name_(name), iconv_name_(iconv_name), family_(family), boundary_(boundary) {}
   std::string_view name_ = "UTF8";
   const char* iconv_name_ = nullptr;  ///< null: the bytes are used as they are
   EncodingFamily family_ = EncodingFamily::Utf8;
+  std::uint8_t boundary_ = 0;  ///< how PostgreSQL delimits its characters (client_encoding.cpp)
 };
 
 /// `text` with each character that is not ASCII, delimited as `family`
