@@ -5,6 +5,7 @@
 
 #include "config/config.hpp"
 #include "policy/classifier.hpp"
+#include "policy/client_encoding.hpp"
 #include "policy/evaluator.hpp"
 #include "policy/explain.hpp"
 
@@ -34,7 +35,23 @@ int run_explain(const ExplainRequest& request, std::ostream& out, std::ostream& 
   }
   session.now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
 
-  const policy::ClassifiedText text = policy::classify(request.sql);
+  const auto encoding = policy::ClientEncoding::named(request.client_encoding);
+  if (!encoding) {
+    err << "unknown --client-encoding: " << request.client_encoding << "\n";
+    return 2;
+  }
+  if (request.standard_conforming_strings != "on" && request.standard_conforming_strings != "off") {
+    err << "invalid --standard-conforming-strings (on or off): " << request.standard_conforming_strings << "\n";
+    return 2;
+  }
+  // The text as a session in that encoding and string syntax reads it.
+  std::string sql;
+  if (!encoding->to_utf8(request.sql, sql)) {
+    err << "the text is not valid " << encoding->name() << "; the server would refuse it (22021)\n";
+    return 1;
+  }
+  const policy::ClassifiedText text =
+      policy::classify(sql, {.standard_conforming_strings = request.standard_conforming_strings == "on"});
   out << policy::explain_json(loaded.config->policy, session, text) << "\n";
   return policy::evaluate(loaded.config->policy, session, text).denied() ? 1 : 0;
 }

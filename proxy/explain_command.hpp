@@ -14,6 +14,8 @@ struct ExplainRequest {
   std::string client;        ///< IP address; empty = a Unix-socket client
   std::string application;
   std::string protocol = "simple";
+  std::string client_encoding = "UTF8";             ///< as the server reports it
+  std::string standard_conforming_strings = "on";  ///< on | off
   std::string sql;
 };
 

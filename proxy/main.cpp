@@ -33,6 +33,10 @@ int main(int argc, char** argv) {
   explain->add_option("-a,--application", explain_request.application, "application_name");
   explain->add_option("--protocol", explain_request.protocol,
                       "simple, extended, function_call, copy or replication (default simple)");
+  explain->add_option("--client-encoding", explain_request.client_encoding,
+                      "The session's client_encoding: the text is read as the server converts it (default UTF8)");
+  explain->add_option("--standard-conforming-strings", explain_request.standard_conforming_strings,
+                      "on or off: whether a backslash in '...' escapes (default on)");
   explain->add_option("sql", explain_request.sql, "The SQL text")->required();
 
   auto* audit = app.add_subcommand("audit", "Verify and search audit files");

@@ -902,6 +902,17 @@ def test_explain_shows_matched_rules(db, tmp_path):
     assert [m["name"] for m in j["statements"][0]["matched_rules"]] == ["alert-on-ddl"]
     assert j["decision"]["alert"] is True
 
+    # The text as a session with that client_encoding or string syntax reads it.
+    tags = lambda j: [st["command_tag"] for st in j["statements"]]
+    rc, j = explain(config, "--user", "pol_dba", "--client", ADMIN_HOST, SJIS_HIDDEN_DROP)
+    assert tags(j) == ["SELECT"]
+    rc, j = explain(config, "--user", "pol_dba", "--client", ADMIN_HOST, "--client-encoding", "SJIS",
+                    SJIS_HIDDEN_DROP)
+    assert tags(j) == ["SELECT", "DROP TABLE"] and j["decision"]["alert"] is True
+    rc, j = explain(config, "--user", "pol_dba", "--client", ADMIN_HOST, "--standard-conforming-strings", "off",
+                    BACKSLASH_HIDDEN_DROP)
+    assert tags(j) == ["SELECT", "DROP TABLE"]
+
     rc, j = explain(config, "--user", "pol_dry", "DELETE FROM dry_t")
     assert rc == 0
     assert j["decision"]["action"] == "allow"
