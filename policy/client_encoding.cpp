@@ -138,7 +138,7 @@ class Converters {
 };
 
 /// Appends `in` converted by `cd`; false when iconv rejects it.
-bool convert(iconv_t cd, std::string_view in, std::string& out) {
+bool convert_bytes(iconv_t cd, std::string_view in, std::string& out) {
   iconv(cd, nullptr, nullptr, nullptr, nullptr);  // initial shift state
   char* src = const_cast<char*>(in.data());
   std::size_t src_left = in.size();
@@ -157,6 +157,23 @@ bool convert(iconv_t cd, std::string_view in, std::string& out) {
     if (r == static_cast<std::size_t>(-1) && e == E2BIG) continue;
     return false;
   }
+}
+
+std::size_t ascii_bytes(std::string_view s) {
+  return static_cast<std::size_t>(
+      std::count_if(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; }));
+}
+
+/// Appends `in` converted by `cd`, which must give exactly `ascii` ASCII
+/// characters: none for one character that is not ASCII, as many as `in`
+/// has for a text of a single-byte encoding. False when iconv rejects it or
+/// the count differs: iconv's tables and the server's may disagree there (a
+/// full-width backslash, say), and an ASCII character one reader sees and
+/// the other does not could move where a string ends.
+bool convert(iconv_t cd, std::string_view in, std::string& out, std::size_t ascii) {
+  const std::size_t before = out.size();
+  if (!convert_bytes(cd, in, out)) return false;
+  return ascii_bytes(std::string_view(out).substr(before)) == ascii;
 }
 
 }  // namespace
@@ -185,7 +202,7 @@ bool ClientEncoding::to_utf8(std::string_view text, std::string& out) const {
   iconv_t cd = converters.get(iconv_name_);
   if (cd == Converters::invalid()) return false;
   const auto b = static_cast<Boundary>(boundary_);
-  if (b == Boundary::Byte) return convert(cd, text, out);
+  if (b == Boundary::Byte) return convert(cd, text, out, ascii_bytes(text));
   // Character by character, each delimited as PostgreSQL delimits it, so the
   // text ends up split where the server splits it whatever iconv's tables
   // say; a character iconv cannot map refuses the text.
@@ -197,7 +214,7 @@ bool ClientEncoding::to_utf8(std::string_view text, std::string& out) const {
     out.append(text.substr(i, j - i));
     if (j == text.size()) break;
     const std::size_t n = char_length(s + j, text.size() - j, b);
-    if (!convert(cd, text.substr(j, n), out)) return false;
+    if (!convert(cd, text.substr(j, n), out, 0)) return false;
     i = j + n;
   }
   return true;

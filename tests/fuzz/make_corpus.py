@@ -99,6 +99,16 @@ def write(target, name, data):
     (d / name).write_bytes(data)
 
 
+SQL_TEXTS = {
+    "sjis_hidden_drop": (5, b"SELECT E'\x95\x5c'; DROP TABLE t; --'"),
+    "sjis_katakana": (5, b"SELECT E'\xb1\\''"),
+    "latin1": (1, b"SELECT 'caf\xe9'"),
+    "gbk": (8, b"SELECT '\xd6\xd0'"),
+    "gb18030_four_bytes": (10, b"SELECT '\x81\x30\x81\x30'"),
+    "euc_jp": (3, b"SELECT '\xa4\xa2'"),
+}
+
+
 def main():
     for name, m in FRONTEND.items():
         write("frontend_parser", name, b"\0" + m)
@@ -120,6 +130,9 @@ def main():
     write("framer", "extended_batch", b"\1\x55" + b"".join(FRONTEND[k] for k in FRONTEND))
     write("framer", "negative_length", b"\0\1" + b"D\xff\xff\xff\xff")
     write("framer", "two_gib", b"\2\1" + b"D\x80\0\0\0")
+    # Selector = index into fuzz_client_encoding.cpp's list of encodings.
+    for name, (index, text) in SQL_TEXTS.items():
+        write("client_encoding", name, bytes([index]) + text)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,10 @@ TEST(ClientEncoding, RefusesBytesThatAreNotValidInTheEncoding) {
   EXPECT_FALSE(ClientEncoding::named("SJIS")->to_utf8("SELECT '\x95", out));  // a lead byte cut off
   EXPECT_FALSE(ClientEncoding::named("EUC_JP")->to_utf8("SELECT '\xa4\x27'", out));  // ASCII cannot follow
   EXPECT_FALSE(ClientEncoding::named("GB18030")->to_utf8("'\x81\x30'", out));  // half of four bytes
+  // iconv reads 0x80 as one character (the euro sign) and 0x5c as a
+  // backslash; the server reads the two bytes as one character: no reading
+  // may gain or lose an ASCII character.
+  EXPECT_FALSE(ClientEncoding::named("GBK")->to_utf8("SELECT E'\x80\x5c'", out));
 }
 
 TEST(ClientEncoding, StructuralReadingsSplitCharactersAsEachFamilyDoes) {
