@@ -204,7 +204,12 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
     case 'S':  // ParameterStatus: rules on application_name follow SET application_name
       track_parameter(f);
       break;
+    case '1':  // ParseComplete, CloseComplete: the server did what statements_ assumed
+    case '3':
+      on_statement_answer(f.type);
+      break;
     case 'E':  // ErrorResponse: the one standing in for a denial is replaced
+      if (authenticated_) undo_statement_changes();
       if (rewrite_denial_error(f, out)) return;
       if (!authenticated_) audit_auth_failure(f);
       if (ctx_.audit) audit_server_frame(f);

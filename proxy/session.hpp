@@ -285,6 +285,20 @@ class Session {
   /// Every prepared statement, by name ("" = unnamed): its classification
   /// and text (for its audit records).
   std::unordered_map<std::string, std::shared_ptr<const Prepared>, StringHash, std::equal_to<>> statements_;
+  /// A Parse or Close forwarded and not yet answered. statements_ holds what
+  /// the server will have once it has done them; an error before the answer
+  /// means the server skipped or refused them, and `previous` goes back.
+  struct StatementChange {
+    std::uint64_t sync_point = 0;
+    char answer = 0;  ///< '1' ParseComplete, '3' CloseComplete
+    bool statement = false;  ///< a prepared statement (not a portal) by `name`
+    std::string name;
+    std::shared_ptr<const Prepared> previous;  ///< null: there was none
+  };
+  std::deque<StatementChange> statement_changes_;
+  void note_statement_change(char answer, bool statement, std::string_view name);
+  void on_statement_answer(char answer);
+  void undo_statement_changes();
   /// Bound portals, by name: what their Execute runs.
   std::unordered_map<std::string, std::unique_ptr<Portal>, StringHash, std::equal_to<>> portals_;
   // Audit state.

@@ -234,6 +234,9 @@ CloseReason Session::gate_parse(const pq::Frame& f, std::size_t offset, Batch& o
   // most drivers, pgbench -M extended) keeps its entry: nothing allocated.
   const bool unchanged = it != statements_.end() && it->second->classified == text &&
                          it->second->denied_at == denied_at && (!ctx_.audit || it->second->text == read.sql);
+  // A denied Parse is never answered (its marker fails), and its entry stays
+  // to refuse every later Bind of the name.
+  if (!d.denied()) note_statement_change('1', true, parse_msg_.statement);
   if (!unchanged) {
     auto prepared = std::make_shared<Prepared>();
     prepared->classified = std::move(text);
@@ -376,6 +379,7 @@ void Session::forget_portal(std::string_view name) {
 void Session::forget_statement(const pq::Frame& f) {
   pq::Close close;
   if (pq::parse(f.bytes, close)) return;
+  note_statement_change('3', close.kind == 'S', close.name);
   if (close.kind == 'S') {
     auto it = statements_.find(close.name);
     if (it != statements_.end()) statements_.erase(it);
@@ -400,9 +404,56 @@ bool Session::rewrite_denial_error(const pq::Frame& f, Batch& out) {
   return true;
 }
 
+// The server answers each Parse and Close in order, or reports an error and
+// skips the rest of the batch up to Sync: a Parse of a name that exists
+// already fails there, and so does anything after an error. Either way the
+// name keeps the statement it had, and so must statements_, or a Bind later
+// (after a reload) would be decided on a text the server does not hold.
+void Session::note_statement_change(char answer, bool statement, std::string_view name) {
+  StatementChange c;
+  c.sync_point = sync_points_sent_;
+  c.answer = answer;
+  c.statement = statement;
+  if (statement) {
+    c.name.assign(name);
+    if (auto it = statements_.find(name); it != statements_.end()) c.previous = it->second;
+  }
+  statement_changes_.push_back(std::move(c));
+}
+
+void Session::on_statement_answer(char answer) {
+  if (!statement_changes_.empty() && statement_changes_.front().answer == answer) statement_changes_.pop_front();
+}
+
+void Session::undo_statement_changes() {
+  // What the server was doing when it failed, and what it skips up to
+  // Sync: this sync point's changes still unanswered, undone newest first.
+  // A name changed again by a later request (pipelined) keeps that change,
+  // which now starts from what this one found.
+  std::size_t n = 0;
+  while (n < statement_changes_.size() && statement_changes_[n].sync_point == ready_seen_) ++n;
+  for (std::size_t i = n; i-- > 0;) {
+    StatementChange& c = statement_changes_[i];
+    if (!c.statement) continue;
+    auto later = std::find_if(statement_changes_.begin() + static_cast<std::ptrdiff_t>(n), statement_changes_.end(),
+                              [&](const StatementChange& l) { return l.statement && l.name == c.name; });
+    if (later != statement_changes_.end()) {
+      later->previous = std::move(c.previous);
+    } else if (c.previous) {
+      statements_.insert_or_assign(std::move(c.name), std::move(c.previous));
+    } else if (auto it = statements_.find(c.name); it != statements_.end()) {
+      statements_.erase(it);
+    }
+  }
+  statement_changes_.erase(statement_changes_.begin(), statement_changes_.begin() + static_cast<std::ptrdiff_t>(n));
+}
+
 void Session::on_ready_for_query() {
   ++ready_seen_;
   observe_sync_point();
+  while (!statement_changes_.empty() && statement_changes_.front().sync_point < ready_seen_) {
+    statement_changes_.pop_front();  // answered or undone before; nothing is left of it
+  }
   // A denial whose marker the server never ran (it was already skipping to
   // Sync after an earlier error) has nothing left to rewrite.
   while (!denials_.empty() && denials_.front().sync_point < ready_seen_) denials_.pop_front();

@@ -1021,3 +1021,46 @@ def test_reload_applies_to_existing_sessions(db, proxy):
         wait_for_log(proxy, r"configuration reloaded", start=start)
         conn.execute("INSERT INTO reload_t VALUES (7)")
     assert admin_query(db, "SELECT id FROM reload_t ORDER BY 1") == [(1,), (7,)]
+
+
+def close_msg(name: str) -> bytes:
+    return harness.message(b"C", b"S" + name.encode() + b"\0")
+
+
+# A Bind after a reload is decided on the statement the server holds under
+# its name: a second Parse of the name fails on the server (it exists), and
+# a Close after an error in its batch is skipped, so neither changes what a
+# Bind of the name runs, nor what pgwarden decides it on.
+def test_bind_after_reload_is_decided_on_what_the_server_holds(db, proxy):
+    policy = POLICY_FILE.read_text()
+    with harness.RawClient(endpoint(proxy)) as c:
+        assert not errors_in(c.login(user="pol_reload", database=DB))
+        c.send(parse_msg("ins", "INSERT INTO reload_t VALUES (10)") +
+               parse_msg("ins2", "INSERT INTO reload_t VALUES (11)") + SYNC)
+        assert not errors_in(c.read_until_ready())
+        c.send(parse_msg("ins", "SELECT 1") + SYNC)
+        assert [e["C"] for e in errors_in(c.read_until_ready())] == ["42P05"]  # already exists
+        c.send(parse_msg("", "SELECT no_such_column") + close_msg("ins2") + SYNC)
+        assert [e["C"] for e in errors_in(c.read_until_ready())] == ["42703"]  # the Close is skipped
+        start = log_size(proxy)
+        proxy.config_path.write_text(config_text(db, with_extra_rule(policy, RELOAD_RULE))
+                                     .replace("{listen_port}", str(proxy.port)))
+        proxy.proc.send_signal(signal.SIGHUP)
+        try:
+            wait_for_log(proxy, r"configuration reloaded", start=start)
+            for name in ("ins", "ins2"):
+                c.send(bind_msg(name) + EXECUTE + SYNC)
+                msgs = c.read_until_ready()
+                errs = errors_in(msgs)
+                assert len(errs) == 1 and "reload-no-writes" in errs[0]["M"], (name, msgs)
+            # Closed for real, the name is gone on both sides.
+            c.send(close_msg("ins2") + SYNC)
+            assert not errors_in(c.read_until_ready())
+            c.send(bind_msg("ins2") + EXECUTE + SYNC)
+            assert [e["C"] for e in errors_in(c.read_until_ready())] == ["26000"]
+        finally:
+            start = log_size(proxy)
+            proxy.config_path.write_text(config_text(db, policy).replace("{listen_port}", str(proxy.port)))
+            proxy.proc.send_signal(signal.SIGHUP)
+            wait_for_log(proxy, r"configuration reloaded", start=start)
+    assert admin_query(db, "SELECT id FROM reload_t WHERE id >= 10") == []
