@@ -106,7 +106,8 @@ Session::ReadSql Session::read_sql(std::string_view raw, policy::ProtocolPath pa
   ReadSql r;
   r.sql = raw;
   const bool non_ascii = policy::has_non_ascii(raw);
-  bool readable = client_encoding_known_ || !non_ascii;  // an encoding the server named that pgwarden does not know
+  // In an encoding pgwarden does not know, only ASCII text reads for sure.
+  bool readable = client_encoding_known_ || !non_ascii;
   if (non_ascii && client_encoding_known_ && client_encoding_.family() != policy::EncodingFamily::Utf8) {
     readable = client_encoding_.to_utf8(raw, sql_utf8_);
     if (readable) r.sql = sql_utf8_;
