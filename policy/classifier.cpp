@@ -142,6 +142,8 @@ class StatementWalker {
   void drop_objects(std::string_view body);
   void variable_set(std::string_view body, bool persistent);
   void wrapped(std::string_view inner_node, bool executes);
+  /// An EXECUTE of a prepared statement: code the classifier cannot see, by name.
+  void executes_prepared(std::string_view execute_stmt);
 
   void node(std::string_view node, Scope s);
   void message(std::string_view body, const Descriptor* d, Scope s, std::uint64_t skip = 0);
@@ -224,6 +226,7 @@ void StatementWalker::explain(std::string_view body) {
 }
 
 void StatementWalker::prepare(std::string_view body) {
+  f_.prepared_name.assign(pb::bytes_of(body, 1));  // PrepareStmt.name
   std::string_view inner = pb::bytes_of(body, 3);  // PrepareStmt.query
   NodeView iv = decode_node(inner);
   add_class(audit_class(NodeKind::PrepareStmt, log_level(iv.kind, iv.body), "PREPARE"));
@@ -254,10 +257,16 @@ void StatementWalker::copy(std::string_view body) {
 }
 
 // Merges the facts of a statement wrapped in EXPLAIN, PREPARE or COPY.
+void StatementWalker::executes_prepared(std::string_view execute_stmt) {
+  f_.dynamic_sql = true;
+  if (f_.prepared_name.empty()) f_.prepared_name.assign(pb::bytes_of(execute_stmt, 1));  // ExecuteStmt.name
+}
+
 void StatementWalker::wrapped(std::string_view inner_node, bool executes) {
   StatementFacts inner;
   StatementWalker w(inner, executes);
   if (!w.statement(inner_node)) failed_ = true;
+  if (executes && f_.prepared_name.empty()) f_.prepared_name = inner.prepared_name;  // EXPLAIN ANALYZE EXECUTE
   for (const ObjectRef& o : inner.objects) add_object(o.schema, o.name, o.access);
   for (const std::string& fn : inner.functions) add_unique(f_.functions, fn);
   if (!executes) return;
@@ -294,8 +303,10 @@ void StatementWalker::utility(NodeKind kind, std::string_view body) {
 // Facts of utility statements that name objects or switch roles by value.
 void StatementWalker::utility_details(NodeKind kind, std::string_view body) {
   switch (kind) {
-    case NodeKind::DoStmt:
     case NodeKind::ExecuteStmt:
+      executes_prepared(body);
+      break;
+    case NodeKind::DoStmt:
     case NodeKind::LoadStmt:
       f_.dynamic_sql = true;
       break;
@@ -384,6 +395,9 @@ void StatementWalker::node(std::string_view node_bytes, Scope s) {
     case NodeKind::CommonTableExpr:
       cte_names_.push_back(pb::bytes_of(v.body, 1));
       return message(v.body, &pg_query__common_table_expr__descriptor, s);
+    case NodeKind::ExecuteStmt:  // CREATE TABLE ... AS EXECUTE: runs what it names, unseen
+      if (s.executes) executes_prepared(v.body);
+      return message(v.body, &pg_query__execute_stmt__descriptor, s);
     case NodeKind::String:
     case NodeKind::AConst:
     case NodeKind::Integer:

@@ -86,6 +86,9 @@ struct StatementFacts {
   /// Reads or writes files on the database server: COPY to/from a file name,
   /// lo_import/lo_export, pg_read_file, pg_ls_dir ...
   bool server_file_access = false;
+  /// The SQL prepared statement a PREPARE defines, or an EXECUTE (also under
+  /// EXPLAIN) runs; "" for anything else.
+  std::string prepared_name;
   /// Byte offset and length of the statement in the original text.
   std::uint32_t location = 0;
   std::uint32_t length = 0;

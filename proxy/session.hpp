@@ -296,6 +296,15 @@ class Session {
     std::shared_ptr<const Prepared> previous;  ///< null: there was none
   };
   std::deque<StatementChange> statement_changes_;
+  /// Statements PREPAREd in SQL, by name: the facts of every PREPARE of the
+  /// name this session sent. A PREPARE of a name that exists fails, and
+  /// DEALLOCATE may not run (an earlier error skips it), so the server holds
+  /// one of them, and an EXECUTE is decided on each. Null past the bounds
+  /// below: such an EXECUTE is decided only as dynamic SQL.
+  std::unordered_map<std::string, std::shared_ptr<std::vector<policy::StatementFacts>>, StringHash,
+                     std::equal_to<>>
+      sql_prepared_;
+  void note_sql_prepares(const policy::ClassifiedText& text);
   void note_statement_change(char answer, bool statement, std::string_view name);
   void on_statement_answer(char answer);
   void undo_statement_changes();

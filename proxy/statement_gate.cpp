@@ -61,12 +61,78 @@ policy::Decision Session::decide(const policy::ClassifiedText& text, policy::Pro
   return d;
 }
 
+namespace {
+
+/// An EXECUTE's facts together with those of the statement it runs.
+policy::StatementFacts executed_as(const policy::StatementFacts& execute, const policy::StatementFacts& prepared) {
+  policy::StatementFacts f = execute;
+  f.effective_tags.insert(f.effective_tags.end(), prepared.effective_tags.begin(), prepared.effective_tags.end());
+  for (std::size_t c = 0; c < policy::statement_class_count; ++c) {
+    const auto cls = static_cast<policy::StatementClass>(c);
+    if (prepared.classes.contains(cls)) f.classes.insert(cls);
+  }
+  f.objects.insert(f.objects.end(), prepared.objects.begin(), prepared.objects.end());
+  f.functions.insert(f.functions.end(), prepared.functions.begin(), prepared.functions.end());
+  f.update_or_delete_without_where = f.update_or_delete_without_where || prepared.update_or_delete_without_where;
+  f.dynamic_sql = f.dynamic_sql || prepared.dynamic_sql;
+  f.role_change = f.role_change || prepared.role_change;
+  f.hidden_write = f.hidden_write || prepared.hidden_write;
+  f.runs_program = f.runs_program || prepared.runs_program;
+  f.server_file_access = f.server_file_access || prepared.server_file_access;
+  f.unparseable = f.unparseable || prepared.unparseable;
+  return f;
+}
+
+constexpr std::size_t max_sql_prepared_names = 4096;
+constexpr std::size_t max_prepares_per_name = 16;
+
+}  // namespace
+
 policy::Decision Session::evaluate(const policy::ClassifiedText& text, policy::ProtocolPath path) {
   facts_.protocol = path;
   decided_at_ = std::chrono::system_clock::now();  // also starts statement_duration
   decided_since_sync_ = true;
   facts_.now = std::chrono::floor<std::chrono::seconds>(decided_at_);
-  return policy::evaluate(config_->policy, facts_, text, rule_mask_);
+  policy::Decision d = policy::evaluate(config_->policy, facts_, text, rule_mask_);
+  if (d.denied() || sql_prepared_.empty()) return d;
+  // An EXECUTE (or EXPLAIN EXECUTE) of a statement PREPAREd in SQL is also
+  // decided as the statement it runs, with the rules in force now.
+  for (std::size_t i = 0; i < text.statements.size(); ++i) {
+    const policy::StatementFacts& s = text.statements[i];
+    if (s.prepared_name.empty() || s.command_tag == "PREPARE") continue;
+    const auto it = sql_prepared_.find(s.prepared_name);
+    if (it == sql_prepared_.end() || !it->second) continue;
+    for (const policy::StatementFacts& prepared : *it->second) {
+      policy::ClassifiedText one;
+      one.statements.push_back(executed_as(s, prepared));
+      policy::Decision e = policy::evaluate(config_->policy, facts_, one, rule_mask_);
+      if (e.denied()) {
+        e.statement = static_cast<std::uint32_t>(i);
+        return e;
+      }
+    }
+  }
+  return d;
+}
+
+void Session::note_sql_prepares(const policy::ClassifiedText& text) {
+  for (const policy::StatementFacts& s : text.statements) {
+    if (s.command_tag != "PREPARE" || s.prepared_name.empty()) continue;
+    auto it = sql_prepared_.find(s.prepared_name);
+    if (it == sql_prepared_.end()) {
+      // Past the bound a name stays untracked: its EXECUTE is decided as dynamic SQL only.
+      auto facts = sql_prepared_.size() < max_sql_prepared_names
+                       ? std::make_shared<std::vector<policy::StatementFacts>>()
+                       : nullptr;
+      it = sql_prepared_.emplace(s.prepared_name, std::move(facts)).first;
+    }
+    if (!it->second) continue;
+    if (it->second->size() >= max_prepares_per_name) {
+      it->second.reset();
+      continue;
+    }
+    it->second->push_back(s);
+  }
 }
 
 namespace {
@@ -198,6 +264,7 @@ CloseReason Session::gate_query(const pq::Frame& f, std::size_t offset, Batch& o
       return forward_or_deny_query(unaudited_refusal(), f, offset, out);
     }
   }
+  if (!d.denied()) note_sql_prepares(*text);
   return forward_or_deny_query(d, f, offset, out);
 }
 
@@ -256,6 +323,7 @@ CloseReason Session::gate_parse(const pq::Frame& f, std::size_t offset, Batch& o
     pq::encode(pq::Parse{parse_msg_.statement, marker_statement_, {}}, out.substitute_begin());
     out.substitute_end();
   } else {
+    note_sql_prepares(*statements_.find(parse_msg_.statement)->second->classified);
     out.forward(offset, f.bytes.size());
   }
   return CloseReason::None;

@@ -1064,3 +1064,35 @@ def test_bind_after_reload_is_decided_on_what_the_server_holds(db, proxy):
             proxy.proc.send_signal(signal.SIGHUP)
             wait_for_log(proxy, r"configuration reloaded", start=start)
     assert admin_query(db, "SELECT id FROM reload_t WHERE id >= 10") == []
+
+
+# The same for a statement PREPAREd in SQL: its EXECUTE, and a protocol
+# Bind of it, are decided on the statement it runs with the rules in force,
+# so a reload that denies writes stops a write prepared before it; a read
+# prepared the same way still runs.
+def test_execute_after_reload_is_decided_on_the_prepared_statement(db, proxy):
+    policy = POLICY_FILE.read_text()
+    with harness.RawClient(endpoint(proxy)) as c:
+        assert not errors_in(c.login(user="pol_reload", database=DB))
+        assert not errors_in(c.query("PREPARE ins AS INSERT INTO reload_t VALUES (20)"))
+        assert not errors_in(c.query("PREPARE sel AS SELECT 42"))
+        start = log_size(proxy)
+        proxy.config_path.write_text(config_text(db, with_extra_rule(policy, RELOAD_RULE))
+                                     .replace("{listen_port}", str(proxy.port)))
+        proxy.proc.send_signal(signal.SIGHUP)
+        try:
+            wait_for_log(proxy, r"configuration reloaded", start=start)
+            for request in (q_msg(b"EXECUTE ins"), q_msg(b"EXPLAIN ANALYZE EXECUTE ins"),
+                            bind_msg("ins") + EXECUTE + SYNC):
+                c.send(request)
+                msgs = c.read_until_ready()
+                errs = errors_in(msgs)
+                assert len(errs) == 1 and "reload-no-writes" in errs[0]["M"], (request, msgs)
+            msgs = c.query("EXECUTE sel")
+            assert not errors_in(msgs) and any(k == b"D" for k, _ in msgs), msgs
+        finally:
+            start = log_size(proxy)
+            proxy.config_path.write_text(config_text(db, policy).replace("{listen_port}", str(proxy.port)))
+            proxy.proc.send_signal(signal.SIGHUP)
+            wait_for_log(proxy, r"configuration reloaded", start=start)
+    assert admin_query(db, "SELECT id FROM reload_t WHERE id >= 20") == []

@@ -109,6 +109,7 @@ std::vector<std::string> flag_names(const StatementFacts& f) {
   if (f.runs_program) out.push_back("program");
   if (f.server_file_access) out.push_back("file");
   if (f.unparseable) out.push_back("unparseable");
+  if (!f.prepared_name.empty()) out.push_back("prepared=" + f.prepared_name);
   return out;
 }
 
