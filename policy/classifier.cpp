@@ -256,29 +256,19 @@ void StatementWalker::copy(std::string_view body) {
   message(body, &pg_query__copy_stmt__descriptor, Scope{Access::Read, executes_}, (1u << 1) | (1u << 2));
 }
 
-// Merges the facts of a statement wrapped in EXPLAIN, PREPARE or COPY.
 void StatementWalker::executes_prepared(std::string_view execute_stmt) {
   f_.dynamic_sql = true;
   if (f_.prepared_name.empty()) f_.prepared_name.assign(pb::bytes_of(execute_stmt, 1));  // ExecuteStmt.name
 }
 
+// Merges the facts of a statement wrapped in EXPLAIN, PREPARE or COPY.
 void StatementWalker::wrapped(std::string_view inner_node, bool executes) {
   StatementFacts inner;
   StatementWalker w(inner, executes);
   if (!w.statement(inner_node)) failed_ = true;
-  if (executes && f_.prepared_name.empty()) f_.prepared_name = inner.prepared_name;  // EXPLAIN ANALYZE EXECUTE
-  for (const ObjectRef& o : inner.objects) add_object(o.schema, o.name, o.access);
-  for (const std::string& fn : inner.functions) add_unique(f_.functions, fn);
-  if (!executes) return;
-  for (const std::string& t : inner.effective_tags) add_tag(t);
-  for (std::size_t c = 0; c < statement_class_count; ++c)
-    if (inner.classes.contains(static_cast<StatementClass>(c))) add_class(static_cast<StatementClass>(c));
-  f_.update_or_delete_without_where |= inner.update_or_delete_without_where;
-  f_.dynamic_sql |= inner.dynamic_sql;
-  f_.hidden_write |= inner.hidden_write || inner.classes.contains(StatementClass::Write);
-  f_.runs_program |= inner.runs_program;
-  f_.server_file_access |= inner.server_file_access;
-  if (inner.role_change) role_change(inner.role_target);
+  if (!executes) return add_touched(f_, inner);
+  if (f_.prepared_name.empty()) f_.prepared_name = inner.prepared_name;  // EXPLAIN ANALYZE EXECUTE
+  add_ran(f_, inner);
 }
 
 void StatementWalker::utility(NodeKind kind, std::string_view body) {

@@ -28,7 +28,7 @@ struct Known {
   Boundary boundary;
 };
 
-constexpr std::array<Known, 41> known_encodings = {{
+constexpr std::array<Known, 42> known_encodings = {{
     {"SQL_ASCII", nullptr, EncodingFamily::Utf8, Boundary::Byte},
     {"UTF8", nullptr, EncodingFamily::Utf8, Boundary::Byte},
     {"EUC_JP", "EUC-JP", EncodingFamily::AsciiSafe, Boundary::Euc},
@@ -71,9 +71,9 @@ constexpr std::array<Known, 41> known_encodings = {{
     {"GBK", "CP936", EncodingFamily::HighPair, Boundary::HighPair},
     {"UHC", "CP949", EncodingFamily::HighPair, Boundary::HighPair},
     {"GB18030", "GB18030", EncodingFamily::Gb18030, Boundary::Gb18030},
+    // Client-only too, but PostgreSQL accepts only bytes from 0xa1 after the first.
+    {"JOHAB", "JOHAB", EncodingFamily::HighPair, Boundary::Euc},
 }};
-// JOHAB is client-only too; its later bytes are 0xa1 or above for PostgreSQL.
-constexpr Known johab = {"JOHAB", "JOHAB", EncodingFamily::HighPair, Boundary::Euc};
 
 /// PostgreSQL's clean_encoding_name(): letters and digits, lower case.
 std::string cleaned(std::string_view name) {
@@ -86,7 +86,6 @@ std::string cleaned(std::string_view name) {
 
 const Known* find_known(std::string_view name) {
   const std::string want = cleaned(name);
-  if (want == cleaned(johab.name)) return &johab;
   for (const Known& k : known_encodings) {
     if (cleaned(k.name) == want) return &k;
   }
@@ -233,7 +232,7 @@ std::string structural_reading(std::string_view text, EncodingFamily family) {
       continue;
     }
     out += replacement;
-    i += family == EncodingFamily::Utf8 || family == EncodingFamily::AsciiSafe ? 1 : char_length(s + i, text.size() - i, b);
+    i += char_length(s + i, text.size() - i, b);
   }
   return out;
 }

@@ -1,5 +1,6 @@
 #include "policy/statement_facts.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 
@@ -18,7 +19,35 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
+void add_unique(std::vector<std::string>& v, const std::string& s) {
+  if (std::find(v.begin(), v.end(), s) == v.end()) v.push_back(s);
+}
+
 }  // namespace
+
+void add_touched(StatementFacts& outer, const StatementFacts& inner) {
+  for (const ObjectRef& o : inner.objects) {
+    if (std::find(outer.objects.begin(), outer.objects.end(), o) == outer.objects.end()) outer.objects.push_back(o);
+  }
+  for (const std::string& fn : inner.functions) add_unique(outer.functions, fn);
+}
+
+void add_ran(StatementFacts& outer, const StatementFacts& inner) {
+  add_touched(outer, inner);
+  for (const std::string& t : inner.effective_tags) add_unique(outer.effective_tags, t);
+  for (std::size_t c = 0; c < statement_class_count; ++c) {
+    if (inner.classes.contains(static_cast<StatementClass>(c))) outer.classes.insert(static_cast<StatementClass>(c));
+  }
+  outer.update_or_delete_without_where |= inner.update_or_delete_without_where;
+  outer.dynamic_sql |= inner.dynamic_sql;
+  outer.hidden_write |= inner.hidden_write || inner.classes.contains(StatementClass::Write);
+  outer.runs_program |= inner.runs_program;
+  outer.server_file_access |= inner.server_file_access;
+  if (inner.role_change) {
+    outer.role_change = true;
+    outer.role_target = inner.role_target;
+  }
+}
 
 std::string_view to_string(StatementClass c) noexcept {
   auto i = static_cast<std::size_t>(c);

@@ -97,6 +97,14 @@ struct StatementFacts {
   std::string parse_error;
 };
 
+/// Adds to `outer` the objects and functions `inner` names, each once.
+void add_touched(StatementFacts& outer, const StatementFacts& inner);
+/// Adds to `outer` what `inner` does when `outer` runs it (EXPLAIN ANALYZE,
+/// COPY (query) TO, PREPARE, or an EXECUTE of a prepared statement): what it
+/// touches, its effective tags and classes, and its flags, a write among
+/// them hidden from `outer`'s own class.
+void add_ran(StatementFacts& outer, const StatementFacts& inner);
+
 /// All statements of one SQL text, in order. Shared and immutable once built,
 /// so a cache can hand the same result to every session.
 struct ClassifiedText {

@@ -266,9 +266,7 @@ void Session::track_parameter(const pq::Frame& f) {
 
 void Session::note_parameter(std::string_view name, std::string_view value) {
   if (name == "client_encoding") {
-    const auto encoding = policy::ClientEncoding::named(value);
-    client_encoding_known_ = encoding.has_value();  // unknown: text with non-ASCII bytes is refused
-    if (encoding) client_encoding_ = *encoding;
+    client_encoding_ = policy::ClientEncoding::named(value);  // unknown: text with non-ASCII bytes is refused
     return;
   }
   if (name == "standard_conforming_strings") {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -245,7 +246,8 @@ class Session {
   void on_server_frame(const protocol::Frame& f, std::size_t offset, Batch& out);
   bool rewrite_backend_key(const protocol::Frame& f, Batch& out);
   void track_parameter(const protocol::Frame& f);
-  /// The settings that decide how the server reads SQL text.
+  /// A ParameterStatus the session follows: client_encoding and
+  /// standard_conforming_strings (how the server reads SQL text), application_name.
   void note_parameter(std::string_view name, std::string_view value);
   void note_auth_request(const protocol::Frame& f);
   CloseReason check_sasl_passthrough(const protocol::Frame& f);
@@ -299,10 +301,9 @@ class Session {
   /// Statements PREPAREd in SQL, by name: the facts of every PREPARE of the
   /// name this session sent. A PREPARE of a name that exists fails, and
   /// DEALLOCATE may not run (an earlier error skips it), so the server holds
-  /// one of them, and an EXECUTE is decided on each. Null past the bounds
-  /// below: such an EXECUTE is decided only as dynamic SQL.
-  std::unordered_map<std::string, std::shared_ptr<std::vector<policy::StatementFacts>>, StringHash,
-                     std::equal_to<>>
+  /// one of them, and an EXECUTE is decided on each. Nullopt past the
+  /// bounds (statement_gate.cpp): such an EXECUTE is decided only as dynamic SQL.
+  std::unordered_map<std::string, std::optional<std::vector<policy::StatementFacts>>, StringHash, std::equal_to<>>
       sql_prepared_;
   void note_sql_prepares(const policy::ClassifiedText& text);
   void note_statement_change(char answer, bool statement, std::string_view name);
@@ -331,8 +332,7 @@ class Session {
   std::uint64_t ready_seen_ = 0;
   // How the server reads SQL text, as its ParameterStatus messages say; while
   // requests are outstanding a change may be on its way (reading_settled_).
-  policy::ClientEncoding client_encoding_;
-  bool client_encoding_known_ = true;
+  std::optional<policy::ClientEncoding> client_encoding_{std::in_place};  // nullopt: a name pgwarden does not know
   bool standard_conforming_strings_ = true;
   bool reading_settled_ = false;  // every request forwarded so far is answered
   std::string sql_utf8_;          // read_sql()'s conversion

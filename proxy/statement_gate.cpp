@@ -43,6 +43,41 @@ const policy::ClassifiedText& function_call_facts() {
   return text;
 }
 
+/// A refusal pgwarden makes itself, whatever the rules say.
+policy::Decision refusal(policy::DecisionReason reason, std::string_view sqlstate, std::string_view message) {
+  policy::Decision d;
+  d.action = policy::Action::Deny;
+  d.reason = reason;
+  d.sqlstate = sqlstate;
+  d.message = message;
+  return d;
+}
+
+/// What a statement gets when its bytes are not valid in the session's
+/// client_encoding: refused, as the server would refuse it, because
+/// pgwarden cannot tell what the server would make of it.
+const policy::Decision& unreadable_refusal() {
+  static const policy::Decision d = refusal(
+      policy::DecisionReason::UnreadableText, "22021",
+      "invalid byte sequence for the session's client_encoding: pgwarden reads every statement as the server will "
+      "and could not read this one, so it was not run");
+  return d;
+}
+
+/// What a statement gets when its audit record cannot be written and
+/// audit.on_failure is block: refused like a denial, with 58030.
+const policy::Decision& unaudited_refusal() {
+  static const policy::Decision d =
+      refusal(policy::DecisionReason::Default, "58030",
+              "pgwarden cannot write its audit log, so the statement was not run (audit.on_failure: block); "
+              "statements run again as soon as the log is writable");
+  return d;
+}
+
+// Bounds of what a session keeps of the statements it PREPAREd in SQL.
+constexpr std::size_t max_sql_prepared_names = 4096;
+constexpr std::size_t max_prepares_per_name = 16;
+
 }  // namespace
 
 void Session::refresh_config() {
@@ -61,33 +96,6 @@ policy::Decision Session::decide(const policy::ClassifiedText& text, policy::Pro
   return d;
 }
 
-namespace {
-
-/// An EXECUTE's facts together with those of the statement it runs.
-policy::StatementFacts executed_as(const policy::StatementFacts& execute, const policy::StatementFacts& prepared) {
-  policy::StatementFacts f = execute;
-  f.effective_tags.insert(f.effective_tags.end(), prepared.effective_tags.begin(), prepared.effective_tags.end());
-  for (std::size_t c = 0; c < policy::statement_class_count; ++c) {
-    const auto cls = static_cast<policy::StatementClass>(c);
-    if (prepared.classes.contains(cls)) f.classes.insert(cls);
-  }
-  f.objects.insert(f.objects.end(), prepared.objects.begin(), prepared.objects.end());
-  f.functions.insert(f.functions.end(), prepared.functions.begin(), prepared.functions.end());
-  f.update_or_delete_without_where = f.update_or_delete_without_where || prepared.update_or_delete_without_where;
-  f.dynamic_sql = f.dynamic_sql || prepared.dynamic_sql;
-  f.role_change = f.role_change || prepared.role_change;
-  f.hidden_write = f.hidden_write || prepared.hidden_write;
-  f.runs_program = f.runs_program || prepared.runs_program;
-  f.server_file_access = f.server_file_access || prepared.server_file_access;
-  f.unparseable = f.unparseable || prepared.unparseable;
-  return f;
-}
-
-constexpr std::size_t max_sql_prepared_names = 4096;
-constexpr std::size_t max_prepares_per_name = 16;
-
-}  // namespace
-
 policy::Decision Session::evaluate(const policy::ClassifiedText& text, policy::ProtocolPath path) {
   facts_.protocol = path;
   decided_at_ = std::chrono::system_clock::now();  // also starts statement_duration
@@ -104,7 +112,8 @@ policy::Decision Session::evaluate(const policy::ClassifiedText& text, policy::P
     if (it == sql_prepared_.end() || !it->second) continue;
     for (const policy::StatementFacts& prepared : *it->second) {
       policy::ClassifiedText one;
-      one.statements.push_back(executed_as(s, prepared));
+      one.statements.push_back(s);
+      policy::add_ran(one.statements.back(), prepared);
       policy::Decision e = policy::evaluate(config_->policy, facts_, one, rule_mask_);
       if (e.denied()) {
         e.statement = static_cast<std::uint32_t>(i);
@@ -121,39 +130,19 @@ void Session::note_sql_prepares(const policy::ClassifiedText& text) {
     auto it = sql_prepared_.find(s.prepared_name);
     if (it == sql_prepared_.end()) {
       // Past the bound a name stays untracked: its EXECUTE is decided as dynamic SQL only.
-      auto facts = sql_prepared_.size() < max_sql_prepared_names
-                       ? std::make_shared<std::vector<policy::StatementFacts>>()
-                       : nullptr;
-      it = sql_prepared_.emplace(s.prepared_name, std::move(facts)).first;
+      it = sql_prepared_.emplace(s.prepared_name, std::nullopt).first;
+      if (sql_prepared_.size() <= max_sql_prepared_names) it->second.emplace();
     }
     if (!it->second) continue;
     if (it->second->size() >= max_prepares_per_name) {
       it->second.reset();
       continue;
     }
-    it->second->push_back(s);
+    // What the prepared statement does: PREPARE's facts without its own tag.
+    policy::StatementFacts& ran = it->second->emplace_back(s);
+    ran.effective_tags.erase(ran.effective_tags.begin());
   }
 }
-
-namespace {
-
-/// What a statement gets when its bytes are not valid in the session's
-/// client_encoding: refused, as the server would refuse it, because
-/// pgwarden cannot tell what the server would make of it.
-const policy::Decision& unreadable_refusal() {
-  static const policy::Decision d = [] {
-    policy::Decision r;
-    r.action = policy::Action::Deny;
-    r.reason = policy::DecisionReason::UnreadableText;
-    r.sqlstate = "22021";
-    r.message = "invalid byte sequence for the session's client_encoding: pgwarden reads every statement as the "
-                "server will and could not read this one, so it was not run";
-    return r;
-  }();
-  return d;
-}
-
-}  // namespace
 
 policy::ClassifiedTextPtr Session::classify_as_read(std::string_view sql, bool standard_conforming_strings) {
   if (standard_conforming_strings) return ctx_.classify_cache->classify(sql);
@@ -171,11 +160,13 @@ policy::ClassifiedTextPtr Session::classify_as_read(std::string_view sql, bool s
 Session::ReadSql Session::read_sql(std::string_view raw, policy::ProtocolPath path) {
   ReadSql r;
   r.sql = raw;
-  const bool non_ascii = policy::has_non_ascii(raw);
+  // Settled in UTF-8 (nearly every session): the text is read as it is, unscanned.
+  const bool utf8 = client_encoding_ && client_encoding_->family() == policy::EncodingFamily::Utf8;
+  const bool non_ascii = !(utf8 && reading_settled_) && policy::has_non_ascii(raw);
   // In an encoding pgwarden does not know, only ASCII text reads for sure.
-  bool readable = client_encoding_known_ || !non_ascii;
-  if (non_ascii && client_encoding_known_ && client_encoding_.family() != policy::EncodingFamily::Utf8) {
-    readable = client_encoding_.to_utf8(raw, sql_utf8_);
+  bool readable = client_encoding_ || !non_ascii;
+  if (non_ascii && client_encoding_ && !utf8) {
+    readable = client_encoding_->to_utf8(raw, sql_utf8_);
     if (readable) r.sql = sql_utf8_;
   }
   r.text = readable ? classify_as_read(r.sql, standard_conforming_strings_) : ctx_.classify_cache->classify(raw);
@@ -221,20 +212,6 @@ void Session::note_decision(const policy::Decision& d) {
 }
 
 namespace {
-
-/// What a statement gets when its audit record cannot be written and
-/// audit.on_failure is block: refused like a denial, with 58030.
-const policy::Decision& unaudited_refusal() {
-  static const policy::Decision d = [] {
-    policy::Decision r;
-    r.action = policy::Action::Deny;
-    r.sqlstate = "58030";
-    r.message = "pgwarden cannot write its audit log, so the statement was not run (audit.on_failure: block); "
-                "statements run again as soon as the log is writable";
-    return r;
-  }();
-  return d;
-}
 
 /// The rule an audit record names: the deciding one, or in a dry run the
 /// rule with enforce: false that would have denied (the record's dry_run
@@ -316,14 +293,14 @@ CloseReason Session::gate_parse(const pq::Frame& f, std::size_t offset, Batch& o
       it->second = std::move(prepared);
     }
   }
+  const policy::ClassifiedText& classified = *statements_.find(parse_msg_.statement)->second->classified;
   if (d.denied()) {
     deny(d);
-    audit_refused(*statements_.find(parse_msg_.statement)->second->classified, read.sql,
-                  audit::Protocol::Extended, d, parse_msg_.statement);
+    audit_refused(classified, read.sql, audit::Protocol::Extended, d, parse_msg_.statement);
     pq::encode(pq::Parse{parse_msg_.statement, marker_statement_, {}}, out.substitute_begin());
     out.substitute_end();
   } else {
-    note_sql_prepares(*statements_.find(parse_msg_.statement)->second->classified);
+    note_sql_prepares(classified);
     out.forward(offset, f.bytes.size());
   }
   return CloseReason::None;
