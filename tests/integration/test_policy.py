@@ -23,6 +23,7 @@ server-side 42501 would not carry it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pprint import pformat
 import re
@@ -673,6 +674,14 @@ def errors_in(msgs) -> list[dict]:
     return [harness.error_fields(p) for k, p in msgs if k == b"E"]
 
 
+def refused_by(msgs, rule: str | None = None) -> bool:
+    """Whether `msgs` hold exactly one error, pgwarden's 42501 naming `rule`
+    (or any rule)."""
+    errs = errors_in(msgs)
+    named = f'pgwarden rule "{rule}"' if rule else "pgwarden rule"
+    return len(errs) == 1 and errs[0]["C"] == "42501" and named in errs[0]["M"]
+
+
 # A Parse that is denied leaves nothing behind under its name: binding and
 # executing that name later - in the same batch, after a Sync, or after a
 # second Parse of the same name - never runs it, and the connection stays usable.
@@ -716,12 +725,11 @@ def test_bind_of_a_statement_prepared_in_sql_is_decided_like_execute(db, proxy):
     with harness.RawClient(endpoint(proxy)) as c:
         assert not errors_in(c.login(user="pol_bob", database=DB))
         assert not errors_in(c.query("PREPARE sel AS SELECT 42"))
-        errs = errors_in(c.query("EXECUTE sel"))
-        assert len(errs) == 1 and "juniors-no-dynamic-sql" in errs[0]["M"], errs
+        msgs = c.query("EXECUTE sel")
+        assert refused_by(msgs, "juniors-no-dynamic-sql"), msgs
         c.send(bind_msg("sel") + EXECUTE + SYNC)
         msgs = c.read_until_ready()
-        errs = errors_in(msgs)
-        assert len(errs) == 1 and errs[0]["C"] == "42501" and "juniors-no-dynamic-sql" in errs[0]["M"], msgs
+        assert refused_by(msgs, "juniors-no-dynamic-sql"), msgs
         assert not any(k == b"D" for k, _ in msgs), msgs
         # A name nobody prepared: the server's own error, the session usable.
         c.send(bind_msg("nothing") + EXECUTE + SYNC)
@@ -755,10 +763,6 @@ BACKSLASH_HIDDEN_DROP = b"SELECT 'a\\'' ; DROP TABLE t; --'"
 def test_statements_are_read_as_the_server_reads_them(db, proxy):
     before = database_state(db)
 
-    def denied(msgs):
-        errs = errors_in(msgs)
-        return len(errs) == 1 and errs[0]["C"] == "42501" and "pgwarden rule" in errs[0]["M"]
-
     def session():
         c = harness.RawClient(endpoint(proxy))
         assert not errors_in(c.login(user="pol_bob", database=DB))
@@ -770,23 +774,23 @@ def test_statements_are_read_as_the_server_reads_them(db, proxy):
         with session() as c:
             assert not errors_in(c.query(f"SET {setting}")), setting
             c.send(q_msg(hidden))
-            assert denied(c.read_until_ready()), setting
+            assert refused_by(c.read_until_ready()), setting
         # Pipelined: the change is not answered yet when the statement arrives.
         with session() as c:
             c.send(q_msg(f"SET {setting}".encode()) + q_msg(hidden))
             assert not errors_in(c.read_until_ready()), setting
-            assert denied(c.read_until_ready()), setting
+            assert refused_by(c.read_until_ready()), setting
         # Extended protocol, one batch: the SET is executed, then the Parse read.
         with session() as c:
             c.send(parse_bytes(f"SET {setting}".encode()) + bind_msg("") + EXECUTE +
                    parse_bytes(hidden) + bind_msg("") + EXECUTE + SYNC)
-            assert denied(c.read_until_ready()), setting
+            assert refused_by(c.read_until_ready()), setting
             assert not errors_in(c.query("SELECT 1")), setting
     # At login: the startup packet's client_encoding.
     with harness.RawClient(endpoint(proxy)) as c:
         assert not errors_in(c.login(user="pol_bob", database=DB, client_encoding="SJIS"))
         c.send(q_msg(SJIS_HIDDEN_DROP))
-        assert denied(c.read_until_ready())
+        assert refused_by(c.read_until_ready())
         # Valid SJIS runs, and the server returns what pgwarden read.
         c.send(q_msg(b"SELECT '\x95\x5c' = U&'\\8868'"))
         msgs = c.read_until_ready()
@@ -912,6 +916,13 @@ def test_explain_shows_matched_rules(db, tmp_path):
     rc, j = explain(config, "--user", "pol_dba", "--client", ADMIN_HOST, "--standard-conforming-strings", "off",
                     BACKSLASH_HIDDEN_DROP)
     assert tags(j) == ["SELECT", "DROP TABLE"]
+    for args, code, said in ((["--client-encoding", "SJIS", b"SELECT '\x95'"], 1, "not valid SJIS"),
+                             (["--client-encoding", "KLINGON", "SELECT 1"], 2, "unknown --client-encoding"),
+                             (["--standard-conforming-strings", "maybe", "SELECT 1"], 2,
+                              "invalid --standard-conforming-strings")):
+        r = subprocess.run([str(harness.pgwarden_binary()), "explain", "--config", str(config), "--user", "pol_dba",
+                            *args], capture_output=True, text=True, timeout=30)
+        assert (r.returncode, r.stdout) == (code, "") and said in r.stderr, (args, r.returncode, r.stdout, r.stderr)
 
     rc, j = explain(config, "--user", "pol_dry", "DELETE FROM dry_t")
     assert rc == 0
@@ -984,6 +995,27 @@ def with_extra_rule(policy: str, rule: str) -> str:
     return head + sep + rule.lstrip("\n") + tail
 
 
+def reload(proxy, db, policy: str, expect: str = r"configuration reloaded") -> int:
+    """Makes `policy` the proxy's configuration, sends SIGHUP and waits for
+    `expect` in its log; returns the log offset it waited from."""
+    start = log_size(proxy)
+    proxy.config_path.write_text(config_text(db, policy).replace("{listen_port}", str(proxy.port)))
+    proxy.proc.send_signal(signal.SIGHUP)
+    wait_for_log(proxy, expect, start=start)
+    return start
+
+
+@contextlib.contextmanager
+def writes_denied_to_pol_reload(proxy, db):
+    """RELOAD_RULE in force for the block, then the test policy again."""
+    policy = POLICY_FILE.read_text()
+    try:
+        reload(proxy, db, with_extra_rule(policy, RELOAD_RULE))
+        yield
+    finally:
+        reload(proxy, db, policy)
+
+
 # SIGHUP applies a new policy from the next statement of every existing
 # session; a broken file is rejected and the policy in force stays.
 def test_reload_applies_to_existing_sessions(db, proxy):
@@ -992,22 +1024,14 @@ def test_reload_applies_to_existing_sessions(db, proxy):
         conn.execute("INSERT INTO reload_t VALUES (1)")
         tx.execute("SELECT 1")  # a session with a transaction open across the reload
         tx.execute("INSERT INTO reload_t VALUES (2)")
-        start = log_size(proxy)
-        proxy.config_path.write_text(config_text(db, with_extra_rule(policy, RELOAD_RULE))
-                                     .replace("{listen_port}", str(proxy.port)))
-        proxy.proc.send_signal(signal.SIGHUP)
-        wait_for_log(proxy, r"configuration reloaded", start=start)
+        reload(proxy, db, with_extra_rule(policy, RELOAD_RULE))
         expect_denied(conn, "INSERT INTO reload_t VALUES (3)", rule="reload-no-writes")
         expect_denied(tx, "INSERT INTO reload_t VALUES (%s)", (4,), rule="reload-no-writes")
         tx.rollback()
         assert conn.execute("SELECT count(*) FROM reload_t").fetchone() == (1,)
 
         # A broken file that, were it accepted, would lift the rule again.
-        start = log_size(proxy)
-        proxy.config_path.write_text(config_text(db, policy + "\nbogus_key: 1\n")
-                                     .replace("{listen_port}", str(proxy.port)))
-        proxy.proc.send_signal(signal.SIGHUP)
-        wait_for_log(proxy, r"reload rejected: .*bogus_key", start=start)
+        start = reload(proxy, db, policy + "\nbogus_key: 1\n", expect=r"reload rejected: .*bogus_key")
         wait_for_log(proxy, r"previous configuration stays in force", start=start)
         assert proxy.alive()
         expect_denied(conn, "INSERT INTO reload_t VALUES (5)", rule="reload-no-writes")
@@ -1015,10 +1039,7 @@ def test_reload_applies_to_existing_sessions(db, proxy):
             expect_denied(fresh, "INSERT INTO reload_t VALUES (6)", rule="reload-no-writes")
 
         # And back: the rule removed, the same session writes again.
-        start = log_size(proxy)
-        proxy.config_path.write_text(config_text(db, policy).replace("{listen_port}", str(proxy.port)))
-        proxy.proc.send_signal(signal.SIGHUP)
-        wait_for_log(proxy, r"configuration reloaded", start=start)
+        reload(proxy, db, policy)
         conn.execute("INSERT INTO reload_t VALUES (7)")
     assert admin_query(db, "SELECT id FROM reload_t ORDER BY 1") == [(1,), (7,)]
 
@@ -1032,7 +1053,6 @@ def close_msg(name: str) -> bytes:
 # a Close after an error in its batch is skipped, so neither changes what a
 # Bind of the name runs, nor what pgwarden decides it on.
 def test_bind_after_reload_is_decided_on_what_the_server_holds(db, proxy):
-    policy = POLICY_FILE.read_text()
     with harness.RawClient(endpoint(proxy)) as c:
         assert not errors_in(c.login(user="pol_reload", database=DB))
         c.send(parse_msg("ins", "INSERT INTO reload_t VALUES (10)") +
@@ -1042,27 +1062,16 @@ def test_bind_after_reload_is_decided_on_what_the_server_holds(db, proxy):
         assert [e["C"] for e in errors_in(c.read_until_ready())] == ["42P05"]  # already exists
         c.send(parse_msg("", "SELECT no_such_column") + close_msg("ins2") + SYNC)
         assert [e["C"] for e in errors_in(c.read_until_ready())] == ["42703"]  # the Close is skipped
-        start = log_size(proxy)
-        proxy.config_path.write_text(config_text(db, with_extra_rule(policy, RELOAD_RULE))
-                                     .replace("{listen_port}", str(proxy.port)))
-        proxy.proc.send_signal(signal.SIGHUP)
-        try:
-            wait_for_log(proxy, r"configuration reloaded", start=start)
+        with writes_denied_to_pol_reload(proxy, db):
             for name in ("ins", "ins2"):
                 c.send(bind_msg(name) + EXECUTE + SYNC)
                 msgs = c.read_until_ready()
-                errs = errors_in(msgs)
-                assert len(errs) == 1 and "reload-no-writes" in errs[0]["M"], (name, msgs)
+                assert refused_by(msgs, "reload-no-writes"), (name, msgs)
             # Closed for real, the name is gone on both sides.
             c.send(close_msg("ins2") + SYNC)
             assert not errors_in(c.read_until_ready())
             c.send(bind_msg("ins2") + EXECUTE + SYNC)
             assert [e["C"] for e in errors_in(c.read_until_ready())] == ["26000"]
-        finally:
-            start = log_size(proxy)
-            proxy.config_path.write_text(config_text(db, policy).replace("{listen_port}", str(proxy.port)))
-            proxy.proc.send_signal(signal.SIGHUP)
-            wait_for_log(proxy, r"configuration reloaded", start=start)
     assert admin_query(db, "SELECT id FROM reload_t WHERE id >= 10") == []
 
 
@@ -1071,28 +1080,16 @@ def test_bind_after_reload_is_decided_on_what_the_server_holds(db, proxy):
 # so a reload that denies writes stops a write prepared before it; a read
 # prepared the same way still runs.
 def test_execute_after_reload_is_decided_on_the_prepared_statement(db, proxy):
-    policy = POLICY_FILE.read_text()
     with harness.RawClient(endpoint(proxy)) as c:
         assert not errors_in(c.login(user="pol_reload", database=DB))
         assert not errors_in(c.query("PREPARE ins AS INSERT INTO reload_t VALUES (20)"))
         assert not errors_in(c.query("PREPARE sel AS SELECT 42"))
-        start = log_size(proxy)
-        proxy.config_path.write_text(config_text(db, with_extra_rule(policy, RELOAD_RULE))
-                                     .replace("{listen_port}", str(proxy.port)))
-        proxy.proc.send_signal(signal.SIGHUP)
-        try:
-            wait_for_log(proxy, r"configuration reloaded", start=start)
+        with writes_denied_to_pol_reload(proxy, db):
             for request in (q_msg(b"EXECUTE ins"), q_msg(b"EXPLAIN ANALYZE EXECUTE ins"),
                             bind_msg("ins") + EXECUTE + SYNC):
                 c.send(request)
                 msgs = c.read_until_ready()
-                errs = errors_in(msgs)
-                assert len(errs) == 1 and "reload-no-writes" in errs[0]["M"], (request, msgs)
+                assert refused_by(msgs, "reload-no-writes"), (request, msgs)
             msgs = c.query("EXECUTE sel")
             assert not errors_in(msgs) and any(k == b"D" for k, _ in msgs), msgs
-        finally:
-            start = log_size(proxy)
-            proxy.config_path.write_text(config_text(db, policy).replace("{listen_port}", str(proxy.port)))
-            proxy.proc.send_signal(signal.SIGHUP)
-            wait_for_log(proxy, r"configuration reloaded", start=start)
     assert admin_query(db, "SELECT id FROM reload_t WHERE id >= 20") == []

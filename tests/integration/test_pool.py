@@ -5,7 +5,7 @@ next client of the same user, database and startup parameters."""
 import psycopg
 import pytest
 
-from harness import SCRAM_PASSWORD, SCRAM_USER, SUPERUSER, RawClient, cancel_later, error_fields
+from harness import SCRAM_PASSWORD, SCRAM_USER, SUPERUSER, RawClient, cancel_later, error_fields, message
 from ops_helpers import wait_until
 
 pytestmark = pytest.mark.proxy_only
@@ -22,10 +22,10 @@ def auth_file(postgres, workdir):
 
 @pytest.fixture
 def pooled_proxy(pgwarden_factory, postgres, auth_file):
-    def start(pool=""):
+    def start(pool="", policy=""):
         return pgwarden_factory("listen: 127.0.0.1:{listen_port}\n"
                                 f"upstream: {{ host: {postgres.host}, port: {postgres.port}, tls: disable{pool} }}\n"
-                                f"auth: {{ mode: scram, auth_file: {auth_file} }}\n")
+                                f"auth: {{ mode: scram, auth_file: {auth_file} }}\n" + policy)
     return start
 
 
@@ -49,6 +49,28 @@ def wait_gone(admin, pid):
     """Waits until the backend `pid` has exited."""
     wait_until(lambda: admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()[0] == 0,
                interval=0.05, what=f"backend {pid} to exit")
+
+
+# A client that takes over a connection from the pool gets the server's
+# parameters replayed, not sent by the server, and pgwarden reads its
+# statements in the client_encoding among them: in SJIS the DROP below is a
+# statement of its own, not part of a string, and the policy denies it.
+def test_reused_connection_reads_statements_in_its_client_encoding(pooled_proxy, admin):
+    admin.execute(f"CREATE TABLE IF NOT EXISTS pool_victim (id int); ALTER TABLE pool_victim OWNER TO {SCRAM_USER}")
+    proxy = pooled_proxy(policy="rules:\n  - name: no-ddl\n    when: { class: [DDL] }\n    action: deny\n")
+    first = backend_pid(proxy, client_encoding="SJIS")
+    wait_pooled(admin, first)
+    with RawClient(proxy.endpoint) as c:
+        login = c.login(user=SCRAM_USER, database="postgres", password=SCRAM_PASSWORD, client_encoding="SJIS")
+        assert not [p for k, p in login if k == b"E"], login
+        assert c.parameters["client_encoding"] == "SJIS"
+        pid = c.query("SELECT pg_backend_pid()")
+        assert [p for k, p in pid if k == b"D"][0].endswith(str(first).encode()), pid
+        c.send(message(b"Q", b"SELECT E'\x95\x5c'; DROP TABLE pool_victim; --'\0"))
+        errors = [error_fields(p) for k, p in c.read_until_ready() if k == b"E"]
+        assert [e["C"] for e in errors] == ["42501"] and "no-ddl" in errors[0]["M"], errors
+    assert admin.execute("SELECT count(*) FROM pg_class WHERE relname = 'pool_victim'").fetchone() == (1,)
+    admin.execute("DROP TABLE pool_victim")
 
 
 # Two clients one after the other, same user, database and parameters: the
