@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end benchmark: PostgreSQL 15 direct vs pgbouncer (session mode) vs
 # pgwarden (20-rule policy; audit off, buffered and synced), interleaved
-# A B C A B C ... so machine drift cancels out. Prints a markdown table of
+# A B C C B A ... so machine drift cancels out. Prints a markdown table of
 # median TPS, p50/p99 latency and the ratios to pgbouncer and to direct, the
 # audit ratios, the connection (TLS handshake) rate, resident memory per idle
 # client connection and the audit verification, and writes it to
@@ -33,7 +33,9 @@
 #   bench/e2e.sh --profile       instead of the rounds: CPU time and context switches per
 #                                transaction of pgbouncer and pgwarden (S-simple-8, or the one
 #                                workload --only names), then a perf profile of pgwarden under
-#                                the same load
+#                                the same load; SYSTEMS="pgbouncer pgwarden pgwarden-audit" adds
+#                                the audited pgwardens to the costs, PROFILE_SYSTEM=pgwarden-audit
+#                                profiles that one
 #
 # Workloads: S-{simple,extended,prepared}-{1,8,64} (pgbench -S), N-simple-8
 # (pgbench -N), S-C-8 (pgbench -S -C: a new connection, with --tls a full TLS
@@ -532,7 +534,7 @@ start_pgwarden pgwarden
 # a build that accepts audit.file and writes nothing fails here, not after
 # the runs.
 audit_systems=()
-if [ "$profile" = 0 ]; then
+if [ "$profile" = 0 ] || [ -n "${SYSTEMS:-}" ]; then
   for s in pgwarden-audit pgwarden-synced; do
     selected "$s" || continue
     durability[$s]="$([ "$s" = pgwarden-audit ] && echo buffered || echo synced)"
@@ -628,7 +630,7 @@ if [ "$profile" = 1 ]; then
   pargs=(-n $pbargs -c "$pclients" -j "$pj" -T "$DURATION" "$DB")
   echo "# pgwarden profile, $(date -u '+%Y-%m-%d %H:%M') UTC"
   echo
-  echo "Command: \`${WORKERS:+WORKERS=$WORKERS }${PERF_CALLGRAPH:+PERF_CALLGRAPH=$PERF_CALLGRAPH }DURATION=$DURATION bench/e2e.sh ${orig_args[*]}\`"
+  echo "Command: \`${SYSTEMS:+SYSTEMS=\"$SYSTEMS\" }${PROFILE_SYSTEM:+PROFILE_SYSTEM=$PROFILE_SYSTEM }${WORKERS:+WORKERS=$WORKERS }${PERF_CALLGRAPH:+PERF_CALLGRAPH=$PERF_CALLGRAPH }DURATION=$DURATION bench/e2e.sh ${orig_args[*]}\`"
   echo
   echo "- pgwarden revision: $rev at the start; binary $bin_info"
   echo "- machine: $machine"
@@ -638,7 +640,10 @@ if [ "$profile" = 1 ]; then
   echo
   echo "| system | TPS | CPU µs per transaction | voluntary switches per tx | involuntary per tx | threads |"
   echo "|---|---:|---:|---:|---:|---:|"
-  for s in pgbouncer pgwarden pgbouncer pgwarden; do
+  # Twice each, interleaved; SYSTEMS adds the audited pgwardens (then the
+  # perf profile is of PROFILE_SYSTEM, default pgwarden).
+  cost_systems=(pgbouncer pgwarden "${audit_systems[@]}")
+  for s in "${cost_systems[@]}" "${cost_systems[@]}"; do
     pid="${sys_pid[$s]}"
     read -r t0 v0 n0 <<<"$(proc_stats "$pid")"
     o="$(profile_pgbench "$s")" || die "pgbench on $s"
@@ -673,14 +678,16 @@ if [ "$profile" = 1 ]; then
     done
   fi
   # PERF_CALLGRAPH=dwarf adds call graphs (the build keeps no frame pointers).
-  perf record -e cpu-clock -F 1999 ${PERF_CALLGRAPH:+--call-graph "$PERF_CALLGRAPH"} -p "${sys_pid[pgwarden]}" \
+  psys="${PROFILE_SYSTEM:-pgwarden}"
+  [ -n "${sys_pid[$psys]:-}" ] || die "PROFILE_SYSTEM $psys is not running (SYSTEMS must include it)"
+  perf record -e cpu-clock -F 1999 ${PERF_CALLGRAPH:+--call-graph "$PERF_CALLGRAPH"} -p "${sys_pid[$psys]}" \
     -o "$tmp/perf.data" -- sleep "$DURATION" \
     >/dev/null 2>"$tmp/perf-record.err" &
   perf_pid=$!
   sleep 0.3
-  profile_pgbench pgwarden >/dev/null || die "pgbench under perf"
+  profile_pgbench "$psys" >/dev/null || die "pgbench under perf"
   wait "$perf_pid" || { cat "$tmp/perf-record.err" >&2; die "perf record"; }
-  echo "## perf profile of pgwarden (cpu-clock, 1999 Hz, $pname)"
+  echo "## perf profile of $psys (cpu-clock, 1999 Hz, $pname)"
   echo
   echo '```'
   echo "by object:"
@@ -769,10 +776,15 @@ total=$((total * ROUNDS))
 log "$total pgbench runs of ${DURATION}s (${#workloads[@]} workloads, systems ${systems[*]}, $ROUNDS rounds; pgwarden-synced at 8 clients only)"
 started="$(date +%s)"
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+# Every other round runs the systems in reverse order, so no system always
+# follows the same one (a run can leave the server warmer or busier).
+reversed_systems=()
+for ((i = ${#systems[@]} - 1; i >= 0; i--)); do reversed_systems+=("${systems[$i]}"); done
 for ((r = 1; r <= ROUNDS; r++)); do
+  if ((r % 2)); then round_systems=("${systems[@]}"); else round_systems=("${reversed_systems[@]}"); fi
   for w in "${workloads[@]}"; do
     IFS='|' read -r name args clients <<<"$w"
-    for s in "${systems[@]}"; do
+    for s in "${round_systems[@]}"; do
       runs_on "$s" "$clients" || continue
       run_one "$name" "$args" "$clients" "$s" "$r"
     done
@@ -881,10 +893,11 @@ import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 systems = sys.argv[2].split()
 tls = sys.argv[3] == "1"
-order, data = [], {}
+order, data, by_round = [], {}, {}
 for w, s, r, tps, p50, p99 in rows:
     if w not in order: order.append(w)
     data.setdefault((w, s), []).append((float(tps), float(p50), float(p99)))
+    by_round[(w, s, r)] = float(tps)
 def agg(w, s):
     v = data.get((w, s))
     return tuple(statistics.median(x[i] for x in v) for i in range(3)) if v else None
@@ -912,11 +925,20 @@ if order:
     table(hdr, lines)
 if "pgwarden" in present and "pgwarden-audit" in present:
     print()
-    print("Price of the audit log (ratios of TPS; pgwarden-synced runs at 8 clients only):")
+    print("Price of the audit log (ratios of TPS; pgwarden-synced runs at 8 clients only). The first of each pair of columns divides the medians over rounds; the second takes the ratio within each round, where the two systems ran one after the other, and gives the median, the range and how many rounds the first system was at least as fast:")
     print()
-    lines = [[w, ratio(tps(w, "pgwarden-audit"), tps(w, "pgwarden")), ratio(tps(w, "pgwarden-synced"), tps(w, "pgwarden-audit"))]
+    # The two systems of a ratio run back to back in each round, so the
+    # ratio within a round cancels the machine's drift between rounds.
+    def paired(w, a, b):
+        rs = sorted(by_round[(w, a, r)] / by_round[(w, b, r)] for (w2, s2, r) in by_round
+                    if w2 == w and s2 == a and (w, b, r) in by_round and by_round[(w, b, r)])
+        if not rs: return "–"
+        return f"{statistics.median(rs):.2f} ({rs[0]:.2f}–{rs[-1]:.2f}, {sum(x >= 1 for x in rs)} of {len(rs)} ≥ 1)"
+    lines = [[w, ratio(tps(w, "pgwarden-audit"), tps(w, "pgwarden")), paired(w, "pgwarden-audit", "pgwarden"),
+              ratio(tps(w, "pgwarden-synced"), tps(w, "pgwarden-audit")), paired(w, "pgwarden-synced", "pgwarden-audit")]
              for w in order if agg(w, "pgwarden-audit")]
-    table(["workload", "audit buffered / audit off", "synced / buffered"], lines)
+    table(["workload", "audit buffered / audit off", "per round: median (range, rounds ≥ 1)",
+           "synced / buffered", "per round: median (range, rounds ≥ 1)"], lines)
 if "S-C-8" in order:
     print()
     if tls:
@@ -967,7 +989,7 @@ command_line="$command_line bench/e2e.sh${orig_args[*]:+ ${orig_args[*]}}"
   done
   echo "- authentication: $auth_desc"
   echo "- pgbouncer in session mode gives each new client a pooled server connection, so its S-C-8 starts no backend and logs into PostgreSQL not at all per connection; direct and pgwarden start a PostgreSQL backend for every connection"
-  echo "- pgbench -i -s $SCALE; $ROUNDS rounds of ${DURATION}s per workload and system, interleaved ${systems[*]}; -j = min(clients, 2)"
+  echo "- pgbench -i -s $SCALE; $ROUNDS rounds of ${DURATION}s per workload and system, interleaved ${systems[*]} (every other round in reverse order); -j = min(clients, 2)"
   echo "- pgwarden: 20-rule policy (none denies pgbench), log level warn, workers ${WORKERS:-default (one event loop per usable CPU)}; pgwarden = audit off, pgwarden-audit = audit durability buffered, pgwarden-synced = synced (8-client workloads only); audit on_failure block, parameters none, rotate_bytes 256MiB, files on $fs_type in $tmp"
   echo "- pgwarden log at level warn during the run: $(for s in pgwarden "${audit_systems[@]}"; do printf '%s: %s. ' "$s" "${warden_log[$s]}"; done | sed 's/ $//')"
   echo "- TPS = median over rounds of pgbench's tps; p50/p99 = median over rounds of the per-transaction latency percentiles from pgbench -l"
