@@ -338,11 +338,9 @@ LogLevel log_level(NodeKind kind, std::string_view body) noexcept {
     case NodeKind::UnlistenStmt:
     case NodeKind::LoadStmt:
     case NodeKind::CallStmt:
-    case NodeKind::ClusterStmt:
     case NodeKind::VacuumStmt:
     case NodeKind::ExplainStmt:
     case NodeKind::PrepareStmt:
-    case NodeKind::RefreshMatViewStmt:
     case NodeKind::VariableSetStmt:
     case NodeKind::VariableShowStmt:
     case NodeKind::DiscardStmt:

@@ -6,8 +6,10 @@
 namespace pgwarden::policy {
 namespace {
 
-// Side-effect-free built-ins common in application queries. Sorted.
-constexpr std::array<std::string_view, 148> harmless_functions = {
+// Side-effect-free built-ins common in application queries. Sorted. Not
+// nextval or setval: PostgreSQL refuses both in a read-only transaction, and
+// what they change is not rolled back.
+constexpr std::array<std::string_view, 147> harmless_functions = {
     "abs", "age", "array_agg", "array_append", "array_cat", "array_length", "array_position",
     "array_remove", "array_to_json", "array_to_string", "avg", "bit_and", "bit_or", "bool_and",
     "bool_or", "btrim", "cardinality", "ceil", "ceiling", "char_length", "character_length",
@@ -22,7 +24,7 @@ constexpr std::array<std::string_view, 148> harmless_functions = {
     "jsonb_extract_path_text", "jsonb_object_agg", "jsonb_object_keys", "jsonb_set",
     "jsonb_typeof", "lag", "last_value", "lastval", "lead", "least", "left", "length",
     "like_escape", "ln", "log", "lower", "lpad", "ltrim", "make_date", "make_interval",
-    "make_timestamp", "max", "md5", "min", "mod", "mode", "nextval", "now", "nth_value",
+    "make_timestamp", "max", "md5", "min", "mod", "mode", "now", "nth_value",
     "ntile", "octet_length", "overlaps", "overlay", "percent_rank", "percentile_cont",
     "percentile_disc", "pg_backend_pid", "pg_typeof", "pi", "position", "power", "random",
     "rank", "regexp_match", "regexp_matches", "regexp_replace", "regexp_split_to_array",

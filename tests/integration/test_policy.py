@@ -75,6 +75,8 @@ INSERT INTO users VALUES (1, 'ann'), (2, 'ben'), (3, 'cid');
 CREATE TABLE t (id int);
 INSERT INTO t VALUES (1), (2);
 CREATE TABLE notes (body text);
+CREATE SEQUENCE ticket_seq;
+CREATE MATERIALIZED VIEW user_names AS SELECT name FROM users WITH NO DATA;
 CREATE PROCEDURE p() LANGUAGE sql AS 'DELETE FROM users';
 CREATE FUNCTION purge_all() RETURNS int LANGUAGE sql AS 'DELETE FROM users; SELECT 0';
 CREATE TABLE pipe_log (side text, n int);
@@ -257,6 +259,11 @@ def database_state(postgres) -> dict:
     state["roles"] = admin_query(postgres, "SELECT rolname, rolsuper, rolcanlogin FROM pg_roles "
                                            "WHERE rolname LIKE 'pol_%' ORDER BY 1")
     state["large_objects"] = admin_query(postgres, "SELECT count(*) FROM pg_largeobject_metadata")
+    state["sequence"] = admin_query(postgres, "SELECT last_value, is_called FROM ticket_seq")
+    state["matview_populated"] = admin_query(postgres, "SELECT relispopulated FROM pg_class "
+                                                       "WHERE relname = 'user_names'")
+    state["clustered"] = admin_query(postgres, "SELECT indisclustered FROM pg_index "
+                                               "WHERE indexrelid = 'users_pkey'::regclass")
     state["auto_conf"] = admin_query(postgres, "SELECT name, setting FROM pg_file_settings "
                                                "WHERE sourcefile LIKE '%postgresql.auto.conf' ORDER BY 1")
     return state
@@ -309,6 +316,11 @@ JUNIOR_DENIED = [
     ("LOAD 'plpgsql'", "juniors-no-dynamic-sql"),
     ("CREATE TABLE sneaky (id int)", "juniors-read-only"),
     ("ALTER TABLE users ADD COLUMN x int", "juniors-read-only"),
+    # PostgreSQL refuses these in a read-only transaction.
+    ("SELECT nextval('ticket_seq')", "juniors-read-only"),
+    ("SELECT setval('ticket_seq', 99)", "juniors-read-only"),
+    ("REFRESH MATERIALIZED VIEW user_names", "juniors-read-only"),
+    ("CLUSTER users USING users_pkey", "juniors-read-only"),
     ("SELECT 1 FROM", None),  # unparseable: fail closed
 ]
 
