@@ -198,7 +198,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # ---------------------------------------------------------------------------
 # Temp dir, processes and cleanup.
-tmp="$(mktemp -d /tmp/pgwarden-e2e.XXXXXX)"
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/pgwarden-e2e.XXXXXX")"
 pids=()
 cleanup() {
   local rc=$?

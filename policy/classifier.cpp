@@ -536,23 +536,6 @@ void StatementWalker::finish() {
   });
 }
 
-StatementFacts unparseable_statement(std::string message, std::size_t length) {
-  StatementFacts f;
-  f.command_tag = "???";
-  f.effective_tags = {f.command_tag};
-  f.unparseable = true;
-  f.parse_error = std::move(message);
-  f.length = static_cast<std::uint32_t>(length);
-  return f;
-}
-
-ClassifiedText unparseable_text(std::string message, std::size_t length) {
-  ClassifiedText t;
-  t.unparseable = true;
-  t.statements.push_back(unparseable_statement(std::move(message), length));
-  return t;
-}
-
 // Classifies each RawStmt of a serialised ParseResult.
 ClassifiedText classify_tree(std::string_view tree, std::size_t text_length) {
   ClassifiedText out;
@@ -576,6 +559,23 @@ ClassifiedText classify_tree(std::string_view tree, std::size_t text_length) {
 }
 
 }  // namespace
+
+StatementFacts unparseable_statement(std::string message, std::size_t length) {
+  StatementFacts f;
+  f.command_tag = "???";
+  f.effective_tags = {f.command_tag};
+  f.unparseable = true;
+  f.parse_error = std::move(message);
+  f.length = static_cast<std::uint32_t>(length);
+  return f;
+}
+
+ClassifiedText unparseable_text(std::string message, std::size_t length) {
+  ClassifiedText t;
+  t.unparseable = true;
+  t.statements.push_back(unparseable_statement(std::move(message), length));
+  return t;
+}
 
 ClassifiedText classify(std::string_view sql, LexerSettings settings) {
   if (sql.find('\0') != std::string_view::npos) return unparseable_text("text contains a zero byte", sql.size());

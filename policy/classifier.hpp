@@ -4,6 +4,7 @@
 /// libpg_query gives every thread its own parser memory and frees it when the
 /// thread exits (do not call pg_query_exit() as well: that frees it twice).
 
+#include <string>
 #include <string_view>
 
 #include "policy/statement_facts.hpp"
@@ -23,5 +24,11 @@ struct LexerSettings {
 /// `settings`. Text that does not parse yields one statement with
 /// `unparseable` set and the parser's message; it never throws.
 ClassifiedText classify(std::string_view sql, LexerSettings settings = {});
+
+/// What classify() says of a text it cannot read: one statement with
+/// `unparseable` set, tag "???", `message` as the parse error. Rules fail
+/// closed on it.
+StatementFacts unparseable_statement(std::string message, std::size_t length);
+ClassifiedText unparseable_text(std::string message, std::size_t length);
 
 }  // namespace pgwarden::policy

@@ -4,6 +4,7 @@
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
+#include "policy/startup_settings.hpp"
 #include "protocol/encoder.hpp"
 #include "protocol/messages.hpp"
 #include "protocol/parser.hpp"
@@ -328,6 +329,20 @@ CloseReason Session::check_connect(const pq::StartupMessage& startup) {
     count_denial(d);
     audit_event(audit::event::auth_fail, "connect_rule", sqlstate, d.message);
     return fail(sqlstate, d.message, CloseReason::StartupRefused);
+  }
+  // The settings the StartupMessage makes (`role=admin`, `options=-c
+  // role=admin`) are decided as the SETs they are, so a session cannot start
+  // as what it could not SET to.
+  for (const policy::StartupSetting& setting : policy::startup_settings(startup.parameters)) {
+    const policy::Decision s = policy::evaluate(config_->policy, facts_, policy::classify(setting), rule_mask_);
+    note_decision(s);
+    if (!s.denied()) continue;
+    startup_result_ = ConnectionResult::RefusedPolicy;
+    count_denial(s);
+    const std::string message = std::string(s.message) + " (startup parameter " + setting.source + ")";
+    const std::string_view sqlstate = s.sqlstate.empty() ? "42501" : s.sqlstate;
+    audit_event(audit::event::auth_fail, "startup_setting", sqlstate, message);
+    return fail(sqlstate, message, CloseReason::StartupRefused);
   }
   return CloseReason::None;
 }

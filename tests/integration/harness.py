@@ -89,6 +89,14 @@ def client_env(**extra) -> dict:
     return env
 
 
+def _conninfo_value(value) -> str:
+    """A libpq conninfo value: quoted when it holds a space, a quote or a backslash."""
+    text = str(value)
+    if text and not any(c in text for c in " \t\n'\\"):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 @dataclasses.dataclass(frozen=True)
 class Endpoint:
     """Somewhere a client connects: PostgreSQL itself or a pgwarden."""
@@ -102,7 +110,7 @@ class Endpoint:
         if password is not None:
             parts["password"] = password
         parts.update(params)
-        return " ".join(f"{k}={v}" for k, v in parts.items())
+        return " ".join(f"{k}={_conninfo_value(v)}" for k, v in parts.items())
 
     def connect(self, **kw):
         import psycopg

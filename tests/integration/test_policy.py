@@ -994,6 +994,39 @@ def test_connect_rule_refuses_startup_with_28000(db, proxy):
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
+# A StartupMessage can set any run-time setting: `role` as a parameter of
+# its own, or `-c role=...` in `options`, starts the session as that role.
+# Each setting is decided as the SET it is, so a junior, who may not SET ROLE,
+# cannot start as another role either; an admin can.
+def test_startup_settings_are_decided_as_the_sets_they_are(db, proxy):
+    for params in ({"options": "-c role=pol_admin"}, {"options": "--role=pol_admin"},
+                   {"options": "-c session_authorization=pol_admin"}):
+        with pytest.raises(psycopg.OperationalError) as info:
+            connect(proxy, "pol_bob", **params)
+        assert 'rule "juniors-no-role-change"' in str(info.value), (params, str(info.value))
+        assert "startup parameter options: -" in str(info.value), str(info.value)
+    # The wire-level reply to a `role` parameter: one FATAL ErrorResponse,
+    # 42501, before the server ever sees the session.
+    with harness.RawClient(endpoint(proxy)) as c:
+        seen = c.login(user="pol_bob", database=DB, role="pol_admin")
+        errs = errors_in(seen)
+        assert len(errs) == 1 and errs[0]["S"] == "FATAL" and errs[0]["C"] == "42501", seen
+        assert "juniors-no-role-change" in errs[0]["M"] and "role=pol_admin" in errs[0]["M"], errs
+        assert not any(k == b"Z" for k, _ in seen), seen
+    # A switch that sets nothing a SET could say fails closed for a session
+    # that any deny rule covers.
+    with pytest.raises(psycopg.OperationalError) as info:
+        connect(proxy, "pol_bob", options="-d 5")
+    assert "startup parameter options: -d 5" in str(info.value), str(info.value)
+    # Ordinary settings pass, and take effect on the server.
+    with connect(proxy, "pol_bob", options="-c work_mem=8MB -c search_path=public") as conn:
+        assert conn.execute("SHOW work_mem").fetchone() == ("8MB",)
+        assert conn.execute("SELECT current_user").fetchone() == ("pol_bob",)
+    # No rule keeps an admin from starting as another role.
+    with connect(proxy, "pol_dba", options="-c role=pol_admin") as conn:
+        assert conn.execute("SELECT current_user, session_user").fetchone() == ("pol_admin", "pol_dba")
+
+
 RELOAD_RULE = """
   - name: reload-no-writes
     when: { user: [pol_reload], class: [WRITE] }
