@@ -149,6 +149,7 @@ class StatementWalker {
   void message(std::string_view body, const Descriptor* d, Scope s, std::uint64_t skip = 0);
   void range_var(std::string_view body, Scope s);
   void func_call(std::string_view body, Scope s);
+  void operator_use(std::string_view body, Scope s);
   void set_config_call(std::string_view body);
   void dml(NodeKind kind, std::string_view body, Scope s, bool top);
   void dml_details(NodeKind kind, std::string_view body);
@@ -375,6 +376,7 @@ void StatementWalker::node(std::string_view node_bytes, Scope s) {
   switch (v.kind) {
     case NodeKind::RangeVar: return range_var(v.body, s);
     case NodeKind::FuncCall: return func_call(v.body, s);
+    case NodeKind::AExpr: return operator_use(v.body, s);
     case NodeKind::InsertStmt:
     case NodeKind::UpdateStmt:
     case NodeKind::DeleteStmt:
@@ -462,6 +464,28 @@ void StatementWalker::func_call(std::string_view body, Scope s) {
     }
   }
   message(body, &pg_query__func_call__descriptor, Scope{Access::Read, s.executes}, 1u << 1);
+}
+
+// An expression with an operator (A_Expr): one that is not PostgreSQL's own
+// runs the function behind it, as a FuncCall would.
+void StatementWalker::operator_use(std::string_view body, Scope s) {
+  const std::uint64_t kind = pb::varint_of(body, 1);  // A_Expr.kind
+  const bool between = kind >= 11 && kind <= 14;     // [NOT] BETWEEN [SYMMETRIC]: its name is no operator
+  std::vector<std::string_view> names = name_list(body, 2);  // A_Expr.name
+  if (s.executes && !between && !names.empty()) {
+    const std::string_view schema = names.size() >= 2 ? names[names.size() - 2] : std::string_view{};
+    if (!builtin_operator(schema, names.back())) {
+      std::string full = "OPERATOR(";
+      for (std::size_t i = 0; i < names.size(); ++i) {
+        if (i > 0) full += '.';
+        full += names[i];
+      }
+      full += ')';
+      add_unique(f_.functions, full);
+      add_class(StatementClass::Function);
+    }
+  }
+  message(body, node_descriptor(NodeKind::AExpr), s);
 }
 
 // set_config(name, value, is_local): a SET by another name. A name that is not

@@ -50,13 +50,23 @@ constexpr std::array<std::string_view, 18> server_file_functions = {
     "pg_ls_logdir", "pg_ls_logicalmapdir", "pg_ls_logicalsnapdir", "pg_ls_replslotdir",
     "pg_ls_tmpdir", "pg_ls_waldir", "pg_read_binary_file", "pg_read_file", "pg_stat_file"};
 
+// Every operator name in pg_catalog of PostgreSQL 15 (SELECT DISTINCT oprname
+// FROM pg_operator). Sorted.
+constexpr std::array<std::string_view, 74> builtin_operators = {
+    "!!", "!~", "!~*", "!~~", "!~~*", "#", "##", "#-", "#>", "#>>", "%", "&", "&&", "&<", "&<|", "&>",
+    "*", "*<", "*<=", "*<>", "*=", "*>", "*>=", "+", "-", "->", "->>", "-|-", "/", "<", "<->", "<<",
+    "<<=", "<<|", "<=", "<>", "<@", "<^", "=", ">", ">=", ">>", ">>=", ">^", "?", "?#", "?&", "?-",
+    "?-|", "?|", "?||", "@", "@-@", "@>", "@?", "@@", "@@@", "^", "^@", "|", "|&>", "|/", "|>>", "||",
+    "||/", "~", "~*", "~<=~", "~<~", "~=", "~>=~", "~>~", "~~", "~~*"};
+
 template <std::size_t N>
 constexpr bool sorted(const std::array<std::string_view, N>& a) {
   for (std::size_t i = 1; i < N; ++i)
     if (!(a[i - 1] < a[i])) return false;
   return true;
 }
-static_assert(sorted(harmless_functions) && sorted(dynamic_sql_functions) && sorted(server_file_functions));
+static_assert(sorted(harmless_functions) && sorted(dynamic_sql_functions) && sorted(server_file_functions) &&
+              sorted(builtin_operators));
 
 template <std::size_t N>
 bool contains(const std::array<std::string_view, N>& a, std::string_view name) noexcept {
@@ -72,6 +82,10 @@ FunctionRisk function_risk(std::string_view schema, std::string_view name) noexc
   bool builtin_schema = schema.empty() || schema == "pg_catalog";
   if (builtin_schema && contains(harmless_functions, name)) return FunctionRisk::Harmless;
   return FunctionRisk::Ordinary;
+}
+
+bool builtin_operator(std::string_view schema, std::string_view name) noexcept {
+  return (schema.empty() || schema == "pg_catalog") && contains(builtin_operators, name);
 }
 
 }  // namespace pgwarden::policy

@@ -22,4 +22,9 @@ enum class FunctionRisk : std::uint8_t {
 /// as the parser produced them (unquoted identifiers already lower-cased).
 FunctionRisk function_risk(std::string_view schema, std::string_view name) noexcept;
 
+/// True when `schema.name` names one of PostgreSQL's own operators. Any other
+/// operator is a function someone created (CREATE OPERATOR ... FUNCTION = f),
+/// so using it is a call of f.
+bool builtin_operator(std::string_view schema, std::string_view name) noexcept;
+
 }  // namespace pgwarden::policy

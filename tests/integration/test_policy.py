@@ -79,6 +79,8 @@ CREATE SEQUENCE ticket_seq;
 CREATE MATERIALIZED VIEW user_names AS SELECT name FROM users WITH NO DATA;
 CREATE PROCEDURE p() LANGUAGE sql AS 'DELETE FROM users';
 CREATE FUNCTION purge_all() RETURNS int LANGUAGE sql AS 'DELETE FROM users; SELECT 0';
+CREATE FUNCTION purge_op(int, int) RETURNS int LANGUAGE sql AS 'DELETE FROM users; SELECT 0';
+CREATE OPERATOR !== (FUNCTION = purge_op, LEFTARG = int, RIGHTARG = int);
 CREATE TABLE pipe_log (side text, n int);
 CREATE TABLE pipe_forbidden (side text, n int);
 CREATE TABLE tx_log (side text, n int);
@@ -291,6 +293,8 @@ JUNIOR_DENIED = [
     ("DO $$BEGIN EXECUTE 'DR'||'OP TABLE t'; END$$", None),
     ("CALL p()", None),
     ("SELECT purge_all()", "juniors-read-only"),
+    ("SELECT 1 !== 2", "juniors-read-only"),  # an operator is a call of its function
+    ("SELECT 1 OPERATOR(public.!==) 2", "juniors-read-only"),
     ("WITH d AS (DELETE FROM users RETURNING *) SELECT count(*) FROM d", "juniors-read-only"),
     ("SELECT * INTO t2 FROM t", "juniors-read-only"),
     ("EXPLAIN ANALYZE DELETE FROM users", "juniors-read-only"),
