@@ -150,6 +150,8 @@ class StatementWalker {
   void range_var(std::string_view body, Scope s);
   void func_call(std::string_view body, Scope s);
   void operator_use(std::string_view body, Scope s);
+  void operator_in(std::string_view body, NodeKind kind, Scope s);
+  void operator_call(const std::vector<std::string_view>& names, Scope s);
   void set_config_call(std::string_view body);
   void dml(NodeKind kind, std::string_view body, Scope s, bool top);
   void dml_details(NodeKind kind, std::string_view body);
@@ -377,6 +379,9 @@ void StatementWalker::node(std::string_view node_bytes, Scope s) {
     case NodeKind::RangeVar: return range_var(v.body, s);
     case NodeKind::FuncCall: return func_call(v.body, s);
     case NodeKind::AExpr: return operator_use(v.body, s);
+    case NodeKind::SubLink:
+    case NodeKind::SortBy:
+      return operator_in(v.body, v.kind, s);
     case NodeKind::InsertStmt:
     case NodeKind::UpdateStmt:
     case NodeKind::DeleteStmt:
@@ -466,26 +471,43 @@ void StatementWalker::func_call(std::string_view body, Scope s) {
   message(body, &pg_query__func_call__descriptor, Scope{Access::Read, s.executes}, 1u << 1);
 }
 
+/// The number of field `name` of message `d`, as libpg_query's descriptors say.
+std::uint32_t field_number(const Descriptor& d, const char* name) {
+  const ProtobufCFieldDescriptor* f = protobuf_c_message_descriptor_get_field_by_name(&d, name);
+  return f ? f->id : 0;
+}
+
 // An expression with an operator (A_Expr): one that is not PostgreSQL's own
 // runs the function behind it, as a FuncCall would.
 void StatementWalker::operator_use(std::string_view body, Scope s) {
-  const std::uint64_t kind = pb::varint_of(body, 1);  // A_Expr.kind
-  const bool between = kind >= 11 && kind <= 14;     // [NOT] BETWEEN [SYMMETRIC]: its name is no operator
-  std::vector<std::string_view> names = name_list(body, 2);  // A_Expr.name
-  if (s.executes && !between && !names.empty()) {
-    const std::string_view schema = names.size() >= 2 ? names[names.size() - 2] : std::string_view{};
-    if (!builtin_operator(schema, names.back())) {
-      std::string full = "OPERATOR(";
-      for (std::size_t i = 0; i < names.size(); ++i) {
-        if (i > 0) full += '.';
-        full += names[i];
-      }
-      full += ')';
-      add_unique(f_.functions, full);
-      add_class(StatementClass::Function);
-    }
-  }
+  static const std::uint32_t kind_field = field_number(pg_query__a__expr__descriptor, "kind");
+  static const std::uint32_t name_field = field_number(pg_query__a__expr__descriptor, "name");
+  const std::uint64_t kind = pb::varint_of(body, kind_field);
+  const bool between = kind >= 11 && kind <= 14;  // [NOT] BETWEEN [SYMMETRIC]: its name is no operator
+  if (!between) operator_call(name_list(body, name_field), s);
   message(body, node_descriptor(NodeKind::AExpr), s);
+}
+
+// x OP ANY (SELECT ...) and ORDER BY x USING OP name their operator too.
+void StatementWalker::operator_in(std::string_view body, NodeKind kind, Scope s) {
+  static const std::uint32_t sub_link_field = field_number(pg_query__sub_link__descriptor, "oper_name");
+  static const std::uint32_t sort_by_field = field_number(pg_query__sort_by__descriptor, "use_op");
+  operator_call(name_list(body, kind == NodeKind::SubLink ? sub_link_field : sort_by_field), s);
+  message(body, node_descriptor(kind), s);
+}
+
+void StatementWalker::operator_call(const std::vector<std::string_view>& names, Scope s) {
+  if (!s.executes || names.empty()) return;
+  const std::string_view schema = names.size() >= 2 ? names[names.size() - 2] : std::string_view{};
+  if (builtin_operator(schema, names.back())) return;
+  std::string full = "OPERATOR(";
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) full += '.';
+    full += names[i];
+  }
+  full += ')';
+  add_unique(f_.functions, full);
+  add_class(StatementClass::Function);
 }
 
 // set_config(name, value, is_local): a SET by another name. A name that is not
