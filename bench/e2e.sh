@@ -48,7 +48,9 @@
 # default 10), SYSTEMS (space- or comma-separated subset of the systems),
 # WORKLOADS (as --only), TLS_KEY (rsa = RSA 2048, the default, or ec = P-256),
 # PGWARDEN_BIN, PG_BIN (default /usr/lib/postgresql/15/bin), WORKERS (pgwarden's
-# workers: setting; unset = its default, one event loop per usable CPU).
+# workers: setting; unset = its default, one event loop per usable CPU),
+# TMPDIR (where the work directory goes: PostgreSQL's data and the audit
+# files; default /tmp).
 #
 # Latency: every pgbench run writes a per-transaction log (-l, one line per
 # transaction, third column = latency in microseconds); p50 and p99 are the
@@ -968,6 +970,7 @@ else
 fi
 fs_type="$(df -PT "$tmp" | awk 'NR == 2 {print $2}')"
 command_line="ROUNDS=$ROUNDS DURATION=$DURATION IDLE=$IDLE SCALE=$SCALE"
+[ -n "${TMPDIR:-}" ] && command_line="TMPDIR=$TMPDIR $command_line"
 [ -n "${SYSTEMS:-}" ] && command_line="$command_line SYSTEMS=\"$SYSTEMS\""
 [ -n "${WORKERS:-}" ] && command_line="$command_line WORKERS=$WORKERS"
 [ "$server_tls" = 1 ] && command_line="$command_line TLS_KEY=$TLS_KEY"
