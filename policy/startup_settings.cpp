@@ -29,6 +29,26 @@ std::string set_statement(std::string_view name, std::string_view value) {
   return sql;
 }
 
+/// A setting that loads libraries when the session starts is a LOAD as well.
+bool loads_libraries(std::string_view name) {
+  constexpr std::string_view suffix = "_preload_libraries";
+  if (name.size() < suffix.size()) return false;
+  const std::string_view tail = name.substr(name.size() - suffix.size());
+  for (std::size_t i = 0; i < suffix.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(tail[i])) != suffix[i]) return false;
+  return true;
+}
+
+void add_setting(std::string source, std::string_view name, std::string_view value,
+                 std::vector<StartupSetting>& out) {
+  out.push_back({source, set_statement(name, value)});
+  if (!loads_libraries(name)) return;
+  std::string load = "LOAD '";
+  for (char c : value) load.append(c == '\'' ? 2 : 1, c);
+  load += '\'';
+  out.push_back({std::move(source), std::move(load)});
+}
+
 /// The server's split of `options`: words at white space, `\` taking the
 /// next character as it is.
 std::vector<std::string> split_options(std::string_view text) {
@@ -112,7 +132,7 @@ void add_switch(char letter, std::string_view arg, std::vector<StartupSetting>& 
       std::string name(arg.substr(0, eq));
       for (char& c : name)
         if (c == '-') c = '_';
-      out.push_back({source, set_statement(name, arg.substr(eq + 1))});
+      add_setting(source, name, arg.substr(eq + 1), out);
       return;
     }
   } else if (letter == 'f') {
@@ -164,7 +184,7 @@ std::vector<StartupSetting> startup_settings(std::span<const std::pair<std::stri
       add_options(value, out);
       continue;
     }
-    out.push_back({std::string(name) + "=" + std::string(value), set_statement(name, value)});
+    add_setting(std::string(name) + "=" + std::string(value), name, value, out);
   }
   return out;
 }

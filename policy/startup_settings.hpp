@@ -29,7 +29,8 @@ struct StartupSetting {
 /// The settings `parameters` make, in order. `options` is split as the
 /// server splits it (at unescaped white space, `\` escaping the next
 /// character) and read with the server's switches: `-c NAME=VALUE`,
-/// `--NAME=VALUE` and the short switches that set one setting each.
+/// `--NAME=VALUE` and the short switches that set one setting each. A
+/// `*_preload_libraries` setting is followed by the LOAD it makes.
 std::vector<StartupSetting> startup_settings(std::span<const std::pair<std::string_view, std::string_view>> parameters);
 
 /// The facts of `setting`: its SET as classify() reads it, or for a switch

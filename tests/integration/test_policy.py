@@ -1017,6 +1017,10 @@ def test_startup_settings_are_decided_as_the_sets_they_are(db, proxy):
         assert len(errs) == 1 and errs[0]["S"] == "FATAL" and errs[0]["C"] == "42501", seen
         assert "juniors-no-role-change" in errs[0]["M"] and "role=pol_admin" in errs[0]["M"], errs
         assert not any(k == b"Z" for k, _ in seen), seen
+    # Libraries loaded when the session starts are a LOAD, which is opaque code.
+    with pytest.raises(psycopg.OperationalError) as info:
+        connect(proxy, "pol_bob", options="-c local_preload_libraries=auto_explain")
+    assert 'rule "juniors-no-dynamic-sql"' in str(info.value), str(info.value)
     # A switch that sets nothing a SET could say fails closed for a session
     # that any deny rule covers.
     with pytest.raises(psycopg.OperationalError) as info:

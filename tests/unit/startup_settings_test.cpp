@@ -62,6 +62,17 @@ TEST(StartupSettings, NamesAndValuesCannotEscapeTheirQuotes) {
   EXPECT_EQ(statements({{"myapp.tenant", "7"}}), std::vector<std::string>{"SET \"myapp\".\"tenant\" TO '7'"});
 }
 
+TEST(StartupSettings, LibrariesLoadedAtStartAreALoadToo) {
+  EXPECT_EQ(statements({{"local_preload_libraries", "auto_explain"}}),
+            (std::vector<std::string>{"SET \"local_preload_libraries\" TO 'auto_explain'", "LOAD 'auto_explain'"}));
+  const std::vector<StartupSetting> s = startup_settings(Parameters{{"options", "-c Session_Preload_Libraries=x"}});
+  ASSERT_EQ(s.size(), 2u);
+  const ClassifiedText load = classify(s[1]);
+  ASSERT_EQ(load.statements.size(), 1u);
+  EXPECT_EQ(load.statements[0].command_tag, "LOAD");
+  EXPECT_TRUE(load.statements[0].dynamic_sql);
+}
+
 TEST(StartupSettings, OptionsAreSplitAsTheServerSplitsThem) {
   EXPECT_EQ(options("-c role=admin"), std::vector<std::string>{"SET \"role\" TO 'admin'"});
   EXPECT_EQ(options("-crole=admin"), std::vector<std::string>{"SET \"role\" TO 'admin'"});
