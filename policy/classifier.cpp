@@ -78,6 +78,21 @@ std::vector<std::string_view> name_list(std::string_view body, std::uint32_t num
   return names;
 }
 
+/// A qualified name as written: "schema.name".
+std::string dotted(const std::vector<std::string_view>& names) {
+  std::string full;
+  for (std::string_view n : names) {
+    if (!full.empty()) full += '.';
+    full += n;
+  }
+  return full;
+}
+
+/// The schema of a qualified name ("" when unqualified).
+std::string_view schema_of(const std::vector<std::string_view>& names) {
+  return names.size() >= 2 ? names[names.size() - 2] : std::string_view{};
+}
+
 /// The Node payloads of repeated field `number`.
 std::vector<std::string_view> node_list(std::string_view body, std::uint32_t number) {
   std::vector<std::string_view> nodes;
@@ -453,14 +468,8 @@ void StatementWalker::range_var(std::string_view body, Scope s) {
 void StatementWalker::func_call(std::string_view body, Scope s) {
   std::vector<std::string_view> names = name_list(body, 1);  // FuncCall.funcname
   if (!names.empty()) {
-    std::string full;
-    for (std::string_view n : names) {
-      if (!full.empty()) full += '.';
-      full += n;
-    }
-    add_unique(f_.functions, full);
-    std::string_view schema = names.size() >= 2 ? names[names.size() - 2] : std::string_view{};
-    FunctionRisk risk = function_risk(schema, names.back());
+    add_unique(f_.functions, dotted(names));
+    FunctionRisk risk = function_risk(schema_of(names), names.back());
     if (s.executes && risk != FunctionRisk::Harmless) {
       add_class(StatementClass::Function);
       if (risk == FunctionRisk::DynamicSql) f_.dynamic_sql = true;
@@ -483,7 +492,8 @@ void StatementWalker::operator_use(std::string_view body, Scope s) {
   static const std::uint32_t kind_field = field_number(pg_query__a__expr__descriptor, "kind");
   static const std::uint32_t name_field = field_number(pg_query__a__expr__descriptor, "name");
   const std::uint64_t kind = pb::varint_of(body, kind_field);
-  const bool between = kind >= 11 && kind <= 14;  // [NOT] BETWEEN [SYMMETRIC]: its name is no operator
+  // [NOT] BETWEEN [SYMMETRIC] are named by their keywords, not an operator.
+  const bool between = kind >= PG_QUERY__A__EXPR__KIND__AEXPR_BETWEEN && kind <= PG_QUERY__A__EXPR__KIND__AEXPR_NOT_BETWEEN_SYM;
   if (!between) operator_call(name_list(body, name_field), s);
   message(body, node_descriptor(NodeKind::AExpr), s);
 }
@@ -497,16 +507,8 @@ void StatementWalker::operator_in(std::string_view body, NodeKind kind, Scope s)
 }
 
 void StatementWalker::operator_call(const std::vector<std::string_view>& names, Scope s) {
-  if (!s.executes || names.empty()) return;
-  const std::string_view schema = names.size() >= 2 ? names[names.size() - 2] : std::string_view{};
-  if (builtin_operator(schema, names.back())) return;
-  std::string full = "OPERATOR(";
-  for (std::size_t i = 0; i < names.size(); ++i) {
-    if (i > 0) full += '.';
-    full += names[i];
-  }
-  full += ')';
-  add_unique(f_.functions, full);
+  if (!s.executes || names.empty() || builtin_operator(schema_of(names), names.back())) return;
+  add_unique(f_.functions, "OPERATOR(" + dotted(names) + ")");
   add_class(StatementClass::Function);
 }
 

@@ -8,24 +8,27 @@
 namespace pgwarden::policy {
 namespace {
 
+/// `text` between `quote`s, each `quote` in it doubled: a quoted identifier
+/// ("...") or a standard string ('...').
+void append_quoted(std::string& out, std::string_view text, char quote) {
+  out += quote;
+  for (char c : text) out.append(c == quote ? 2 : 1, c);
+  out += quote;
+}
+
 /// `SET "a"."b" TO 'value'`: each part of the name quoted, so no name can
 /// be read as anything but a setting's name.
 std::string set_statement(std::string_view name, std::string_view value) {
   std::string sql = "SET ";
-  std::size_t start = 0;
-  for (;;) {
+  for (std::size_t start = 0;;) {
     const std::size_t dot = name.find('.', start);
-    const std::string_view part = name.substr(start, dot == std::string_view::npos ? dot : dot - start);
-    sql += '"';
-    for (char c : part) sql.append(c == '"' ? 2 : 1, c);
-    sql += '"';
+    append_quoted(sql, name.substr(start, dot == std::string_view::npos ? dot : dot - start), '"');
     if (dot == std::string_view::npos) break;
     sql += '.';
     start = dot + 1;
   }
-  sql += " TO '";
-  for (char c : value) sql.append(c == '\'' ? 2 : 1, c);
-  sql += '\'';
+  sql += " TO ";
+  append_quoted(sql, value, '\'');
   return sql;
 }
 
@@ -43,9 +46,8 @@ void add_setting(std::string source, std::string_view name, std::string_view val
                  std::vector<StartupSetting>& out) {
   out.push_back({source, set_statement(name, value)});
   if (!loads_libraries(name)) return;
-  std::string load = "LOAD '";
-  for (char c : value) load.append(c == '\'' ? 2 : 1, c);
-  load += '\'';
+  std::string load = "LOAD ";
+  append_quoted(load, value, '\'');
   out.push_back({std::move(source), std::move(load)});
 }
 
@@ -80,7 +82,7 @@ struct Switch {
   std::string_view setting;
   std::string_view value;  ///< empty: the switch's argument
 };
-constexpr std::array<Switch, 15> setting_switches = {{
+constexpr std::array<Switch, 14> setting_switches = {{
     {'B', "shared_buffers", ""},
     {'e', "datestyle", "euro"},
     {'F', "fsync", "off"},
@@ -95,7 +97,6 @@ constexpr std::array<Switch, 15> setting_switches = {{
     {'S', "work_mem", ""},
     {'s', "log_statement_stats", "on"},
     {'W', "post_auth_delay", ""},
-    {'-', "", ""},  // --NAME=VALUE, as -c
 }};
 
 /// The letters of the backend's getopt string that take an argument.
