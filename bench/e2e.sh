@@ -50,7 +50,8 @@
 # PGWARDEN_BIN, PG_BIN (default /usr/lib/postgresql/15/bin), WORKERS (pgwarden's
 # workers: setting; unset = its default, one event loop per usable CPU),
 # TMPDIR (where the work directory goes: PostgreSQL's data and the audit
-# files; default /tmp).
+# files; default /tmp), SETTLE (seconds of pause after each pgwarden-synced
+# run, default 5).
 #
 # Latency: every pgbench run writes a per-transaction log (-l, one line per
 # transaction, third column = latency in microseconds); p50 and p99 are the
@@ -714,7 +715,7 @@ fi
 
 # ---------------------------------------------------------------------------
 # Rounds.
-results="$tmp/results.tsv"   # workload system round tps p50_ms p99_ms
+results="$tmp/results.tsv"   # workload system round tps p50_ms p99_ms steal_pct
 audit_results="$tmp/audit.tsv"   # workload system round records syncs sync_seconds waits wait_seconds
 : >"$audit_results"
 audit_counters() {  # system -> "records syncs sync-seconds waits wait-seconds" from its /metrics
@@ -733,18 +734,27 @@ print(int(v.get("pgwarden_audit_records_total", 0)), int(v.get("pgwarden_audit_s
 PYEOF
 }
 : >"$results"
+cpu_ticks() {  # "stolen total": the host's share of this machine's CPU time (steal), and all of it
+  awk '/^cpu / { print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
+}
 run_one() {  # workload-name args clients system round
   local name="$1" args="$2" clients="$3" sys="$4" round="$5"
   local port="${sys_port[$sys]}" j=$(( $3 < 2 ? $3 : 2 ))
   local dir="$tmp/runs/$name.$sys.$round"
   mkdir -p "$dir"
   local before=""
-  [ -n "${sys_admin[$sys]:-}" ] && before="$(audit_counters "$sys")"
+  # The writer's counters of the buffered runs of the synced rounds would count twice.
+  [ -n "${sys_admin[$sys]:-}" ] && [ "$sys:${round:0:1}" != pgwarden-audit:s ] && before="$(audit_counters "$sys")"
+  local st0 all0 st1 all1
+  read -r st0 all0 <<<"$(cpu_ticks)"
   # shellcheck disable=SC2086
   if ! (cd "$dir" && timeout "$RUN_TIMEOUT" "$PGBENCH" -h "$LO" -p "$port" -n $args -c "$clients" -j "$j" \
           -T "$DURATION" -l --log-prefix=tx "$DB" >"$dir/out" 2>"$dir/err"); then
     cat "$dir/err" >&2; die "pgbench $name on $sys failed"
   fi
+  read -r st1 all1 <<<"$(cpu_ticks)"
+  local steal
+  steal="$(awk -v s=$((st1 - st0)) -v a=$((all1 - all0)) 'BEGIN { printf "%.1f", (a > 0 ? 100 * s / a : 0) }')"
   local tps
   tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$dir/out" | head -n1)"
   [ -n "$tps" ] || { cat "$dir/out" "$dir/err" >&2; die "no tps from pgbench $name on $sys"; }
@@ -757,7 +767,7 @@ lat = sorted(int(l.split()[2]) for l in sys.stdin if l.strip())
 if not lat: print("nan nan"); sys.exit()
 pick = lambda q: lat[max(0, min(len(lat) - 1, -(-len(lat) * q // 100) - 1))]
 print(f"{pick(50) / 1000:.3f} {pick(99) / 1000:.3f}")')"
-  printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$sys" "$round" "$tps" "${pct// /$'\t'}" >>"$results"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$sys" "$round" "$tps" "${pct// /$'\t'}" "$steal" >>"$results"
   if [ -n "$before" ]; then
     read -r r0 c0 s0 w0 ws0 <<<"$before"
     read -r r1 c1 s1 w1 ws1 <<<"$(audit_counters "$sys")"
@@ -766,13 +776,15 @@ print(f"{pick(50) / 1000:.3f} {pick(99) / 1000:.3f}")')"
       "$(awk -v a="$ws0" -v b="$ws1" 'BEGIN { printf "%.6f", b - a }')" >>"$audit_results"
   fi
   rm -f "$dir"/tx.*
-  log "round $round  $name  $sys  tps=$tps  p50/p99 ms=$pct"
+  log "round $round  $name  $sys  tps=$tps  p50/p99 ms=$pct  steal=$steal%"
 }
 
 total=0
 for w in "${workloads[@]}"; do
   IFS='|' read -r _ _ clients <<<"$w"
   for s in "${systems[@]}"; do runs_on "$s" "$clients" && total=$((total + 1)); done
+  # the buffered run paired with each synced one
+  if selected pgwarden-synced && selected pgwarden-audit && runs_on pgwarden-synced "$clients"; then total=$((total + 1)); fi
 done
 total=$((total * ROUNDS))
 log "$total pgbench runs of ${DURATION}s (${#workloads[@]} workloads, systems ${systems[*]}, $ROUNDS rounds; pgwarden-synced at 8 clients only)"
@@ -780,10 +792,20 @@ started="$(date +%s)"
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 # Every other round runs the systems in reverse order, so no system always
 # follows the same one (a run can leave the server warmer or busier).
-reversed_systems=()
-for ((i = ${#systems[@]} - 1; i >= 0; i--)); do reversed_systems+=("${systems[$i]}"); done
+# pgwarden-synced runs apart, after all other rounds: its syncs leave this
+# machine slower for a while after its run (the host writes its disk for it;
+# the stolen CPU in the runs after it shows it), which interleaved made
+# whichever system followed it look slower: audit buffered / off came out
+# 0.85 with it interleaved and 1.10 without, in 6 rounds of S-prepared-8
+# each on 2026-12-03. Its rounds pair it with a buffered run of their own
+# (round "s<n>", alternating which goes first) and wait SETTLE seconds after
+# it, a sync(1) first.
+SETTLE="${SETTLE:-5}"
+plain_systems=() reversed_systems=()
+for s in "${systems[@]}"; do [ "$s" = pgwarden-synced ] || plain_systems+=("$s"); done
+for ((i = ${#plain_systems[@]} - 1; i >= 0; i--)); do reversed_systems+=("${plain_systems[$i]}"); done
 for ((r = 1; r <= ROUNDS; r++)); do
-  if ((r % 2)); then round_systems=("${systems[@]}"); else round_systems=("${reversed_systems[@]}"); fi
+  if ((r % 2)); then round_systems=("${plain_systems[@]}"); else round_systems=("${reversed_systems[@]}"); fi
   for w in "${workloads[@]}"; do
     IFS='|' read -r name args clients <<<"$w"
     for s in "${round_systems[@]}"; do
@@ -792,6 +814,21 @@ for ((r = 1; r <= ROUNDS; r++)); do
     done
   done
 done
+if selected pgwarden-synced; then
+  for ((r = 1; r <= ROUNDS; r++)); do
+    if ! selected pgwarden-audit; then pair=(pgwarden-synced)
+    elif ((r % 2)); then pair=(pgwarden-audit pgwarden-synced)
+    else pair=(pgwarden-synced pgwarden-audit); fi
+    for w in "${workloads[@]}"; do
+      IFS='|' read -r name args clients <<<"$w"
+      runs_on pgwarden-synced "$clients" || continue
+      for s in "${pair[@]}"; do
+        run_one "$name" "$args" "$clients" "$s" "s$r"
+        if [ "$s" = pgwarden-synced ]; then sync; sleep "$SETTLE"; fi
+      done
+    done
+  done
+fi
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 runs_seconds=$(( $(date +%s) - started ))
 
@@ -895,11 +932,14 @@ import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 systems = sys.argv[2].split()
 tls = sys.argv[3] == "1"
-order, data, by_round = [], {}, {}
-for w, s, r, tps, p50, p99 in rows:
+order, data, by_round, steal = [], {}, {}, {}
+for w, s, r, tps, p50, p99, st in rows:
     if w not in order: order.append(w)
-    data.setdefault((w, s), []).append((float(tps), float(p50), float(p99)))
+    steal.setdefault(s, []).append(float(st))
     by_round[(w, s, r)] = float(tps)
+    # The buffered runs paired with synced ones (rounds "s<n>") are for that ratio only.
+    if r.startswith("s") and s != "pgwarden-synced": continue
+    data.setdefault((w, s), []).append((float(tps), float(p50), float(p99)))
 def agg(w, s):
     v = data.get((w, s))
     return tuple(statistics.median(x[i] for x in v) for i in range(3)) if v else None
@@ -925,9 +965,15 @@ if order:
         cells += [ratio(tps(w, s), tps(w, b)) for s in wardens for b in bases]
         lines.append(cells)
     table(hdr, lines)
+    print()
+    # On a virtual machine the host can take CPU from it (its own I/O work
+    # for this machine's disk among others); more of it in one system's
+    # runs than in another's is a difference this machine made, not the system.
+    print("CPU time the host took from this machine during each system's runs (steal, /proc/stat): " +
+          "; ".join(f"{s} median {statistics.median(steal[s]):.1f}%, max {max(steal[s]):.1f}%" for s in present) + ".")
 if "pgwarden" in present and "pgwarden-audit" in present:
     print()
-    print("Price of the audit log (ratios of TPS; pgwarden-synced runs at 8 clients only). The first of each pair of columns divides the medians over rounds; the second takes the ratio within each round, where the two systems ran one after the other, and gives the median, the range and how many rounds the first system was at least as fast:")
+    print("Price of the audit log (ratios of TPS; pgwarden-synced runs at 8 clients only, in rounds of its own after all others, each paired with a buffered run and followed by a sync and a SETTLE pause, so its after-effects slow none of the other runs; synced / buffered uses those buffered runs). The first of each pair of columns divides the medians over rounds; the second takes the ratio within each round, where the two systems ran one after the other, and gives the median, the range and how many rounds the first system was at least as fast:")
     print()
     # The two systems of a ratio run back to back in each round, so the
     # ratio within a round cancels the machine's drift between rounds.
@@ -936,8 +982,12 @@ if "pgwarden" in present and "pgwarden-audit" in present:
                     if w2 == w and s2 == a and (w, b, r) in by_round and by_round[(w, b, r)])
         if not rs: return "–"
         return f"{statistics.median(rs):.2f} ({rs[0]:.2f}–{rs[-1]:.2f}, {sum(x >= 1 for x in rs)} of {len(rs)} ≥ 1)"
+    def synced_round_tps(w, s):  # median over the synced rounds ("s<n>")
+        v = [t for (w2, s2, r), t in by_round.items() if w2 == w and s2 == s and r.startswith("s")]
+        return statistics.median(v) if v else None
     lines = [[w, ratio(tps(w, "pgwarden-audit"), tps(w, "pgwarden")), paired(w, "pgwarden-audit", "pgwarden"),
-              ratio(tps(w, "pgwarden-synced"), tps(w, "pgwarden-audit")), paired(w, "pgwarden-synced", "pgwarden-audit")]
+              ratio(synced_round_tps(w, "pgwarden-synced"), synced_round_tps(w, "pgwarden-audit")),
+              paired(w, "pgwarden-synced", "pgwarden-audit")]
              for w in order if agg(w, "pgwarden-audit")]
     table(["workload", "audit buffered / audit off", "per round: median (range, rounds ≥ 1)",
            "synced / buffered", "per round: median (range, rounds ≥ 1)"], lines)
@@ -992,7 +1042,7 @@ command_line="$command_line bench/e2e.sh${orig_args[*]:+ ${orig_args[*]}}"
   done
   echo "- authentication: $auth_desc"
   echo "- pgbouncer in session mode gives each new client a pooled server connection, so its S-C-8 starts no backend and logs into PostgreSQL not at all per connection; direct and pgwarden start a PostgreSQL backend for every connection"
-  echo "- pgbench -i -s $SCALE; $ROUNDS rounds of ${DURATION}s per workload and system, interleaved ${systems[*]} (every other round in reverse order); -j = min(clients, 2)"
+  echo "- pgbench -i -s $SCALE; $ROUNDS rounds of ${DURATION}s per workload and system, interleaved ${plain_systems[*]} (every other round in reverse order)$(selected pgwarden-synced && echo "; then $ROUNDS rounds of pgwarden-synced, each paired with a pgwarden-audit run (alternating which goes first) and followed by sync and ${SETTLE}s"); -j = min(clients, 2)"
   echo "- pgwarden: 20-rule policy (none denies pgbench), log level warn, workers ${WORKERS:-default (one event loop per usable CPU)}; pgwarden = audit off, pgwarden-audit = audit durability buffered, pgwarden-synced = synced (8-client workloads only); audit on_failure block, parameters none, rotate_bytes 256MiB, files on $fs_type in $tmp"
   echo "- pgwarden log at level warn during the run: $(for s in pgwarden "${audit_systems[@]}"; do printf '%s: %s. ' "$s" "${warden_log[$s]}"; done | sed 's/ $//')"
   echo "- TPS = median over rounds of pgbench's tps; p50/p99 = median over rounds of the per-transaction latency percentiles from pgbench -l"
