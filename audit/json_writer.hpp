@@ -85,6 +85,13 @@ class JsonWriter {
     out_.push_back('"');
   }
 
+  /// Members written earlier by another JsonWriter (`"a":1,"b":2`), as they are.
+  void raw_members(std::string_view members) {
+    if (members.empty()) return;
+    comma();
+    out_.append(members);
+  }
+
   /// key + value in one call.
   template <typename T>
   void member(std::string_view name, const T& v) {

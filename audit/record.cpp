@@ -20,6 +20,7 @@ void begin(JsonWriter& w, std::string_view event, Clock::time_point time) {
 }
 
 void session_members(JsonWriter& w, const SessionFields& s) {
+  if (!s.encoded.empty()) return w.raw_members(s.encoded);
   w.member("session_id", s.session_id);
   w.member("user", s.user);
   w.member("database", s.database);
@@ -77,6 +78,15 @@ void object_array(JsonWriter& w, std::span<const ObjectName> objects) {
   w.end_array();
 }
 
+void classification_members(JsonWriter& w, const StatementRecord& r) {
+  if (!r.encoded_classification.empty()) return w.raw_members(r.encoded_classification);
+  string_array(w, "command_tags", r.command_tags);
+  string_array(w, "classes", r.classes);
+  object_array(w, r.objects);
+  w.optional("fingerprint", r.fingerprint);
+  if (r.unparseable) w.member("unparseable", true);
+}
+
 /// The statement text with passwords (and, on request, constants) redacted.
 void text_member(JsonWriter& w, std::string_view text, bool redact_literals) {
   thread_local std::string scratch;  // reused: no allocation per statement once grown
@@ -130,11 +140,7 @@ void encode(const SessionFields& s, const StatementRecord& r, const EncodeOption
     w.member("portal_name", r.portal_name);
   }
   parameter_members(w, r.parameters, o.parameters);
-  string_array(w, "command_tags", r.command_tags);
-  string_array(w, "classes", r.classes);
-  object_array(w, r.objects);
-  w.optional("fingerprint", r.fingerprint);
-  if (r.unparseable) w.member("unparseable", true);
+  classification_members(w, r);
   w.key("decision");
   w.plain_value(to_string(r.decision));
   w.optional("rule", r.rule);
@@ -144,6 +150,22 @@ void encode(const SessionFields& s, const StatementRecord& r, const EncodeOption
   if (r.outcome) outcome_members(w, *r.outcome);
   else w.member("result_follows", true);
   w.end_object();
+}
+
+void encode_members(const SessionFields& s, RecordBuffer& out) {
+  out.clear();
+  JsonWriter w(out);
+  SessionFields fields = s;
+  fields.encoded = {};
+  session_members(w, fields);
+}
+
+void encode_classification(const StatementRecord& r, RecordBuffer& out) {
+  out.clear();
+  JsonWriter w(out);
+  StatementRecord fields = r;
+  fields.encoded_classification = {};
+  classification_members(w, fields);
 }
 
 void encode(const SessionFields& s, const StatementResultRecord& r, RecordBuffer& out) {

@@ -29,7 +29,15 @@ struct SessionFields {
   std::string_view client_addr;  ///< IP address, or "local" for a Unix-socket client
   std::uint16_t client_port = 0;  ///< 0 = not written
   bool tls = false;               ///< client connection uses TLS
+  /// The members above as encode_members() wrote them: a session encodes
+  /// them once, not for each of its records. When set, the encoders copy it
+  /// and ignore the fields above.
+  std::string_view encoded;
 };
+
+/// The members of `s` that every record of a session repeats
+/// (`"session_id":...,"tls":false`), for SessionFields::encoded.
+void encode_members(const SessionFields& s, RecordBuffer& out);
 
 /// What the session saw on the wire.
 enum class Protocol : std::uint8_t { Simple, Extended, Function, Copy };
@@ -85,6 +93,10 @@ struct StatementRecord {
   std::span<const ObjectName> objects;
   std::string_view fingerprint;  ///< literal-free key of the text; "" = not written
   bool unparseable = false;      ///< the classifier could not parse the text
+  /// command_tags ... unparseable above as encode_classification() wrote
+  /// them (the same for every run of a prepared statement); when set, the
+  /// encoder copies it and ignores those five.
+  std::string_view encoded_classification;
   Decision decision = Decision::Allow;
   std::string_view rule;    ///< the deciding rule; "" = the default
   std::string_view reason;  ///< why, for a denial
@@ -160,6 +172,9 @@ struct CheckpointRecord {
 /// Each encoder replaces the contents of `out` with the record body.
 void encode(const SessionFields& s, std::string_view event, const SessionEventRecord& r, RecordBuffer& out);
 void encode(const SessionFields& s, const StatementRecord& r, const EncodeOptions& o, RecordBuffer& out);
+/// The members of `r` from command_tags to unparseable, for
+/// StatementRecord::encoded_classification.
+void encode_classification(const StatementRecord& r, RecordBuffer& out);
 void encode(const SessionFields& s, const StatementResultRecord& r, RecordBuffer& out);
 void encode(const SessionFields& s, const SessionEndRecord& r, RecordBuffer& out);
 void encode(const SessionFields& target, const CancelRecord& r, RecordBuffer& out);

@@ -275,6 +275,7 @@ void Session::note_parameter(std::string_view name, std::string_view value) {
   }
   if (name != "application_name" || facts_.application_name == value) return;
   facts_.application_name = value;
+  audit_session_json_.clear();  // the records from now on name the new one
   rule_mask_ = policy::session_mask(config_->policy, facts_);
 }
 

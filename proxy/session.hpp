@@ -118,6 +118,13 @@ class Session {
     std::string sqlstate, message;
     std::chrono::steady_clock::time_point started;
   };
+  /// The classification members of the statement recorded last, encoded:
+  /// every run of a prepared statement repeats them.
+  struct EncodedClassification {
+    policy::ClassifiedTextPtr classified;  // held, so the address cannot be reused meanwhile
+    std::uint32_t index = 0;
+    audit::RecordBuffer json;
+  };
 
  private:
 
@@ -189,6 +196,8 @@ class Session {
   // when its outcome is known (buffered) or before it is forwarded with a
   // statement.result to follow (synced); refusals are recorded at once.
   audit::SessionFields audit_fields() const;
+  /// audit_fields() encoded once, for the statement records of the session.
+  audit::SessionFields audit_statement_fields();
   void audit_event(std::string_view event, std::string_view method = {}, std::string_view sqlstate = {},
                    std::string_view message = {});
   void audit_refused(const policy::ClassifiedText& text, std::string_view sql, audit::Protocol protocol,
@@ -323,6 +332,8 @@ class Session {
   std::size_t gated_ = 0;                   // synced: statements at the end of pending_ not yet forwarded
   std::size_t ungated_ = 0;                 // synced: the last of those, whose records wait for room in the queue
   std::uint64_t statements_seen_ = 0;
+  audit::RecordBuffer audit_session_json_;  // audit_fields() encoded; cleared when they change
+  EncodedClassification audit_classification_;
   std::chrono::steady_clock::time_point batch_time_;  // when the current client batch was read
   protocol::Execute execute_msg_;
   std::deque<PendingDenial> denials_;

@@ -79,6 +79,13 @@ audit::SessionFields Session::audit_fields() const {
   return f;
 }
 
+audit::SessionFields Session::audit_statement_fields() {
+  if (audit_session_json_.empty()) audit::encode_members(audit_fields(), audit_session_json_);
+  audit::SessionFields f;
+  f.encoded = audit_session_json_.view();
+  return f;
+}
+
 std::string_view Session::auth_method() const {
   if (scram_) return scram_->channel_bound() ? "scram-sha-256-plus" : "scram-sha-256";
   if (!md5_secret_.empty()) return "md5";
@@ -248,7 +255,8 @@ RecordScratch& record_scratch() {
   return scratch;
 }
 
-audit::StatementRecord record_of(const Session::PendingStatement& p, RecordScratch& scratch) {
+audit::StatementRecord record_of(const Session::PendingStatement& p, RecordScratch& scratch,
+                                 Session::EncodedClassification& encoded) {
   audit::StatementRecord r;
   r.statement_id = p.id;
   r.protocol = p.protocol;
@@ -261,21 +269,26 @@ audit::StatementRecord record_of(const Session::PendingStatement& p, RecordScrat
   r.decision = audit::Decision::Allow;
   parameters_of(p.params, p.param_flags, scratch.params);
   r.parameters = scratch.params;
-  scratch.objects.clear();
-  std::size_t nclasses = 0;
-  if (p.classified && p.index < p.classified->statements.size()) {
+  if (!p.classified || p.index >= p.classified->statements.size()) return r;
+  if (encoded.classified != p.classified || encoded.index != p.index || encoded.json.empty()) {
     const policy::StatementFacts& s = p.classified->statements[p.index];
+    std::size_t nclasses = 0;
     for (std::size_t c = 0; c < policy::statement_class_count; ++c) {
       if (s.classes.contains(static_cast<policy::StatementClass>(c))) {
         scratch.classes[nclasses++] = policy::to_string(static_cast<policy::StatementClass>(c));
       }
     }
+    scratch.objects.clear();
     for (const auto& o : s.objects) scratch.objects.push_back({o.schema, o.name, policy::to_string(o.access)});
     r.command_tags = s.effective_tags;
     r.unparseable = s.unparseable;
+    r.classes = std::span(scratch.classes.data(), nclasses);
+    r.objects = scratch.objects;
+    audit::encode_classification(r, encoded.json);
+    encoded.classified = p.classified;
+    encoded.index = p.index;
   }
-  r.classes = std::span(scratch.classes.data(), nclasses);
-  r.objects = scratch.objects;
+  r.encoded_classification = encoded.json.view();
   return r;
 }
 
@@ -352,8 +365,8 @@ bool Session::audit_submit_gates(std::size_t first) {
   ungated_ = 0;
   for (std::size_t i = first; i < pending_.size(); ++i) {
     PendingStatement& p = *pending_[i];
-    audit::StatementRecord r = record_of(p, record_scratch());
-    audit::encode(audit_fields(), r, trail.encode_options(), record_buffer());
+    audit::StatementRecord r = record_of(p, record_scratch(), audit_classification_);
+    audit::encode(audit_statement_fields(), r, trail.encode_options(), record_buffer());
     audit::Ticket ticket = 0;
     switch (trail.log().submit(record_buffer().view(), &ticket, audit::Purpose::Gate)) {
       case audit::Admission::Accepted:
@@ -397,11 +410,11 @@ void Session::audit_write(PendingStatement& p) {
     audit::StatementResultRecord r;
     r.statement_id = p.id;
     r.outcome = outcome;
-    audit::encode(audit_fields(), r, record_buffer());
+    audit::encode(audit_statement_fields(), r, record_buffer());
   } else {
-    audit::StatementRecord r = record_of(p, record_scratch());
+    audit::StatementRecord r = record_of(p, record_scratch(), audit_classification_);
     r.outcome = &outcome;
-    audit::encode(audit_fields(), r, ctx_.audit->encode_options(), record_buffer());
+    audit::encode(audit_statement_fields(), r, ctx_.audit->encode_options(), record_buffer());
   }
   audit_submit(audit::Purpose::Fact);
   p.classified.reset();

@@ -355,9 +355,9 @@ CloseReason Session::gate_bind(const pq::Frame& f, std::size_t offset, Batch& ou
 }
 
 void Session::remember_portal(const std::shared_ptr<const Prepared>& statement, const policy::Decision& d) {
-  auto& slot = portals_[std::string(bind_msg_.portal)];
-  if (!slot) slot = std::make_unique<Portal>();
-  Portal& portal = *slot;
+  auto it = portals_.find(bind_msg_.portal);  // the name's own string only for a new portal
+  if (it == portals_.end()) it = portals_.emplace(std::string(bind_msg_.portal), std::make_unique<Portal>()).first;
+  Portal& portal = *it->second;
   portal.statement = statement;
   portal.statement_name.assign(bind_msg_.statement);
   portal.rule.assign(audited_rule(d));
@@ -386,7 +386,11 @@ CloseReason Session::gate_execute(const pq::Frame& f, std::size_t offset, Batch&
   if (it != portals_.end()) {
     const Portal& portal = *it->second;
     const AuditedDecision d{portal.rule, portal.dry_run, portal.alert};
-    if (!audit_forward(*portal.statement->classified, portal.statement->classified, portal.statement->text,
+    // The record holds the classification through this session's own
+    // Prepared: the classify cache shares the ClassifiedText's count with
+    // every session on every event loop, a cache line they would bounce.
+    const policy::ClassifiedTextPtr held(portal.statement, portal.statement->classified.get());
+    if (!audit_forward(*portal.statement->classified, held, portal.statement->text,
                        audit::Protocol::Extended, d, portal.statement_name, execute_msg_.portal, &portal)) {
       deny(unaudited_refusal());
       audit_refused(*portal.statement->classified, portal.statement->text, audit::Protocol::Extended,

@@ -306,6 +306,42 @@ def test_pipeline_outcomes_match_their_statements(audited, admin, durability):
     assert len(got) == 9
 
 
+# A session encodes its identity and a prepared statement's classification
+# once and reuses them: after SET application_name the records name the new
+# one, and prepared statements run in turn each keep their own tags,
+# classes and objects.
+@pytest.mark.parametrize("durability", ["buffered", "synced"])
+def test_records_follow_application_name_and_alternating_statements(audited, admin, durability):
+    admin.execute("DROP TABLE IF EXISTS audit_alt; CREATE TABLE audit_alt (id int)")
+    proxy = audited(durability=durability)
+    with psycopg.connect(proxy.endpoint.dsn(application_name="before"), autocommit=True,
+                         prepare_threshold=0) as conn:
+        for i in range(3):
+            conn.execute("INSERT INTO audit_alt VALUES (%s)", (i,))
+            conn.execute("SELECT count(*) FROM audit_alt WHERE id >= %s", (i,))
+        conn.execute("SET application_name = 'after'")
+        conn.execute("INSERT INTO audit_alt VALUES (%s)", (9,))
+        conn.execute("SELECT count(*) FROM audit_alt WHERE id >= %s", (9,))
+
+    records = stopped_records(proxy)
+    [sid] = sessions_of(records, "before")
+    got = outcomes(records, sid)
+    insert = ("INSERT INTO audit_alt VALUES ($1)", ["INSERT"], ["WRITE"], [{"name": "audit_alt", "access": "write"}])
+    select = ("SELECT count(*) FROM audit_alt WHERE id >= $1", ["SELECT"], ["READ"],
+              [{"name": "audit_alt", "access": "read"}])
+    for n in range(3):
+        assert_statement(got[2 * n], *insert, rows=1, protocol="extended")
+        assert_statement(got[2 * n + 1], *select, rows=1, protocol="extended")
+        assert got[2 * n]["statement_name"] != got[2 * n + 1]["statement_name"]
+    assert got[6]["command_tags"] == ["SET"]
+    assert_statement(got[7], *insert, rows=1, protocol="extended")
+    assert_statement(got[8], *select, rows=1, protocol="extended")
+    assert [r["application_name"] for r in got] == ["before"] * 7 + ["after"] * 2
+    mine = [r for r in records if r.get("session_id") == sid]
+    assert mine[-1]["event"] == "session.end" and mine[-1]["application_name"] == "after"
+    assert {r["user"] for r in mine} == {SUPERUSER}
+
+
 def _parse(name: str, sql: str) -> bytes:  # Parse: String name, String query, Int16 0 parameter types
     return message(b"P", name.encode() + b"\0" + sql.encode() + b"\0" + struct.pack("!h", 0))
 

@@ -133,6 +133,57 @@ TEST(AuditRecord, StatementRecordCarriesDecisionObjectsAndOutcome) {
   EXPECT_EQ(json::serialize(o.at("classes")), R"(["WRITE"])");
 }
 
+// A session encodes its own members and a statement's classification once
+// and copies them into later records: the bytes are those of encoding every
+// field each time, for every kind of record that takes them.
+TEST(AuditRecord, MembersEncodedOnceGiveTheSameBytes) {
+  const std::vector<std::string> tags = {"EXPLAIN", "DELETE"};
+  const std::vector<std::string_view> classes = {"READ", "WRITE"};
+  const std::vector<ObjectName> objects = {{"public", "accounts", "write"}, {"", "t\"x", "read"}};
+  SessionFields session = testing::alice_session();
+  session.application_name = "app \"quoted\" \xff";
+  RecordBuffer session_json;
+  encode_members(session, session_json);
+  SessionFields copied;
+  copied.encoded = session_json.view();
+
+  for (const bool unparseable : {false, true}) {
+    StatementRecord r;
+    r.time = sys_days{2024y / July / 1} + 12h;
+    r.statement_id = 7;
+    r.protocol = Protocol::Extended;
+    r.text = "EXPLAIN ANALYZE DELETE FROM accounts";
+    r.statement_name = "s1";
+    r.command_tags = tags;
+    r.classes = classes;
+    r.objects = objects;
+    r.unparseable = unparseable;
+    r.rule = "admins";
+    Outcome outcome{3, "", "", 12};
+    r.outcome = &outcome;
+    RecordBuffer expected, classification, actual;
+    encode(session, r, EncodeOptions{ParameterMode::Redacted, false}, expected);
+    encode_classification(r, classification);
+    StatementRecord from_copies = r;
+    from_copies.command_tags = {};
+    from_copies.classes = {};
+    from_copies.objects = {};
+    from_copies.unparseable = false;
+    from_copies.encoded_classification = classification.view();
+    encode(copied, from_copies, EncodeOptions{ParameterMode::Redacted, false}, actual);
+    EXPECT_EQ(actual.view(), expected.view());
+    EXPECT_NE(expected.view().find(R"("command_tags":["EXPLAIN","DELETE"])"), std::string_view::npos) << expected.view();
+    EXPECT_EQ(parse_object(actual).contains("unparseable"), unparseable);
+  }
+
+  StatementResultRecord result{sys_days{2024y / July / 1} + 12h, 7, Outcome{1, "", "", 5}};
+  RecordBuffer expected, actual;
+  encode(session, result, expected);
+  encode(copied, result, actual);
+  EXPECT_EQ(actual.view(), expected.view());
+  EXPECT_EQ(parse_object(actual).at("application_name").as_string(), "app \"quoted\" \xef\xbf\xbd");
+}
+
 // Logged before it runs (synced durability), a statement says its result
 // follows; the statement.result record links back by statement_id.
 TEST(AuditRecord, StatementBeforeItRunsSaysResultFollows) {
