@@ -19,8 +19,8 @@ void begin(JsonWriter& w, std::string_view event, Clock::time_point time) {
   w.plain_value(event);
 }
 
-void session_members(JsonWriter& w, const SessionFields& s) {
-  if (!s.encoded.empty()) return w.raw_members(s.encoded);
+/// The session's members from its fields (encode_members() keeps the result).
+void write_session_members(JsonWriter& w, const SessionFields& s) {
   w.member("session_id", s.session_id);
   w.member("user", s.user);
   w.member("database", s.database);
@@ -28,6 +28,11 @@ void session_members(JsonWriter& w, const SessionFields& s) {
   w.member("client_addr", s.client_addr);
   if (s.client_port != 0) w.member("client_port", std::uint64_t{s.client_port});
   w.member("tls", s.tls);
+}
+
+void session_members(JsonWriter& w, const SessionFields& s) {
+  if (s.encoded.empty()) write_session_members(w, s);
+  else w.raw_members(s.encoded);
 }
 
 void outcome_members(JsonWriter& w, const Outcome& o) {
@@ -78,13 +83,18 @@ void object_array(JsonWriter& w, std::span<const ObjectName> objects) {
   w.end_array();
 }
 
-void classification_members(JsonWriter& w, const StatementRecord& r) {
-  if (!r.encoded_classification.empty()) return w.raw_members(r.encoded_classification);
+/// command_tags ... unparseable from their fields (encode_classification() keeps the result).
+void write_classification_members(JsonWriter& w, const StatementRecord& r) {
   string_array(w, "command_tags", r.command_tags);
   string_array(w, "classes", r.classes);
   object_array(w, r.objects);
   w.optional("fingerprint", r.fingerprint);
   if (r.unparseable) w.member("unparseable", true);
+}
+
+void classification_members(JsonWriter& w, const StatementRecord& r) {
+  if (r.encoded_classification.empty()) write_classification_members(w, r);
+  else w.raw_members(r.encoded_classification);
 }
 
 /// The statement text with passwords (and, on request, constants) redacted.
@@ -155,17 +165,13 @@ void encode(const SessionFields& s, const StatementRecord& r, const EncodeOption
 void encode_members(const SessionFields& s, RecordBuffer& out) {
   out.clear();
   JsonWriter w(out);
-  SessionFields fields = s;
-  fields.encoded = {};
-  session_members(w, fields);
+  write_session_members(w, s);
 }
 
 void encode_classification(const StatementRecord& r, RecordBuffer& out) {
   out.clear();
   JsonWriter w(out);
-  StatementRecord fields = r;
-  fields.encoded_classification = {};
-  classification_members(w, fields);
+  write_classification_members(w, r);
 }
 
 void encode(const SessionFields& s, const StatementResultRecord& r, RecordBuffer& out) {

@@ -386,11 +386,7 @@ CloseReason Session::gate_execute(const pq::Frame& f, std::size_t offset, Batch&
   if (it != portals_.end()) {
     const Portal& portal = *it->second;
     const AuditedDecision d{portal.rule, portal.dry_run, portal.alert};
-    // The record holds the classification through this session's own
-    // Prepared: the classify cache shares the ClassifiedText's count with
-    // every session on every event loop, a cache line they would bounce.
-    const policy::ClassifiedTextPtr held(portal.statement, portal.statement->classified.get());
-    if (!audit_forward(*portal.statement->classified, held, portal.statement->text,
+    if (!audit_forward(*portal.statement->classified, portal.statement->classified, portal.statement->text,
                        audit::Protocol::Extended, d, portal.statement_name, execute_msg_.portal, &portal)) {
       deny(unaudited_refusal());
       audit_refused(*portal.statement->classified, portal.statement->text, audit::Protocol::Extended,
