@@ -76,8 +76,7 @@ awaitable<void> Session::run() {
   client_.close();
   if (server_) server_->close();
   count_close(reason);
-  if (reason == CloseReason::CancelRequest) co_return;
-  if (!audit_backlog_.empty()) co_await audit_settle();
+  if (reason != CloseReason::CancelRequest && !audit_backlog_.empty()) co_await audit_settle();
   log_close(reason);
 }
 

@@ -116,7 +116,8 @@ void Session::count_close(CloseReason reason) {
   ConnectionResult r = startup_result_.value_or(ConnectionResult::RefusedProtocol);
   switch (reason) {
     case CloseReason::StartupTimeout: r = ConnectionResult::StartupTimeout; break;
-    case CloseReason::UpstreamUnavailable: r = ConnectionResult::UpstreamUnavailable; break;
+    case CloseReason::UpstreamUnavailable:
+    case CloseReason::ServerProtocolError: r = ConnectionResult::UpstreamUnavailable; break;
     case CloseReason::CancelRequest: r = ConnectionResult::CancelRequest; break;
     case CloseReason::Shutdown: r = ConnectionResult::Shutdown; break;
     case CloseReason::AuthenticationFailed: r = ConnectionResult::AuthenticationFailed; break;
