@@ -84,20 +84,21 @@ def connections_1000(ctx) -> tuple[str, str]:
     proxy = ctx.proxy
     start = time.monotonic()
     results = asyncio.run(_hold_and_count(proxy, 1000))
-    opened, failed, gauge = results
+    opened, errors, gauge = results
     took = time.monotonic() - start
     ok = opened == 1000 and gauge >= 1000
     return ("PASS" if ok else "FAIL",
-            f"{opened}/1000 open at once, {failed} failed, gauge {gauge:.0f}, {took:.1f} s, "
-            f"proxy RSS {proxy.rss_bytes() / 2**20:.0f} MiB")
+            f"{opened}/1000 open at once, {len(errors)} failed, gauge {gauge:.0f}, {took:.1f} s, "
+            f"proxy RSS {proxy.rss_bytes() / 2**20:.0f} MiB" + (f"; errors {sorted(set(errors))[:3]}" if errors else ""))
 
 
 async def _hold_and_count(proxy, n):
-    conns = await _open_many(proxy, n)
+    conns = await _open_many(proxy, n, concurrency=50)
     good = [c for c in conns if not isinstance(c, Exception)]
+    errors = [str(c).strip().splitlines()[-1][:120] for c in conns if isinstance(c, Exception)]
     gauge = await asyncio.to_thread(proxy.metric, "pgwarden_client_connections")
     await asyncio.gather(*(c.close() for c in good))
-    return len(good), n - len(good), gauge
+    return len(good), errors, gauge
 
 
 async def _active(proxy, sessions: int, seconds: float):
@@ -321,6 +322,7 @@ def disk_full(ctx, binary: str | None = None) -> tuple[str, str]:
                         recovered = time.monotonic() - freed_at
                         break
                     except psycopg.errors.IoError:
+                        refused += 1  # refused while waiting: also in the chain
                         time.sleep(0.01)
         finally:
             proxy.stop()

@@ -283,11 +283,14 @@ def refusing_clients(endpoint, clients: int, seconds: float, max_refused: int | 
         if conn is not None:
             conn.close()
 
-    threads = [threading.Thread(target=loop) for _ in range(clients)]
+    # Daemons: a proxy that stops answering must not hang the caller.
+    threads = [threading.Thread(target=loop, daemon=True) for _ in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(max(0.0, deadline - time.monotonic()) + 10)
+    stuck = sum(t.is_alive() for t in threads)
+    assert not stuck, f"{stuck} clients got no answer for 10 s ({counts['refused']} refused before)"
     assert not counts["other"], counts["other"][:3]
     return counts["refused"], counts["ran"]
 
