@@ -267,17 +267,18 @@ def refusing_clients(endpoint, clients: int, seconds: float, max_refused: int | 
     def loop():
         conn = None
         while time.monotonic() < deadline and (max_refused is None or counts["refused"] < max_refused):
+            error = None
             try:
                 conn = conn or psycopg.connect(endpoint.dsn(application_name="retrying"), autocommit=True)
                 conn.execute("SELECT 1")
                 key = "ran"
             except psycopg.Error as e:
-                key = "refused" if e.sqlstate == "58030" else "other"
+                key, error = ("refused" if e.sqlstate == "58030" else "other"), repr(e)
                 if conn is not None and conn.closed:
                     conn = None
             with lock:
                 if key == "other":
-                    counts["other"].append(repr(e))
+                    counts["other"].append(error)
                 else:
                     counts[key] += 1
         if conn is not None:
