@@ -183,7 +183,8 @@ std::error_code FileSink::recover(const FailureEpisode& episode, std::size_t nex
     broken_ = false;
     return {};
   }
-  if ((ec = room_for_recovery(episode, next_bytes))) return ec;
+  // After the disk filled up, wait until what must go first fits.
+  if (out_of_space() && (ec = room_for_recovery(episode, next_bytes))) return ec;
   close_fd();
   struct stat st {};
   const bool ours = ::stat(files_.active_path().c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_;
@@ -201,9 +202,10 @@ std::error_code FileSink::recover(const FailureEpisode& episode, std::size_t nex
 /// Whether the active file can simply be written on: the last failure was
 /// the disk filling up (not an I/O error, after which the file's pages are
 /// in doubt), its torn bytes were cut off, and the path still names it.
-bool FileSink::resumable() const {
-  const bool out_of_space = last_errno_ == ENOSPC || last_errno_ == EDQUOT || last_errno_ == EFBIG;
-  return fd_ >= 0 && out_of_space && !still_ours();
+bool FileSink::resumable() const { return fd_ >= 0 && out_of_space() && !still_ours(); }
+
+bool FileSink::out_of_space() const {
+  return last_errno_ == ENOSPC || last_errno_ == EDQUOT || last_errno_ == EFBIG;
 }
 
 /// Whether the filesystem can take a recover checkpoint and the first

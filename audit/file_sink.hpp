@@ -67,9 +67,10 @@ class FileSink {
   /// it begins a new active file (the old one, if still there, is moved to a
   /// rotated name) with a `recover` checkpoint declaring `episode`, but only
   /// once the filesystem has room for that checkpoint and `next_bytes` of
-  /// the first waiting record, so a full disk gets no files holding a
-  /// checkpoint alone. Should the disk fill up again before end_episode(),
-  /// it goes on in that same file where its last complete record ends.
+  /// the first waiting record (when the disk was full), so a full disk gets
+  /// no files holding a checkpoint alone. Should the disk fill up again
+  /// before end_episode(), it goes on in that same file where its last
+  /// complete record ends.
   /// Fails (and stays broken) while the directory is missing, there is no
   /// room, or the file cannot be written.
   std::error_code recover(const FailureEpisode& episode, std::size_t next_bytes);
@@ -94,6 +95,8 @@ class FileSink {
   std::error_code write_out(bool sync, std::size_t& written);
   std::size_t keep_whole_lines(std::size_t written, bool sync);
   bool resumable() const;
+  /// Whether the last failure was the disk (or a quota, or a size limit) running out.
+  bool out_of_space() const;
   std::error_code room_for_recovery(const FailureEpisode& episode, std::size_t next_bytes);
   void reserve(std::size_t n);
   void stop_preallocating(const std::string& why);
