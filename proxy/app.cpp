@@ -224,6 +224,7 @@ int serve(const std::string& config_path) {
   LifecycleHooks hooks;
   add_reload_hooks(hooks, tls, secrets);
 
+  std::unique_ptr<AuditTrail> audit;  // opened once every socket is bound; outlives the sessions
   std::unique_ptr<Server> server;
   std::unique_ptr<AdminServer> admin;  // destroyed before the server's event loops
   UpstreamPool pools;                  // likewise: pooled connections belong to those loops
@@ -250,7 +251,6 @@ int serve(const std::string& config_path) {
 
   // Every socket is bound: only now may the audit log move the previous
   // run's file aside and begin its own.
-  std::unique_ptr<AuditTrail> audit;
   {
     std::string error;
     if (audit = AuditTrail::open(cfg.audit, error); !error.empty()) {
