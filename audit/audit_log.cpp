@@ -81,6 +81,11 @@ Admission AuditLog::submit(std::string_view body, Ticket* ticket, Purpose purpos
     stats_.submits_refused.fetch_add(1, std::memory_order_relaxed);
     return Admission::Refused;
   }
+  if (refuse_gates && !ticket && purpose == Purpose::Fact && tally_.add(body, options_.clock())) {
+    stats_.refusals_counted.fetch_add(1, std::memory_order_relaxed);
+    return Admission::Accepted;
+  }
+  if (!tally_.empty()) take_tallies(body);  // a session's counts go before its next record
   if (queued_records_ >= options_.queue_records ||
       (queued_records_ > 0 && queued_bytes_ + body.size() > options_.queue_bytes)) {
     const bool notify = request_wake();
@@ -100,6 +105,34 @@ Admission AuditLog::submit(std::string_view body, Ticket* ticket, Purpose purpos
   if (notify) wake_.notify_one();
   if (ticket) *ticket = t;
   return Admission::Accepted;
+}
+
+void AuditLog::count_queued(std::size_t records, std::size_t bytes) {
+  queued_records_ += records;
+  queued_bytes_ += bytes;
+  accepted_ += records;
+  stats_.queue_depth.store(queued_records_, std::memory_order_relaxed);
+}
+
+void AuditLog::take_tallies(std::string_view body) {
+  const std::size_t before = pending_.bytes();
+  const std::size_t n = tally_.take_session_of(body, pending_);
+  tallied_records_ += n;
+  count_queued(n, pending_.bytes() - before);
+}
+
+void AuditLog::take_all_tallies() {
+  const std::size_t before = pending_.bytes();
+  const std::size_t n = tally_.take_all(pending_);
+  count_queued(n, pending_.bytes() - before);
+  tallied_records_ += n;
+  if (tallied_records_ == 0) return;
+  const std::uint64_t counted = tally_.counted() - tallied_before_;
+  log(LogLevel::Warning, "audit: " + std::to_string(counted) +
+                             " statements denied while the file could not be written are counted in " +
+                             std::to_string(tallied_records_) + " statement.refusals records");
+  tallied_before_ = tally_.counted();
+  tallied_records_ = 0;
 }
 
 void AuditLog::when_durable(Ticket ticket, std::function<void(bool)> done) {
@@ -149,6 +182,7 @@ void AuditLog::close() {
     if (closed_) return;
     closed_ = true;
     stopping_ = true;
+    take_all_tallies();
   }
   wake_.notify_one();
   if (thread_.joinable()) thread_.join();
@@ -198,9 +232,12 @@ AuditLog::Progress AuditLog::write_batch(bool stopping) {
   if (sink_.broken() && (stopping || std::chrono::steady_clock::now() >= next_retry_)) try_recover();
   if (!sink_.broken() && !batch_.empty()) {
     std::error_code ec;
+    const bool was_failing = failing_;
     p.written = sink_.append(batch_, 0, options_.durability == Durability::Synced, ec);
-    if (ec) enter_failure();
+    if (was_failing) episode_written_ += p.written;
+    if (ec) enter_failure(was_failing ? p.written : 0, p.written);
   }
+  if (failing_ && !sink_.broken()) end_failure();
   if (sink_.broken() && (options_.on_failure == OnFailure::Continue || stopping)) {
     p.dropped = batch_.size() - p.written;
     episode_.records_lost += p.dropped;
@@ -211,28 +248,44 @@ AuditLog::Progress AuditLog::write_batch(bool stopping) {
   return p;
 }
 
-void AuditLog::enter_failure() {
+/// The file failed after `progress` records of this episode's backlog (and
+/// `written` of the batch in all) reached it: says so, and what waits.
+void AuditLog::enter_failure(std::size_t progress, std::size_t written) {
   next_retry_ = std::chrono::steady_clock::now() + options_.retry_interval;
-  if (failing_) return;
+  const bool block = options_.on_failure == OnFailure::Block;
+  const std::string waiting = std::to_string(batch_.size() - written) + " records (" +
+                              std::to_string(batch_.bytes() - batch_.bytes_before(written)) + " bytes) waiting";
+  if (failing_) {
+    if (progress > 0)
+      log(LogLevel::Warning, "audit: wrote " + std::to_string(progress) + " of the records kept during the failure, then " +
+                                 sink_.last_error() + "; " + waiting);
+    return;
+  }
   failing_ = true;
   failing_since_ = std::chrono::steady_clock::now();
   episode_ = {sink_.last_error(), options_.clock(), 0};
+  episode_written_ = 0;
   log(LogLevel::Error, "audit: " + episode_.error +
-                           (options_.on_failure == OnFailure::Block
-                                ? "; refusing statements until the audit file can be written again"
-                                : "; statements continue, their records are dropped and counted"));
+                           (block ? "; refusing statements until the audit file can be written again; " + waiting
+                                  : "; statements continue, their records are dropped and counted"));
 }
 
-void AuditLog::try_recover() {
-  if (sink_.recover(episode_)) {
-    next_retry_ = std::chrono::steady_clock::now() + options_.retry_interval;
-    return;
-  }
+/// Everything kept since the file failed is written (or, continue mode,
+/// dropped): the episode is over.
+void AuditLog::end_failure() {
   log(LogLevel::Warning, "audit: writing " + options_.file + " again after " +
-                             seconds_text(std::chrono::steady_clock::now() - failing_since_) + "; " +
+                             seconds_text(std::chrono::steady_clock::now() - failing_since_) + "; wrote " +
+                             std::to_string(episode_written_) + " records kept during the failure, " +
                              std::to_string(episode_.records_lost) + " records lost");
   failing_ = false;
   episode_ = {};
+  episode_written_ = 0;
+  sink_.end_episode();
+}
+
+void AuditLog::try_recover() {
+  if (sink_.recover(episode_, batch_.empty() ? 0 : batch_[0].size()))
+    next_retry_ = std::chrono::steady_clock::now() + options_.retry_interval;
 }
 
 void AuditLog::settle(const Progress& p) {
@@ -249,6 +302,8 @@ void AuditLog::settle(const Progress& p) {
     stats_.queue_depth.store(queued_records_, std::memory_order_relaxed);
     settled_.notify_all();
   }
+  // Writable again: the counts of what was denied meanwhile go first.
+  if (!sink_.broken() && !writable_.load(std::memory_order_relaxed)) take_all_tallies();
   writable_.store(!sink_.broken(), std::memory_order_release);
   // Block mode: a session waiting for its record is answered now, not after recovery.
   const bool refuse = options_.on_failure == OnFailure::Block && sink_.broken();

@@ -17,6 +17,13 @@
 /// unaudited) and keeps every accepted record, retrying until the file is
 /// writable again; continue drops records, counts them and declares the gap
 /// in the file once it recovers.
+///
+/// In block mode the records of statements denied meanwhile (refused
+/// because the file fails, or by a rule) are counted per session, rule and
+/// reason (RefusalTally) rather than kept one by one, so the backlog stays
+/// small however long clients keep retrying; once space is back it is
+/// written in whatever pieces fit, and statements run again as soon as it
+/// is all on disk.
 
 #include <atomic>
 #include <chrono>
@@ -34,6 +41,7 @@
 #include "audit/body_batch.hpp"
 #include "audit/file_sink.hpp"
 #include "audit/options.hpp"
+#include "audit/refusal_tally.hpp"
 #include "audit/stats.hpp"
 
 namespace pgwarden::audit {
@@ -72,6 +80,9 @@ class AuditLog {
 
   /// Queues one record body (a JSON object from one of the encode()
   /// functions). Never blocks; `ticket` (optional) receives the record's ticket.
+  /// In block mode, while the file fails, the record of a denied statement
+  /// submitted without a ticket is counted in a statement.refusals record
+  /// (Accepted, taking no room in the queue).
   Admission submit(std::string_view body, Ticket* ticket = nullptr, Purpose purpose = Purpose::Fact);
 
   /// Calls `done(ok)` once the record `ticket` is written (buffered) or
@@ -136,8 +147,13 @@ class AuditLog {
   void run();
   void wait_for_work(std::unique_lock<std::mutex>& lock);
   Progress write_batch(bool stopping);
-  void enter_failure();
+  void enter_failure(std::size_t progress, std::size_t written);
+  void end_failure();
   void try_recover();
+  /// Queues the tallies (of the session `body` belongs to, or all); under mu_.
+  void take_tallies(std::string_view body);
+  void take_all_tallies();
+  void count_queued(std::size_t records, std::size_t bytes);
   void settle(const Progress& p);
   void run_completions();
   bool has_room() const;
@@ -165,6 +181,9 @@ class AuditLog {
   bool stopping_ = false;
   bool closed_ = false;
   std::atomic<bool> writable_{true};
+  RefusalTally tally_;                ///< block mode, while the file fails
+  std::uint64_t tallied_records_ = 0; ///< statement.refusals records queued since the last report
+  std::uint64_t tallied_before_ = 0;  ///< tally_.counted() at the last report
 
   // The writer thread's own.
   FileSink sink_;
@@ -172,6 +191,7 @@ class AuditLog {
   Completions completions_;
   bool failing_ = false;
   FailureEpisode episode_;
+  std::uint64_t episode_written_ = 0;  ///< records written since the file failed
   std::chrono::steady_clock::time_point failing_since_{};
   std::chrono::steady_clock::time_point next_retry_{};
   std::thread thread_;

@@ -38,6 +38,7 @@ FileSink::~FileSink() { close_fd(); }
 
 std::error_code FileSink::fail(std::error_code ec, std::string_view what, const std::string& path) {
   last_error_ = std::string(what) + " " + path + ": " + ec.message();
+  last_errno_ = ec.category() == std::system_category() ? ec.value() : 0;
   broken_ = true;
   stats_.write_errors.fetch_add(1, std::memory_order_relaxed);
   return ec;
@@ -138,7 +139,8 @@ std::error_code FileSink::begin_file(CheckpointReason reason, const FailureEpiso
   out_.clear();
   ChainHead h = head_;
   hasher_.append_line(body_.view(), h, out_);
-  std::error_code ec = write_out(true);
+  std::size_t written = 0;
+  std::error_code ec = write_out(true, written);
   if (!ec && (ec = sync_directory(files_.directory()))) fail(ec, "fsync directory", files_.directory());
   if (ec) {
     close_fd();
@@ -167,13 +169,23 @@ std::error_code FileSink::rotate(CheckpointReason reason) {
   return {};
 }
 
-std::error_code FileSink::recover(const FailureEpisode& episode) {
+std::error_code FileSink::recover(const FailureEpisode& episode, std::size_t next_bytes) {
   if (!broken_) return {};
-  close_fd();
   std::error_code ec;
-  if (!fs::is_directory(files_.directory(), ec))
+  if (!fs::is_directory(files_.directory(), ec)) {
+    close_fd();
     return fail(ec ? ec : std::make_error_code(std::errc::no_such_file_or_directory), "open directory",
                 files_.directory());
+  }
+  // The disk filled up again while this episode's backlog was being written:
+  // go on in the same file, after its last complete record.
+  if (recovered_file_ && resumable()) {
+    broken_ = false;
+    return {};
+  }
+  // After the disk filled up, wait until what must go first fits.
+  if (out_of_space() && (ec = room_for_recovery(episode, next_bytes))) return ec;
+  close_fd();
   struct stat st {};
   const bool ours = ::stat(files_.active_path().c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_;
   std::string moved;
@@ -181,9 +193,36 @@ std::error_code FileSink::recover(const FailureEpisode& episode) {
   if (ours && !moved.empty()) head_file_ = moved;
   if ((ec = begin_file(CheckpointReason::Recover, &episode))) return ec;
   broken_ = false;
+  recovered_file_ = true;
   stats_.rotations.fetch_add(1, std::memory_order_relaxed);
   files_.apply_retention(options_.retention);
   return {};
+}
+
+/// Whether the active file can simply be written on: the last failure was
+/// the disk filling up (not an I/O error, after which the file's pages are
+/// in doubt), its torn bytes were cut off, and the path still names it.
+bool FileSink::resumable() const { return fd_ >= 0 && out_of_space() && !still_ours(); }
+
+bool FileSink::out_of_space() const {
+  return last_errno_ == ENOSPC || last_errno_ == EDQUOT || last_errno_ == EFBIG;
+}
+
+/// Whether the filesystem can take a recover checkpoint and the first
+/// waiting record (`next_bytes` of body); ENOSPC, without counting a write
+/// error, when it cannot yet.
+std::error_code FileSink::room_for_recovery(const FailureEpisode& episode, std::size_t next_bytes) {
+  struct statvfs vfs {};
+  if (::statvfs(files_.directory().c_str(), &vfs) != 0) return {};  // cannot tell: try it
+  const std::uint64_t block = vfs.f_frsize != 0 ? vfs.f_frsize : 4096;
+  // A checkpoint body is under 1 KiB besides its error text; chaining adds
+  // at most 256 bytes to a line (seq, prev_hash, hash, hmac).
+  const std::uint64_t need = 1024 + episode.error.size() + next_bytes + 2 * 256;
+  const std::uint64_t blocks = ::geteuid() == 0 ? vfs.f_bfree : vfs.f_bavail;  // root may use the reserve
+  if (blocks * block >= (need + block - 1) / block * block) return {};
+  last_error_ = "no room yet in " + files_.directory() + " for the recover checkpoint and the first waiting record (" +
+                std::to_string(blocks * block) + " bytes free, " + std::to_string(need) + " needed)";
+  return std::make_error_code(std::errc::no_space_on_device);
 }
 
 bool FileSink::rotation_due(CheckpointReason& reason) const {
@@ -210,18 +249,16 @@ std::size_t FileSink::append(const BodyBatch& bodies, std::size_t first, bool sy
     CheckpointReason reason{};
     if (rotation_due(reason) && (ec = rotate(reason))) return i;
     out_.clear();
+    line_ends_.clear();
     ChainHead h = head_;
     std::size_t j = i;
-    do hasher_.append_line(bodies[j++], h, out_);
-    while (j < bodies.size() && !size_reached(out_.size()));
+    do {
+      hasher_.append_line(bodies[j++], h, out_);
+      line_ends_.emplace_back(out_.size(), h);
+    } while (j < bodies.size() && !size_reached(out_.size()));
     reserve(out_.size());
-    if ((ec = write_out(sync))) {
-      // Cut the failed write off again; should that fail too, the torn bytes stay and
-      // verify reports them as torn once recovery has moved the file aside.
-      if (fd_ >= 0 && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) last_error_ += " (the partial write stays)";
-      close_fd();
-      return i;
-    }
+    std::size_t written = 0;
+    if ((ec = write_out(sync, written))) return i + keep_whole_lines(written, sync);
     size_ += out_.size();
     records_ += j - i;
     stats_.records_written.fetch_add(j - i, std::memory_order_relaxed);
@@ -231,15 +268,45 @@ std::size_t FileSink::append(const BodyBatch& bodies, std::size_t first, bool sy
   return i;
 }
 
-std::error_code FileSink::write_out(bool sync) {
+/// After a failed write of out_ of which `written` bytes reached the file:
+/// keeps the lines among them that are whole (synced first, with `sync`),
+/// cuts the rest off and returns how many lines were kept. Nothing is kept
+/// when cutting or syncing fails; should the cut fail, the torn bytes stay
+/// and verify reports them as torn once recovery has moved the file aside.
+std::size_t FileSink::keep_whole_lines(std::size_t written, bool sync) {
+  std::size_t n = 0;
+  while (n < line_ends_.size() && line_ends_[n].first <= written) ++n;
+  const std::uint64_t keep = n == 0 ? 0 : line_ends_[n - 1].first;
+  bool ok = fd_ >= 0 && ::ftruncate(fd_, static_cast<off_t>(size_ + keep)) == 0;
+  if (ok && n > 0 && sync) ok = ::fdatasync(fd_) == 0;
+  if (ok && n > 0) ok = !still_ours();
+  if (!ok) {
+    if (fd_ >= 0 && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) last_error_ += " (the partial write stays)";
+    close_fd();
+    return 0;
+  }
+  size_ += keep;
+  allocated_ = size_;
+  records_ += n;
+  if (n > 0) head_ = line_ends_[n - 1].second;
+  stats_.records_written.fetch_add(n, std::memory_order_relaxed);
+  stats_.bytes_written.fetch_add(keep, std::memory_order_relaxed);
+  return n;
+}
+
+std::error_code FileSink::write_out(bool sync, std::size_t& written) {
   const std::string& path = files_.active_path();
   const char* p = out_.data();
   std::size_t left = out_.size();
   auto at = static_cast<off_t>(size_);
+  written = 0;
   while (left > 0) {
     const ssize_t n = ::pwrite(fd_, p, left, at);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail(errno_code(), "write", path);
+    if (n < 0) {
+      written = out_.size() - left;
+      return fail(errno_code(), "write", path);
+    }
     p += n;
     at += n;
     left -= static_cast<std::size_t>(n);

@@ -21,6 +21,8 @@
 #include <cstdint>
 #include <string>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 #include "audit/body_batch.hpp"
 #include "audit/chain.hpp"
@@ -53,17 +55,28 @@ class FileSink {
 
   /// Writes bodies[first..] as chained lines, rotating by size and time on
   /// the way; with `sync` each write is fdatasync'ed. Returns the index after
-  /// the last body written. On failure `ec` is set, the bytes of the failed
-  /// write are cut off again where possible, and the sink is broken().
+  /// the last body written. On failure `ec` is set and the sink is broken();
+  /// when the disk filled up part way, the records whose lines fit whole are
+  /// kept (and count as written), and the torn rest is cut off again, so
+  /// every retry makes progress with whatever space was freed.
   std::size_t append(const BodyBatch& bodies, std::size_t first, bool sync, std::error_code& ec);
 
   /// Whether the last operation failed; only recover() clears it.
   bool broken() const { return broken_; }
-  /// Begins a new active file after a failure (the old one, if still there,
-  /// is moved to a rotated name) with a `recover` checkpoint declaring
-  /// `episode`. Fails (and stays broken) while the directory is missing or
-  /// the file cannot be written.
-  std::error_code recover(const FailureEpisode& episode);
+  /// Resumes writing after a failure. The first time in a failure episode
+  /// it begins a new active file (the old one, if still there, is moved to a
+  /// rotated name) with a `recover` checkpoint declaring `episode`, but only
+  /// once the filesystem has room for that checkpoint and `next_bytes` of
+  /// the first waiting record (when the disk was full), so a full disk gets
+  /// no files holding a checkpoint alone. Should the disk fill up again
+  /// before end_episode(), it goes on in that same file where its last
+  /// complete record ends.
+  /// Fails (and stays broken) while the directory is missing, there is no
+  /// room, or the file cannot be written.
+  std::error_code recover(const FailureEpisode& episode, std::size_t next_bytes);
+  /// The failure episode is over (everything kept meanwhile is written): a
+  /// later failure's recovery begins a new file again.
+  void end_episode() { recovered_file_ = false; }
 
   /// fdatasync and close the active file.
   std::error_code close();
@@ -79,7 +92,12 @@ class FileSink {
   std::error_code move_aside_active(std::string& moved);
   bool rotation_due(CheckpointReason& reason) const;
   bool size_reached(std::size_t pending) const;
-  std::error_code write_out(bool sync);
+  std::error_code write_out(bool sync, std::size_t& written);
+  std::size_t keep_whole_lines(std::size_t written, bool sync);
+  bool resumable() const;
+  /// Whether the last failure was the disk (or a quota, or a size limit) running out.
+  bool out_of_space() const;
+  std::error_code room_for_recovery(const FailureEpisode& episode, std::size_t next_bytes);
   void reserve(std::size_t n);
   void stop_preallocating(const std::string& why);
   std::error_code cut_unwritten();
@@ -104,9 +122,14 @@ class FileSink {
   std::uint64_t records_ = 0;  ///< records after the active file's checkpoint
   Clock::time_point opened_at_{};
   bool broken_ = false;
+  int last_errno_ = 0;           ///< errno of the last failure
+  bool recovered_file_ = false;  ///< the active file began with this episode's recover checkpoint
   std::string last_error_;
   RecordBuffer body_;  ///< checkpoint body, reused
   std::string out_;   ///< lines of one write, reused
+  /// Per line of out_: where it ends and the chain head after it, to keep
+  /// the lines a short write completed.
+  std::vector<std::pair<std::size_t, ChainHead>> line_ends_;
 };
 
 }  // namespace pgwarden::audit

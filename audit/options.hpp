@@ -55,7 +55,7 @@ struct Options {
   std::chrono::milliseconds flush_interval{10};
   std::size_t flush_bytes = 256u << 10;
   /// How often a failed file is retried.
-  std::chrono::milliseconds retry_interval{500};
+  std::chrono::milliseconds retry_interval{200};
   LogFunction log;
   /// Wall clock for checkpoint times and time-based rotation; tests move it.
   std::function<Clock::time_point()> clock;

@@ -214,6 +214,23 @@ void encode(const ConfigReloadRecord& r, RecordBuffer& out) {
   w.end_object();
 }
 
+void encode(const SessionFields& s, const RefusalCountRecord& r, RecordBuffer& out) {
+  JsonWriter w(out);
+  begin(w, event::statement_refusals, r.time);
+  session_members(w, s);
+  w.key("decision");
+  w.plain_value(to_string(Decision::Deny));
+  w.optional("rule", r.rule);
+  w.optional("reason", r.reason);
+  w.optional("sqlstate", r.sqlstate);
+  w.member("count", r.count);
+  w.member("first_statement_id", r.first_statement_id);
+  w.member("last_statement_id", r.last_statement_id);
+  w.key("first_time");
+  w.plain_fill([&r](RecordBuffer& out) { out.commit_to(write_rfc3339(out.prepare(rfc3339_size), r.first_time)); });
+  w.end_object();
+}
+
 void encode(const CheckpointRecord& r, RecordBuffer& out) {
   JsonWriter w(out);
   begin(w, event::checkpoint, r.time);

@@ -150,6 +150,21 @@ struct ConfigReloadRecord {
   std::string_view message;  ///< the error, or a summary of what is now in force
 };
 
+/// Event `statement.refusals`: statements of one session denied for one
+/// rule and reason, counted in one record instead of written one by one,
+/// while the audit file could not be written (on_failure: block). Bounded:
+/// one record per session, rule and reason for each stretch of the failure.
+struct RefusalCountRecord {
+  Clock::time_point time{};        ///< the last refusal counted
+  Clock::time_point first_time{};  ///< the first refusal counted
+  std::uint64_t count = 0;
+  std::uint64_t first_statement_id = 0;  ///< statement_ids they had, from ... to
+  std::uint64_t last_statement_id = 0;
+  std::string_view rule;      ///< "" = the default or pgwarden itself decided
+  std::string_view reason;    ///< as in a statement record (`audit_unavailable`, `rule`, ...)
+  std::string_view sqlstate;  ///< what the client was told
+};
+
 /// Why a file begins (event `checkpoint`, the first record of every file).
 enum class CheckpointReason : std::uint8_t { Start, Restart, RotateSize, RotateTime, Recover };
 std::string_view to_string(CheckpointReason r) noexcept;
@@ -179,6 +194,7 @@ void encode(const SessionFields& s, const StatementResultRecord& r, RecordBuffer
 void encode(const SessionFields& s, const SessionEndRecord& r, RecordBuffer& out);
 void encode(const SessionFields& target, const CancelRecord& r, RecordBuffer& out);
 void encode(const ConfigReloadRecord& r, RecordBuffer& out);
+void encode(const SessionFields& s, const RefusalCountRecord& r, RecordBuffer& out);
 void encode(const CheckpointRecord& r, RecordBuffer& out);
 
 /// Event names, as written.
@@ -192,6 +208,7 @@ inline constexpr std::string_view session_end = "session.end";
 inline constexpr std::string_view cancel = "cancel";
 inline constexpr std::string_view config_reload = "config.reload";
 inline constexpr std::string_view checkpoint = "checkpoint";
+inline constexpr std::string_view statement_refusals = "statement.refusals";
 }  // namespace event
 
 }  // namespace pgwarden::audit

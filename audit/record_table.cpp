@@ -105,6 +105,10 @@ std::string detail(const json::object& o) {
   if (event == event::config_reload)
     return (bool_at(o, "ok") ? "applied " : "rejected ") + std::string(string_at(o, "config_file")) +
            (message.empty() ? "" : ": " + std::string(message));
+  if (event == event::statement_refusals)
+    return number_at(o, "count") + " statements denied (" + std::string(string_at(o, "reason")) + ", statement_id " +
+           number_at(o, "first_statement_id") + ".." + number_at(o, "last_statement_id") + ") since " +
+           std::string(string_at(o, "first_time"));
   if (event == event::checkpoint)
     return std::string(string_at(o, "reason")) + " after seq " + number_at(o, "previous_seq") + " of " +
            std::string(string_at(o, "previous_file"));

@@ -50,7 +50,8 @@ bool holds_conninfo_password(std::string_view literal) {
 /// One pass over the text, copying tokens and replacing literals.
 class Redactor {
  public:
-  Redactor(std::string_view sql, bool literals, std::string& out) : sql_(sql), literals_(literals), out_(out) {}
+  Redactor(std::string_view sql, bool literals, std::string& out)
+      : sql_(sql), literals_(literals), role_statement_(sets_role_options(sql)), out_(out) {}
 
   /// Writes the redacted text to `out`; true when anything was replaced.
   bool run();
@@ -65,8 +66,14 @@ class Redactor {
   void copy(std::size_t begin, std::size_t end) { out_.append(sql_.substr(begin, end - begin)); }
   void literal(std::size_t begin, std::size_t end, bool is_string);
 
+  /// Whether `sql` begins with CREATE or ALTER ROLE, USER or GROUP, where
+  /// PASSWORD is always the option and what follows it the secret.
+  static bool sets_role_options(std::string_view sql);
+  void word(std::size_t begin, std::size_t end);
+
   std::string_view sql_;
   bool literals_;
+  bool role_statement_;
   std::string& out_;
   bool after_password_ = false;
   bool changed_ = false;
@@ -150,6 +157,34 @@ void Redactor::literal(std::size_t begin, std::size_t end, bool is_string) {
   }
 }
 
+bool Redactor::sets_role_options(std::string_view sql) {
+  std::size_t i = 0;
+  auto next_word = [&sql, &i] {
+    while (i < sql.size() && space(static_cast<unsigned char>(sql[i]))) ++i;
+    const std::size_t begin = i;
+    while (i < sql.size() && ident_char(static_cast<unsigned char>(sql[i]))) ++i;
+    return sql.substr(begin, i - begin);
+  };
+  const std::string_view verb = next_word();
+  const std::string_view object = next_word();
+  return (iequals(verb, "create") || iequals(verb, "alter")) &&
+         (iequals(object, "role") || iequals(object, "user") || iequals(object, "group"));
+}
+
+/// An identifier or keyword. In CREATE/ALTER ROLE a word after PASSWORD is
+/// a password written without quotes (a syntax error the server rejects,
+/// but the secret is in the text all the same), unless it is NULL.
+void Redactor::word(std::size_t begin, std::size_t end) {
+  const std::string_view w = sql_.substr(begin, end - begin);
+  if (after_password_ && role_statement_ && !iequals(w, "null")) {
+    out_.append("'***'");
+    changed_ = true;
+  } else {
+    copy(begin, end);
+  }
+  after_password_ = iequals(w, "password");
+}
+
 bool Redactor::run() {
   std::size_t i = 0;
   while (i < sql_.size()) {
@@ -175,11 +210,10 @@ bool Redactor::run() {
     } else if (ident_start(c)) {
       end = i + 1;
       while (end < sql_.size() && ident_char(at(end))) ++end;
-      copy(i, end);
-      after_password_ = iequals(sql_.substr(i, end - i), "password");
+      word(i, end);
     } else if (digit(c) || (c == '.' && digit(at(i + 1)))) {
       end = number_end(i);
-      literal(i, end, false);
+      literal(i, end, role_statement_);
     } else {
       end = i + 1;
       if (c == '$')
@@ -195,6 +229,17 @@ bool Redactor::run() {
 }  // namespace
 
 bool may_contain_password(std::string_view sql) noexcept { return find_password(sql, 0) != std::string_view::npos; }
+
+std::string redact_parse_error(std::string_view sql, std::string_view message) {
+  constexpr std::string_view near = "at or near \"";
+  const std::size_t at = message.find(near);
+  if (!may_contain_password(sql) || at == std::string_view::npos) return std::string(message);
+  std::size_t close = message.rfind("\" at position");
+  if (close == std::string_view::npos || close < at + near.size()) close = message.rfind('"');
+  if (close == std::string_view::npos || close < at + near.size()) close = message.size() - 1;
+  return std::string(message.substr(0, at)) + "at or near (not shown: the text may hold a password)" +
+         std::string(message.substr(close + 1));
+}
 
 std::string_view redact_sql(std::string_view sql, bool redact_literals, std::string& scratch) {
   if (!redact_literals && !may_contain_password(sql)) return sql;

@@ -21,7 +21,15 @@ namespace pgwarden::audit {
 bool may_contain_password(std::string_view sql) noexcept;
 
 /// The text to log for `sql`: `sql` itself when nothing needs redacting,
-/// otherwise a view of `scratch` holding the redacted copy.
+/// otherwise a view of `scratch` holding the redacted copy. The one way
+/// statement text reaches anything pgwarden writes: the audit record, the
+/// operational log (`log.statements`), `pgwarden explain`.
 std::string_view redact_sql(std::string_view sql, bool redact_literals, std::string& scratch);
+
+/// A parser's message about `sql` as it may be shown. It quotes the text
+/// where parsing stopped (`at or near "..."`), which in a text that may hold
+/// a password (an unquoted one, or a literal left open) may be the
+/// password itself; for such a text the quote is left out.
+std::string redact_parse_error(std::string_view sql, std::string_view message);
 
 }  // namespace pgwarden::audit

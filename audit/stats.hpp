@@ -22,6 +22,7 @@ struct Stats {
   std::atomic<std::uint64_t> records_dropped{0};  ///< on_failure: continue only
   std::atomic<std::uint64_t> submits_full{0};     ///< submit() answered Full
   std::atomic<std::uint64_t> submits_refused{0};  ///< submit() answered Refused
+  std::atomic<std::uint64_t> refusals_counted{0}; ///< denied statements counted in statement.refusals records
   std::atomic<std::uint64_t> rotations{0};        ///< new files begun after the first
   std::atomic<std::uint64_t> queue_depth{0};      ///< gauge: records accepted, not yet written
 

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <thread>
 
+#include "audit/directory_lock.hpp"
 #include "config/config.hpp"
 #include "proxy/admin_routes.hpp"
 #include "proxy/audit_trail.hpp"
@@ -175,15 +176,23 @@ int serve(const std::string& config_path) {
     return 2;
   }
   configure_logging(cfg.log);
+  // One owner per audit directory, settled before this process binds a
+  // socket or touches a file of the log.
+  std::unique_ptr<audit::DirectoryLock> audit_lock;
+  if (cfg.audit.enabled()) {
+    std::string error;
+    if (!(audit_lock = audit::DirectoryLock::acquire(cfg.audit.file, error))) {
+      std::cerr << cfg.source << ": audit.file: " << error << "\n";
+      return 1;
+    }
+  }
   TlsHolder tls;
   SecretStore secrets;
-  std::unique_ptr<AuditTrail> audit;
   {
     TlsContexts contexts;
     SecretStore::Settings settings;
     std::string error;
-    if (!load_tls(cfg, contexts, error) || !load_secrets(cfg, settings, error) ||
-        (audit = AuditTrail::open(cfg.audit, error), !error.empty())) {
+    if (!load_tls(cfg, contexts, error) || !load_secrets(cfg, settings, error)) {
       std::cerr << cfg.source << ": " << error << "\n";
       return 2;
     }
@@ -198,7 +207,6 @@ int serve(const std::string& config_path) {
   ctx.config = &config_holder;
   ctx.tls = &tls;
   ctx.secrets = &secrets;
-  ctx.audit = audit.get();
   ctx.classify_cache = &classify_cache;
   ctx.upstream = upstream_target(cfg);
   ctx.max_message_bytes = cfg.limits.max_message_bytes;
@@ -215,8 +223,8 @@ int serve(const std::string& config_path) {
   Readiness readiness(ctx.upstream);
   LifecycleHooks hooks;
   add_reload_hooks(hooks, tls, secrets);
-  if (audit) attach_audit(*audit, hooks, readiness, metrics, cfg.source);
 
+  std::unique_ptr<AuditTrail> audit;  // opened once every socket is bound; outlives the sessions
   std::unique_ptr<Server> server;
   std::unique_ptr<AdminServer> admin;  // destroyed before the server's event loops
   UpstreamPool pools;                  // likewise: pooled connections belong to those loops
@@ -240,6 +248,18 @@ int serve(const std::string& config_path) {
     return 1;
   }
   metrics.client_connections.add_callback({}, [&server] { return static_cast<double>(server->connections()); });
+
+  // Every socket is bound: only now may the audit log move the previous
+  // run's file aside and begin its own.
+  {
+    std::string error;
+    if (audit = AuditTrail::open(cfg.audit, error); !error.empty()) {
+      std::cerr << cfg.source << ": " << error << "\n";
+      return 2;
+    }
+  }
+  ctx.audit = audit.get();
+  if (audit) attach_audit(*audit, hooks, readiness, metrics, cfg.source);
 
   Lifecycle lifecycle(*server, config_holder, config_path, metrics, hooks, unsupported_settings);
   readiness.add_check("shutdown", [&lifecycle] { return lifecycle.stopping() ? "pgwarden is shutting down" : ""; });

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <ostream>
 
+#include "audit/redact.hpp"
 #include "config/config.hpp"
 #include "policy/classifier.hpp"
 #include "policy/client_encoding.hpp"
@@ -50,8 +51,12 @@ int run_explain(const ExplainRequest& request, std::ostream& out, std::ostream& 
     err << "the text is not valid " << encoding->name() << "; the server would refuse it (22021)\n";
     return 1;
   }
-  const policy::ClassifiedText text =
+  policy::ClassifiedText text =
       policy::classify(sql, {.standard_conforming_strings = request.standard_conforming_strings == "on"});
+  // The output quotes no statement text but parser errors, and those only
+  // after the same redaction the audit record and the log apply.
+  for (auto& s : text.statements)
+    if (s.unparseable) s.parse_error = audit::redact_parse_error(sql, s.parse_error);
   out << policy::explain_json(loaded.config->policy, session, text) << "\n";
   return policy::evaluate(loaded.config->policy, session, text).denied() ? 1 : 0;
 }

@@ -21,12 +21,29 @@ tcp::acceptor open_acceptor(asio::io_context& io, const tcp::endpoint& endpoint)
   return acceptor;
 }
 
+/// Fails (throws, as a bind does) when something already listens on
+/// `endpoint`. Every worker's socket sets SO_REUSEPORT so that the workers
+/// of this process share the port; another process of the same user could
+/// then join them silently and take a share of the clients. A socket
+/// without SO_REUSEPORT cannot bind beside a listener, so trying one first
+/// refuses a port in use, as a plain bind would.
+void ensure_unused(const tcp::endpoint& endpoint) {
+  if (endpoint.port() == 0) return;  // a fresh port: nobody else has it
+  asio::io_context io;
+  tcp::acceptor probe(io);
+  probe.open(endpoint.protocol());
+  probe.set_option(tcp::acceptor::reuse_address(true));
+  if (endpoint.address().is_v6()) probe.set_option(asio::ip::v6_only(true));
+  probe.bind(endpoint);
+}
+
 }  // namespace
 
 Server::Server(const std::vector<tcp::endpoint>& endpoints, unsigned workers, Handler handler)
     : handler_(std::move(handler)) {
   workers = std::max(1u, workers);
   std::vector<tcp::endpoint> bound = endpoints;
+  for (const auto& ep : bound) ensure_unused(ep);
   for (unsigned i = 0; i < workers; ++i) {
     auto w = std::make_unique<Worker>();
     w->io = std::make_unique<asio::io_context>(1);

@@ -46,7 +46,9 @@ class Server {
 
   /// Binds every endpoint on every worker (SO_REUSEPORT spreads connections
   /// over the workers in the kernel, so no connection changes thread).
-  /// Throws std::system_error when an endpoint cannot be bound.
+  /// Throws std::system_error when an endpoint cannot be bound, also when
+  /// another process listens on it (with SO_REUSEPORT or not), so two
+  /// instances never share a port unknowingly.
   Server(const std::vector<tcp::endpoint>& endpoints, unsigned workers, Handler handler);
   ~Server();
 

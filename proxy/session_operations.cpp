@@ -5,6 +5,7 @@
 // Everything here that runs per statement or per read is a relaxed atomic
 // add on a child resolved in advance, or plain session state.
 
+#include "audit/redact.hpp"
 #include "protocol/encoder.hpp"
 #include "proxy/log_setup.hpp"
 #include "proxy/session.hpp"
@@ -145,6 +146,9 @@ void Session::log_close(CloseReason reason) const {
 }
 
 void Session::log_statement(std::string_view protocol, std::string_view sql, const policy::Decision& d) const {
+  // Passwords are redacted exactly as in the audit record.
+  thread_local std::string scratch;
+  const std::string_view shown = audit::redact_sql(sql, false, scratch);
   const std::string client = peer_.address().to_string();
   log_event(spdlog::level::info, "statement",
             {{"client", client},
@@ -153,7 +157,7 @@ void Session::log_statement(std::string_view protocol, std::string_view sql, con
              {"protocol", protocol},
              {"decision", d.denied() ? std::string_view("deny") : std::string_view("allow")},
              {"rule", d.rule_name()},
-             {"sql", sql}});
+             {"sql", shown}});
 }
 
 }  // namespace pgwarden::proxy

@@ -120,7 +120,7 @@ def test_sigterm_drains_at_transaction_boundaries(proxy, tables, postgres, tmp_p
     verify = subprocess.run([str(p.binary), "audit", "verify", str(audit_dir)], capture_output=True, text=True,
                             timeout=60)
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    records = [json.loads(line) for f in sorted(audit_dir.iterdir()) for line in f.read_text().splitlines()]
+    records = [json.loads(line) for f in sorted(audit_dir.glob("*.jsonl")) for line in f.read_text().splitlines()]
     started = {r["session_id"] for r in records if r["event"] == "session.start"}
     ended = {r["session_id"]: r["close_reason"] for r in records if r["event"] == "session.end"}
     assert set(ended) == started

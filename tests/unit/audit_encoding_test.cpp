@@ -288,6 +288,33 @@ TEST(AuditRedact, PasswordInLiteralsOrIdentifiersIsNotAKeyword) {
   EXPECT_EQ(redact_sql(plain, false, scratch).data(), plain) << "no copy without a password";
 }
 
+// A password written without quotes (a syntax error, yet the secret is in
+// the text), or in a literal left open, is redacted too; a password column
+// in an ordinary statement is not a role option.
+TEST(AuditRedact, MalformedPasswordsInRoleStatementsAreRedacted) {
+  std::string scratch;
+  EXPECT_EQ(redact_sql("ALTER USER bob PASSWORD hunter2secret", false, scratch), "ALTER USER bob PASSWORD '***'");
+  EXPECT_EQ(redact_sql("create role bob password 12345678 login", false, scratch),
+            "create role bob password '***' login");
+  EXPECT_EQ(redact_sql("CREATE USER bob WITH ENCRYPTED PASSWORD 'hunter2secret", false, scratch),
+            "CREATE USER bob WITH ENCRYPTED PASSWORD '***'");
+  EXPECT_EQ(redact_sql("ALTER ROLE bob PASSWORD NULL", false, scratch), "ALTER ROLE bob PASSWORD NULL");
+  for (const char* sql : {"SELECT password FROM users", "SELECT password 1 FROM users"})
+    EXPECT_EQ(redact_sql(sql, false, scratch), sql);
+}
+
+// A parser error quotes where parsing stopped: for a text that may hold a
+// password the quote is left out, for any other text the message stays.
+TEST(AuditRedact, ParseErrorsOfPasswordStatementsDoNotQuoteThem) {
+  EXPECT_EQ(redact_parse_error("ALTER USER x PASSWORD hunter2secret",
+                               "syntax error at or near \"hunter2secret\" at position 23"),
+            "syntax error at or near (not shown: the text may hold a password) at position 23");
+  EXPECT_EQ(redact_parse_error("CREATE USER x PASSWORD 'hunter2", "unterminated quoted string at or near \"'hunter2\""),
+            "unterminated quoted string at or near (not shown: the text may hold a password)");
+  EXPECT_EQ(redact_parse_error("SELEC 1", "syntax error at or near \"SELEC\" at position 1"),
+            "syntax error at or near \"SELEC\" at position 1");
+}
+
 // redact_literals turns every constant into `?` and keeps the rest.
 TEST(AuditRedact, LiteralRedactionReplacesEveryConstant) {
   std::string scratch;

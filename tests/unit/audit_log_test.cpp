@@ -10,7 +10,9 @@
 
 #include <atomic>
 #include <boost/json.hpp>
+#include <fstream>
 #include <future>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -441,6 +443,170 @@ TEST(AuditLog, DiskFullBlocksUntilSpaceIsFreed) {
   EXPECT_EQ(statements, written + 1) << "the record accepted when the disk filled up was kept";
   std::string out;
   EXPECT_EQ(verify({(dir.path() / "disk").string()}, out), 0) << out;
+}
+
+/// Fills the filesystem holding `filler` until a write fails; returns its size.
+std::uintmax_t fill(const fs::path& filler) {
+  std::ofstream out(filler, std::ios::binary | std::ios::trunc);
+  const std::string page(4096, 'f');
+  while (out.write(page.data(), static_cast<std::streamsize>(page.size())) && out.flush()) {
+  }
+  out.close();
+  return fs::file_size(filler);
+}
+
+/// A denied statement's body as a session submits it (outcome included).
+std::string denied_body(std::string_view session_id, std::uint64_t id) {
+  SessionFields s = alice_session();
+  s.session_id = session_id;
+  Outcome outcome;
+  outcome.sqlstate = "58030";
+  outcome.message = "pgwarden cannot write its audit log, so the statement was not run";
+  StatementRecord r;
+  r.statement_id = id;
+  r.text = "SELECT 1";
+  r.decision = Decision::Deny;
+  r.reason = "audit_unavailable";
+  r.outcome = &outcome;
+  RecordBuffer body;
+  encode(s, r, EncodeOptions{}, body);
+  return std::string(body.view());
+}
+
+std::vector<json::object> events_in(const std::vector<json::object>& records, std::string_view event) {
+  std::vector<json::object> out;
+  for (const auto& r : records)
+    if (r.at("event").as_string() == event) out.push_back(r);
+  return out;
+}
+
+// Disk full, block mode, a backlog of large records: freeing a quarter of
+// its size lets the log write the records that fit (progress, not an
+// all-or-nothing retry), it stays refusing while the rest waits, and each
+// later retry goes on in the same recovery file instead of beginning new
+// ones. Once all is written the log is writable again, nothing is lost and
+// the chain verifies.
+TEST(AuditLog, DiskFullBacklogIsWrittenInPiecesThatFit) {
+  TempDir dir;
+  SmallFilesystem disk(dir.path() / "disk", "256k");
+  if (!disk.mounted()) GTEST_SKIP() << "mounting a tmpfs needs root";
+  const fs::path audit_dir = dir.path() / "disk" / "audit", filler = dir.path() / "disk" / "filler";
+  fs::create_directories(audit_dir);
+  auto log = open_log(test_options((audit_dir / "pgwarden.jsonl").string()));
+  ASSERT_TRUE(log);
+  const std::uintmax_t filled = fill(filler);
+  const std::string padding(2000, 'p');
+  EXPECT_FALSE(submit_and_wait(*log, statement_body("SELECT 'first " + std::string(8000, 'p') + "'", 1)));
+  ASSERT_FALSE(log->writable());
+  constexpr int backlog = 64;  // about 140 KiB
+  for (int i = 2; i <= backlog; ++i) ASSERT_EQ(log->submit(statement_body("SELECT '" + padding + "'", i)), Admission::Accepted);
+
+  fs::resize_file(filler, filled - 36 * 1024);  // a quarter of the backlog
+  auto statements_written = [&] { return events_in(records_in(files_in(audit_dir)), "statement").size(); };
+  for (int i = 0; i < 200 && statements_written() == 0; ++i) std::this_thread::sleep_for(5ms);
+  std::this_thread::sleep_for(100ms);  // 20 more retries
+  const std::size_t partial = statements_written();
+  EXPECT_GT(partial, 5u);
+  EXPECT_LT(partial, static_cast<std::size_t>(backlog));
+  EXPECT_FALSE(log->writable());
+  EXPECT_EQ(files_in(audit_dir).size(), 2u) << "the failed file moved aside and one recovery file";
+
+  fs::remove(filler);
+  ASSERT_TRUE(log->flush());
+  EXPECT_TRUE(log->writable());
+  log->close();
+  EXPECT_EQ(files_in(audit_dir).size(), 2u);
+  EXPECT_EQ(statements_written(), static_cast<std::size_t>(backlog));
+  EXPECT_EQ(events_in(records_in(files_in(audit_dir)), "checkpoint").size(), 2u);
+  std::string out;
+  EXPECT_EQ(verify({audit_dir.string()}, out), 0) << out;
+}
+
+// Disk full, block mode: space for a recover checkpoint but not for the
+// first waiting record. Retrying must not move the file aside and begin a
+// new file holding only a checkpoint (once per retry, eating the space
+// freed); the directory stays as it was until the record fits.
+TEST(AuditLog, NoCheckpointAloneIsWrittenWhileTheBacklogDoesNotFit) {
+  TempDir dir;
+  SmallFilesystem disk(dir.path() / "disk", "256k");
+  if (!disk.mounted()) GTEST_SKIP() << "mounting a tmpfs needs root";
+  const fs::path audit_dir = dir.path() / "disk" / "audit", filler = dir.path() / "disk" / "filler";
+  fs::create_directories(audit_dir);
+  auto log = open_log(test_options((audit_dir / "pgwarden.jsonl").string()));
+  ASSERT_TRUE(log);
+  const std::uintmax_t filled = fill(filler);
+  EXPECT_FALSE(submit_and_wait(*log, statement_body("SELECT '" + std::string(20000, 'p') + "'")));
+  const auto before = files_in(audit_dir);
+  fs::resize_file(filler, filled - 8192);  // a checkpoint fits, the 20 KB record does not
+  std::this_thread::sleep_for(200ms);       // 40 retries
+  EXPECT_EQ(files_in(audit_dir), before);
+  EXPECT_FALSE(log->writable());
+
+  fs::remove(filler);
+  ASSERT_TRUE(log->flush());
+  log->close();
+  EXPECT_EQ(files_in(audit_dir).size(), 2u);
+  std::string out;
+  EXPECT_EQ(verify({audit_dir.string()}, out), 0) << out;
+}
+
+// Block mode, file failing: records of denied statements are counted per
+// session, rule and reason instead of queued one by one, so thousands of
+// refusals take no room in the queue; a session's counts are written
+// before its next record, the rest once the file is writable again, each
+// refusal accounted for (count and statement_id range) in the chain.
+TEST(AuditLog, DenialsWhileFailingAreCountedPerSession) {
+  TempDir dir;
+  const fs::path logdir = dir.path() / "audit";
+  auto log = open_log(test_options((logdir / "pgwarden.jsonl").string()));
+  ASSERT_TRUE(log);
+  fs::remove_all(logdir);
+  EXPECT_FALSE(submit_and_wait(*log, statement_body("SELECT 'accepted during the failure'")));
+  ASSERT_FALSE(log->writable());
+  for (std::uint64_t id = 1; id <= 3000; ++id) {
+    ASSERT_EQ(log->submit(denied_body("s-a", id)), Admission::Accepted);
+    ASSERT_EQ(log->submit(denied_body("s-b", id + 10)), Admission::Accepted);
+  }
+  EXPECT_EQ(log->stats().queue_depth.load(), 1u) << "counted, not queued";
+  EXPECT_EQ(log->stats().refusals_counted.load(), 6000u);
+  SessionFields a = alice_session();
+  a.session_id = "s-a";
+  RecordBuffer end;
+  encode(a, SessionEndRecord{}, end);
+  ASSERT_EQ(log->submit(end.view()), Admission::Accepted);
+
+  fs::create_directories(logdir);
+  ASSERT_TRUE(log->flush());
+  std::this_thread::sleep_for(50ms);  // the rest of the counts follow the recovery
+  log->close();
+  const auto records = records_in(files_in(logdir));
+  ASSERT_EQ(records.size(), 5u);
+  EXPECT_EQ(records[1].at("event").as_string(), "statement");
+  EXPECT_EQ(records[2].at("event").as_string(), "statement.refusals");
+  EXPECT_EQ(records[2].at("session_id").as_string(), "s-a");
+  EXPECT_EQ(records[3].at("event").as_string(), "session.end");
+  EXPECT_EQ(records[4].at("session_id").as_string(), "s-b");
+  for (const auto* r : {&records[2], &records[4]}) {
+    EXPECT_EQ(r->at("count").as_int64(), 3000);
+    EXPECT_EQ(r->at("reason").as_string(), "audit_unavailable");
+    EXPECT_EQ(r->at("sqlstate").as_string(), "58030");
+    EXPECT_EQ(r->at("decision").as_string(), "deny");
+    EXPECT_EQ(r->at("last_statement_id").as_int64() - r->at("first_statement_id").as_int64(), 2999);
+    EXPECT_EQ(r->at("user").as_string(), "alice");
+  }
+  std::string out;
+  EXPECT_EQ(verify({logdir.string()}, out), 0) << out;
+}
+
+// Denials while the file is writable are ordinary records, one each.
+TEST(AuditLog, DenialsAreWrittenOneByOneWhileTheFileWorks) {
+  TempDir dir;
+  auto log = open_log(test_options(dir.file("pgwarden.jsonl")));
+  ASSERT_TRUE(log);
+  for (std::uint64_t id = 1; id <= 3; ++id) ASSERT_EQ(log->submit(denied_body("s-a", id)), Admission::Accepted);
+  log->close();
+  EXPECT_EQ(events_in(records_in({dir.file("pgwarden.jsonl")}), "statement").size(), 3u);
+  EXPECT_EQ(log->stats().refusals_counted.load(), 0u);
 }
 
 // Closing flushes what was accepted; later submits are refused.

@@ -144,6 +144,7 @@ std::vector<std::string> every_kind_of_record() {
   add(s, SessionEndRecord{{}, 10, 1, 2, 3, "client_closed"});
   add(s, CancelRecord{{}, "10.0.0.1", 4000, true});
   add(ConfigReloadRecord{{}, "/etc/pgwarden.yaml", true, ""});
+  add(s, RefusalCountRecord{Clock::now(), Clock::now(), 3000, 4, 3003, "", "audit_unavailable", "58030"});
   const std::string zeros(64, '0');
   add(CheckpointRecord{{}, CheckpointReason::Start, "", 0, zeros, "", {}, 0});
   add(CheckpointRecord{{}, CheckpointReason::Recover, "pgwarden.jsonl", 9, zeros, "write: ENOSPC", Clock::now(), 4});

@@ -225,5 +225,25 @@ TEST_F(AuditSearch, RejectsMalformedCriteria) {
   }
 }
 
+// The counts a failing log wrote in place of refused statements read as
+// such in the table: how many, why, which statement ids, since when; and
+// `--decision deny` finds them.
+TEST(AuditSearchRefusals, ShowsCountedRefusalsInTheTable) {
+  TempDir dir;
+  auto log = open_log(test_options(dir.file("pgwarden.jsonl")));
+  RecordBuffer body;
+  encode(bob_session(), RefusalCountRecord{kNoon + 5s, kNoon, 3000, 4, 3003, "", "audit_unavailable", "58030"}, body);
+  ASSERT_EQ(log->submit(body.view()), Admission::Accepted);
+  log->close();
+  SearchRequest request;
+  request.files = {dir.path().string()};
+  request.decision = "deny";
+  std::ostringstream out, err;
+  ASSERT_EQ(run_search(request, out, err), 0) << err.str();
+  EXPECT_NE(out.str().find("3000 statements denied (audit_unavailable, statement_id 4..3003) since 2024-07-01T12:00:00"),
+            std::string::npos)
+      << out.str();
+}
+
 }  // namespace
 }  // namespace pgwarden::audit
