@@ -536,7 +536,7 @@ def test_failed_login_is_recorded_with_the_servers_sqlstate(audited):
     with RawClient(proxy.endpoint) as c:
         replies = c.login(user=MD5_USER, password="wrong")
         assert error_fields(replies[-1][1])["C"] == "28P01"
-        assert c.wait_closed()[0]  # the server ends the session, relayed (passthrough)
+        assert c.wait_closed()[0]  # the server refuses the session, relayed (passthrough)
     with RawClient(proxy.endpoint) as c:
         assert c.login(user=MD5_USER, password=MD5_PASSWORD)[-1][0] == b"Z"
         c.send(message(b"X", b""))
@@ -547,7 +547,7 @@ def test_failed_login_is_recorded_with_the_servers_sqlstate(audited):
     fail = records[2]
     assert (fail["sqlstate"], fail["message"], fail["auth_method"]) == \
         ("28P01", f'password authentication failed for user "{MD5_USER}"', "md5")
-    assert records[3]["close_reason"] == "server_closed"
+    assert records[3]["close_reason"] == "server_refused"
     assert records[5]["auth_method"] == "md5"
     assert records[6]["close_reason"] == "client_terminate"
 
