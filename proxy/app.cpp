@@ -21,6 +21,7 @@
 #include "proxy/server.hpp"
 #include "proxy/upstream_pool.hpp"
 #include "proxy/session.hpp"
+#include "protocol/sqlstate.hpp"
 
 namespace pgwarden::proxy {
 
@@ -33,7 +34,7 @@ awaitable<void> serve_client(tcp::socket socket, Connection& connection, const S
   if (ec) co_return;  // the client is already gone
   socket.set_option(tcp::no_delay(true), ec);
   Session session(Stream(std::move(socket)), peer, ctx);
-  if (over_limit) session.refuse_at_startup("53300", "sorry, too many clients already");
+  if (over_limit) session.refuse_at_startup(std::string(protocol::sqlstate::too_many_connections), "sorry, too many clients already");
   connection.on_drain([&session](DrainMode mode) { session.drain(mode); });
   co_await session.run();
   connection.on_drain(nullptr);

@@ -17,6 +17,7 @@
 #include "protocol/encoder.hpp"
 #include "protocol/messages.hpp"
 #include "protocol/parser.hpp"
+#include "protocol/sqlstate.hpp"
 #include "proxy/message_reader.hpp"
 #include "proxy/secret_store.hpp"
 #include "proxy/session.hpp"
@@ -74,7 +75,7 @@ awaitable<CloseReason> Session::authenticate_client() {
   SecretLookup found = co_await ctx_.secrets->find(facts_.user, facts_.database, ctx_.upstream, std::move(upstream_tls));
   if (!found.error.empty()) {
     spdlog::error("cannot look up the secret of user {}: {}", facts_.user, found.error);
-    co_return fail("08006", "pgwarden could not look up the credentials of user \"" + facts_.user +
+    co_return fail(pq::sqlstate::connection_failure, "pgwarden could not look up the credentials of user \"" + facts_.user +
                                 "\": " + found.error,
                    CloseReason::UpstreamUnavailable);
   }
@@ -100,15 +101,15 @@ awaitable<CloseReason> Session::authenticate_client() {
 awaitable<std::optional<pq::Frame>> Session::read_password_message(MessageReader& reader) {
   auto r = co_await reader.next(client_);
   if (r.closed) {
-    fail("08006", "the client closed the connection during authentication", CloseReason::ClientClosed);
+    fail(pq::sqlstate::connection_failure, "the client closed the connection during authentication", CloseReason::ClientClosed);
     co_return std::nullopt;
   }
   if (r.frame.ec) {
-    fail("08P01", "invalid frontend message during authentication: " + r.frame.ec.message());
+    fail(pq::sqlstate::protocol_violation, "invalid frontend message during authentication: " + r.frame.ec.message());
     co_return std::nullopt;
   }
   if (r.frame.type != 'p') {
-    fail("08P01", "expected password response, got message type " + std::string(type_name(r.frame.type)));
+    fail(pq::sqlstate::protocol_violation, "expected password response, got message type " + std::string(type_name(r.frame.type)));
     co_return std::nullopt;
   }
   co_return r.frame;
@@ -128,12 +129,12 @@ awaitable<CloseReason> Session::authenticate_scram(MessageReader& reader) {
     AuthResult<ServerReply> reply = AuthFailure{};
     if (first) {
       pq::SaslInitialResponse initial;
-      if (auto perr = pq::parse(frame->bytes, initial)) co_return fail("08P01", "malformed SASL message: " + perr.message());
+      if (auto perr = pq::parse(frame->bytes, initial)) co_return fail(pq::sqlstate::protocol_violation, "malformed SASL message: " + perr.message());
       reply = scram_->initial_response(initial.mechanism, initial.data);
       first = false;
     } else {
       pq::SaslResponse response;
-      if (auto perr = pq::parse(frame->bytes, response)) co_return fail("08P01", "malformed SASL message: " + perr.message());
+      if (auto perr = pq::parse(frame->bytes, response)) co_return fail(pq::sqlstate::protocol_violation, "malformed SASL message: " + perr.message());
       reply = scram_->response(response.data);
     }
     if (!reply) co_return fail_auth(reply.error());
@@ -148,7 +149,7 @@ awaitable<CloseReason> Session::authenticate_scram(MessageReader& reader) {
 awaitable<CloseReason> Session::authenticate_md5(MessageReader& reader) {
   char salt[4];
   if (RAND_bytes(reinterpret_cast<unsigned char*>(salt), sizeof salt) != 1) {
-    co_return fail("XX000", "could not generate an md5 salt");
+    co_return fail(pq::sqlstate::internal_error, "could not generate an md5 salt");
   }
   std::string out = negotiate_reply_;
   pq::encode(pq::AuthenticationMD5Password{std::string_view(salt, 4)}, out);
@@ -158,7 +159,7 @@ awaitable<CloseReason> Session::authenticate_md5(MessageReader& reader) {
   auto frame = co_await read_password_message(reader);
   if (!frame) co_return fatal_.empty() ? CloseReason::ClientClosed : CloseReason::ClientProtocolError;
   pq::PasswordMessage password;
-  if (auto perr = pq::parse(frame->bytes, password)) co_return fail("08P01", "malformed password message: " + perr.message());
+  if (auto perr = pq::parse(frame->bytes, password)) co_return fail(pq::sqlstate::protocol_violation, "malformed password message: " + perr.message());
   if (auto ok = verify_md5_response(facts_.user, md5_secret_, std::string_view(salt, 4), password.password); !ok) {
     co_return fail_auth(ok.error());
   }
@@ -167,8 +168,8 @@ awaitable<CloseReason> Session::authenticate_md5(MessageReader& reader) {
 
 CloseReason Session::upstream_login_failed(std::string_view why) {
   spdlog::warn("login of user {} into the upstream {} failed: {}", facts_.user, ctx_.upstream.describe(), why);
-  audit_event(audit::event::auth_fail, auth_method(), "08006", why);
-  return fail("08006", "pgwarden could not log into the upstream server at " + ctx_.upstream.describe() +
+  audit_event(audit::event::auth_fail, auth_method(), pq::sqlstate::connection_failure, why);
+  return fail(pq::sqlstate::connection_failure, "pgwarden could not log into the upstream server at " + ctx_.upstream.describe() +
                            " as user \"" + facts_.user + "\": " + std::string(why),
               CloseReason::UpstreamLoginFailed);
 }

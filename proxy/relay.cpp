@@ -10,6 +10,7 @@
 #include "protocol/encoder.hpp"
 #include "protocol/messages.hpp"
 #include "protocol/parser.hpp"
+#include "protocol/sqlstate.hpp"
 #include "proxy/session.hpp"
 
 namespace pgwarden::proxy {
@@ -25,9 +26,10 @@ constexpr std::size_t idle_buffer_limit = 256 * 1024;
 constexpr std::string_view sqlstate_class_invalid_authorization = "28";
 
 bool is_frontend_type(char t) {
+  using namespace pq::frontend_type;
   switch (t) {
-    case 'Q': case 'P': case 'B': case 'E': case 'D': case 'C': case 'S': case 'H':
-    case 'F': case 'd': case 'c': case 'f': case 'X': case 'p':
+    case Query: case Parse: case Bind: case Execute: case Describe: case Close: case Sync: case Flush:
+    case FunctionCall: case CopyData: case CopyDone: case CopyFail: case Terminate: case Password:
       return true;
     default:
       return false;
@@ -63,7 +65,7 @@ awaitable<CloseReason> Session::relay_client() {
       if (f.ec) {
         spdlog::warn("client {}:{} sent a malformed message: {}", peer_.address().to_string(),
                      peer_.port(), f.ec.message());
-        co_return fail("08P01", "invalid frontend message: " + f.ec.message());
+        co_return fail(pq::sqlstate::protocol_violation, "invalid frontend message: " + f.ec.message());
       }
       if (f.kind == pq::FrameKind::NeedMore) break;
       if (f.kind == pq::FrameKind::Streamed) {
@@ -101,28 +103,29 @@ awaitable<CloseReason> Session::relay_client() {
 
 CloseReason Session::on_client_frame(const pq::Frame& f, std::size_t offset, Batch& out) {
   if (!is_frontend_type(f.type)) {
-    return fail("08P01", std::string("invalid frontend message type ") + std::to_string(int(f.type)));
+    return fail(pq::sqlstate::protocol_violation, std::string("invalid frontend message type ") + std::to_string(int(f.type)));
   }
   // Whether the server has answered everything before this message, and
   // so reported any change to how it reads SQL text.
   reading_settled_ = ready_seen_ == sync_points_sent_ && !unsynced_;
   note_client_message(f.type);
+  namespace frontend = pq::frontend_type;
   switch (f.type) {
-    case 'Q': return gate_query(f, offset, out);
-    case 'P': return gate_parse(f, offset, out);
-    case 'B': return gate_bind(f, offset, out);
-    case 'F': return gate_function_call(f, offset, out);
-    case 'E':
+    case frontend::Query: return gate_query(f, offset, out);
+    case frontend::Parse: return gate_parse(f, offset, out);
+    case frontend::Bind: return gate_bind(f, offset, out);
+    case frontend::FunctionCall: return gate_function_call(f, offset, out);
+    case frontend::Execute:
       if (ctx_.audit) return gate_execute(f, offset, out);
       break;
-    case 'C': forget_statement(f); break;
-    case 'p':
+    case frontend::Close: forget_statement(f); break;
+    case frontend::Password:
       if (!authenticated_) {
         if (const CloseReason r = check_sasl_passthrough(f); r != CloseReason::None) return r;
       }
       break;
-    case 'S': begin_sync_point(); break;
-    case 'X':
+    case frontend::Sync: begin_sync_point(); break;
+    case frontend::Terminate:
       terminated_ = true;
       // A connection that goes back to the pool must stay open: the server
       // does not see this client's Terminate.
@@ -148,7 +151,7 @@ awaitable<CloseReason> Session::relay_server() {
       if (f.ec) {
         spdlog::error("upstream {} sent a malformed message: {}", ctx_.upstream.describe(),
                       f.ec.message());
-        co_return fail("08P01", "pgwarden received an invalid message from the upstream server",
+        co_return fail(pq::sqlstate::protocol_violation, "pgwarden received an invalid message from the upstream server",
                        CloseReason::ServerProtocolError);
       }
       if (f.kind == pq::FrameKind::NeedMore) break;
@@ -181,9 +184,10 @@ awaitable<CloseReason> Session::relay_server() {
 }
 
 void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out) {
+  namespace backend = pq::backend_type;
   switch (f.type) {
-    case 'R':  // Authentication*: Int32 code; 0 is AuthenticationOk
-      if (f.body().size() >= 4 && pq::read_u32(f.body().data()) == 0) {
+    case backend::Authentication:
+      if (f.body().size() >= 4 && static_cast<std::int32_t>(pq::read_u32(f.body().data())) == pq::auth_req_ok) {
         authenticated_ = true;
         client_framer_ = pq::Framer(pq::TypeSet::all_except({'d'}), ctx_.max_message_bytes);
         audit_event(audit::event::auth_ok, auth_method());
@@ -191,10 +195,10 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
         return;
       }
       break;
-    case 'K':  // BackendKeyData: the client gets our key, never the server's
+    case backend::BackendKeyData:  // the client gets the server's pid with a key of pgwarden's
       if (rewrite_backend_key(f, out)) return;
       break;
-    case 'Z':  // ReadyForQuery: Byte1 status 'I' idle, 'T' in transaction, 'E' failed
+    case backend::ReadyForQuery:  // Byte1 status 'I' idle, 'T' in transaction, 'E' failed
       if (ready_seen_ == 0) {
         poke_watchdog();  // from startup timeout to idle timeout
         count_connection(ConnectionResult::Accepted);
@@ -206,23 +210,23 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
         idle_since_ = std::chrono::steady_clock::now();
       }
       break;
-    case 'S':  // ParameterStatus: rules on application_name follow SET application_name
+    case backend::ParameterStatus:  // rules on application_name follow SET application_name
       track_parameter(f);
       break;
-    case '1':  // ParseComplete, CloseComplete: the server did what statements_ assumed
-    case '3':
+    case backend::ParseComplete:  // the server did what statements_ assumed
+    case backend::CloseComplete:
       on_statement_answer(f.type);
       break;
-    case 'E':  // ErrorResponse: the one standing in for a denial is replaced
+    case backend::ErrorResponse:  // the one standing in for a denial is replaced
       if (ready_seen_ == 0) note_startup_refusal(f);
       if (authenticated_) undo_statement_changes();
       if (rewrite_denial_error(f, out)) return;
       if (!authenticated_) audit_auth_failure(f);
       if (ctx_.audit) audit_server_frame(f);
       break;
-    case 'C':  // CommandComplete, EmptyQueryResponse, PortalSuspended: a statement's outcome
-    case 'I':
-    case 's':
+    case backend::CommandComplete:  // a statement's outcome
+    case backend::EmptyQueryResponse:
+    case backend::PortalSuspended:
       if (ctx_.audit) audit_server_frame(f);
       break;
     default:
@@ -248,7 +252,7 @@ CloseReason Session::server_closed(error_code ec) {
   // half-dead upstream): the client learns which hop failed.
   spdlog::warn("upstream {} closed the connection during startup", ctx_.upstream.describe());
   startup_result_ = ConnectionResult::UpstreamUnavailable;
-  return fail("08006", "the upstream server at " + ctx_.upstream.describe() +
+  return fail(pq::sqlstate::connection_failure, "the upstream server at " + ctx_.upstream.describe() +
                            " closed the connection during startup",
               CloseReason::UpstreamUnavailable);
 }
@@ -288,7 +292,7 @@ CloseReason Session::check_sasl_passthrough(const pq::Frame& f) {
   const bool binds_to_proxy = initial.mechanism == scram_sha_256_plus_name;
   const bool downgrade = server_offered_plus_ && initial.data && initial.data->starts_with("y,");
   if (!binds_to_proxy && !downgrade) return CloseReason::None;
-  return fail("28000",
+  return fail(pq::sqlstate::invalid_authorization_specification,
               "pgwarden cannot relay SCRAM authentication when both the client and the server connection use TLS: "
               "the client's channel binding is bound to pgwarden's certificate, which the server rejects. Configure "
               "\"auth: scram\" in pgwarden (with auth_file or auth_query), or set upstream.tls: disable, or connect "

@@ -1,4 +1,5 @@
 #include "proxy/scram.hpp"
+#include "protocol/sqlstate.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -340,16 +341,16 @@ std::string_view AuthFailure::sqlstate() const noexcept {
     case AuthError::UnexpectedChannelBinding:
     case AuthError::InvalidNonce:
     case AuthError::UnexpectedMessage:
-      return "08P01";  // protocol_violation
+      return protocol::sqlstate::protocol_violation;
     case AuthError::ChannelBindingDowngrade:
     case AuthError::ChannelBindingMismatch:
     case AuthError::InvalidSecret:
-      return "28000";  // invalid_authorization_specification
+      return protocol::sqlstate::invalid_authorization_specification;
     case AuthError::AuthzidNotSupported:
     case AuthError::ExtensionNotSupported:
-      return "0A000";  // feature_not_supported
+      return protocol::sqlstate::feature_not_supported;
     case AuthError::WrongPassword:
-      return "28P01";  // invalid_password
+      return protocol::sqlstate::invalid_password;
     case AuthError::NoCommonMechanism:
     case AuthError::PlusWithoutTls:
     case AuthError::ChannelBindingRequired:
@@ -358,12 +359,12 @@ std::string_view AuthFailure::sqlstate() const noexcept {
     case AuthError::SecretMismatch:
     case AuthError::ServerError:
     case AuthError::ServerSignatureMismatch:
-      return "08006";  // connection_failure: the upstream login failed
+      return protocol::sqlstate::connection_failure;  // the upstream login failed
     case AuthError::ChannelBindingUnavailable:
     case AuthError::Internal:
-      return "XX000";  // internal_error
+      return protocol::sqlstate::internal_error;
   }
-  return "XX000";
+  return protocol::sqlstate::internal_error;
 }
 
 AuthFailure password_failed(std::string_view user, std::string log_detail) {

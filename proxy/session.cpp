@@ -8,6 +8,7 @@
 #include "protocol/encoder.hpp"
 #include "protocol/messages.hpp"
 #include "protocol/parser.hpp"
+#include "protocol/sqlstate.hpp"
 
 namespace pgwarden::proxy {
 
@@ -66,7 +67,7 @@ awaitable<void> Session::run() {
   auto result = co_await (serve() || watchdog());
   const CloseReason reason = std::visit([](CloseReason r) { return r; }, result);
   if (reason == CloseReason::StartupTimeout) {
-    fail("57014", "canceling authentication due to timeout");
+    fail(pq::sqlstate::query_canceled, "canceling authentication due to timeout");
   }
   // A write cut off part-way leaves the client mid-message: no error after it.
   if (!fatal_.empty() && !writing_to_client_) co_await send_fatal();
@@ -89,7 +90,7 @@ awaitable<CloseReason> Session::watchdog() {
       if (clock::now() - started_ >= ctx_.startup_timeout) co_return CloseReason::StartupTimeout;
       watchdog_timer_.expires_at(started_ + ctx_.startup_timeout);
     } else if (!arm_idle_timer()) {
-      fail("57P05", "terminating connection due to idle-session timeout", CloseReason::IdleTimeout);
+      fail(pq::sqlstate::idle_session_timeout, "terminating connection due to idle-session timeout", CloseReason::IdleTimeout);
       co_return CloseReason::IdleTimeout;
     }
     auto [ec] = co_await watchdog_timer_.async_wait(use_nothrow);
@@ -146,7 +147,7 @@ awaitable<CloseReason> Session::serve() {
   if (!conn.stream) {
     ctx_.metrics->upstream_connect_errors.increment();
     spdlog::warn("upstream {} unavailable: {}", ctx_.upstream.describe(), conn.error);
-    co_return fail("08006", "pgwarden could not connect to the upstream server at " +
+    co_return fail(pq::sqlstate::connection_failure, "pgwarden could not connect to the upstream server at " +
                                 ctx_.upstream.describe() + ": " + conn.error,
                    CloseReason::UpstreamUnavailable);
   }
@@ -192,12 +193,12 @@ awaitable<CloseReason> Session::negotiate() {
     switch (packet.kind) {
       case pq::StartupKind::SslRequest:
       case pq::StartupKind::GssEncRequest: {
-        if (client_.is_tls()) co_return fail("08P01", "unsupported frontend protocol: encryption was already negotiated");
+        if (client_.is_tls()) co_return fail(pq::sqlstate::protocol_violation, "unsupported frontend protocol: encryption was already negotiated");
         client_in_.consume(packet.bytes.size());
         // Bytes sent before our answer could not have been encrypted: a
         // client that pipelines them is injecting (CVE-2021-23214).
         if (!client_in_.empty()) {
-          co_return fail("08P01", "received unencrypted data after SSL request", CloseReason::StartupRefused);
+          co_return fail(pq::sqlstate::protocol_violation, "received unencrypted data after SSL request", CloseReason::StartupRefused);
         }
         if (packet.kind == pq::StartupKind::SslRequest && client_tls_) {
           const CloseReason tls = co_await start_tls(false);
@@ -208,7 +209,7 @@ awaitable<CloseReason> Session::negotiate() {
         bytes_to_client_ += n;
         if (ec) co_return CloseReason::ClientWriteError;
         if (!client_in_.empty()) {
-          co_return fail("08P01", "received unencrypted data after SSL request", CloseReason::StartupRefused);
+          co_return fail(pq::sqlstate::protocol_violation, "received unencrypted data after SSL request", CloseReason::StartupRefused);
         }
         continue;
       }
@@ -219,12 +220,12 @@ awaitable<CloseReason> Session::negotiate() {
         break;
     }
     if (client_tls_ && client_tls_->required && !client_.is_tls()) {
-      co_return fail("28000", "pgwarden accepts only TLS connections (tls.required); connect with sslmode=require "
+      co_return fail(pq::sqlstate::invalid_authorization_specification, "pgwarden accepts only TLS connections (tls.required); connect with sslmode=require "
                      "or stronger", CloseReason::StartupRefused);
     }
     pq::StartupMessage startup;
     if (auto ec = pq::parse(packet.bytes, startup)) {
-      co_return fail("08P01", "invalid startup packet: " + ec.message());
+      co_return fail(pq::sqlstate::protocol_violation, "invalid startup packet: " + ec.message());
     }
     if (const CloseReason refused = check_connect(startup); refused != CloseReason::None) co_return refused;
     proxy_auth_ = config_->auth.mode == config::AuthMode::Scram;
@@ -232,7 +233,7 @@ awaitable<CloseReason> Session::negotiate() {
     client_in_.consume(packet.bytes.size());
     co_return CloseReason::None;
   }
-  co_return fail("08P01", "too many negotiation requests before the startup packet");
+  co_return fail(pq::sqlstate::protocol_violation, "too many negotiation requests before the startup packet");
 }
 
 CloseReason Session::refuse_startup_packet(std::error_code ec) {
@@ -242,7 +243,7 @@ CloseReason Session::refuse_startup_packet(std::error_code ec) {
   // Terminate or anything else before its startup packet sees a clean close.
   if (ec == pq::Error::UnsupportedProtocol && client_in_.size() >= 8) {
     const std::uint32_t version = pq::read_u32(client_in_.data().data() + 4);
-    return fail("0A000", "unsupported frontend protocol " + std::to_string(version >> 16) + "." +
+    return fail(pq::sqlstate::feature_not_supported, "unsupported frontend protocol " + std::to_string(version >> 16) + "." +
                              std::to_string(version & 0xffff) + ": server supports 3.0 to 3.2",
                 CloseReason::StartupRefused);
   }
@@ -283,7 +284,7 @@ awaitable<CloseReason> Session::start_tls(bool direct) {
     unsigned int alpn_len = 0;
     SSL_get0_alpn_selected(client_.tls()->native_handle(), &alpn, &alpn_len);
     if (std::string_view(reinterpret_cast<const char*>(alpn), alpn_len) != alpn_postgresql) {
-      co_return fail("08P01", "received direct SSL connection request without ALPN protocol negotiation extension",
+      co_return fail(pq::sqlstate::protocol_violation, "received direct SSL connection request without ALPN protocol negotiation extension",
                      CloseReason::StartupRefused);
     }
   }
@@ -327,7 +328,7 @@ CloseReason Session::check_connect(const pq::StartupMessage& startup) {
     startup_result_ = ConnectionResult::RefusedLimit;
     return fail(refusal_sqlstate_, refusal_message_, CloseReason::StartupRefused);
   }
-  if (facts_.user.empty()) return fail("28000", "no PostgreSQL user name specified in startup packet");
+  if (facts_.user.empty()) return fail(pq::sqlstate::invalid_authorization_specification, "no PostgreSQL user name specified in startup packet");
   if (facts_.database.empty()) facts_.database = facts_.user;
   facts_.client = policy::IpAddress::parse(peer_.address().to_string());
   facts_.protocol = replication ? policy::ProtocolPath::Replication : policy::ProtocolPath::Simple;
@@ -337,7 +338,7 @@ CloseReason Session::check_connect(const pq::StartupMessage& startup) {
   const policy::Decision d = policy::evaluate_connect(config_->policy, facts_);
   note_decision(d);
   if (d.denied()) {
-    const std::string_view sqlstate = d.sqlstate.empty() ? "28000" : d.sqlstate;
+    const std::string_view sqlstate = d.sqlstate.empty() ? pq::sqlstate::invalid_authorization_specification : d.sqlstate;
     startup_result_ = ConnectionResult::RefusedPolicy;
     count_denial(d);
     audit_event(audit::event::auth_fail, "connect_rule", sqlstate, d.message);
@@ -353,7 +354,7 @@ CloseReason Session::check_connect(const pq::StartupMessage& startup) {
     startup_result_ = ConnectionResult::RefusedPolicy;
     count_denial(s);
     const std::string message = std::string(s.message) + " (startup parameter " + setting.source + ")";
-    const std::string_view sqlstate = s.sqlstate.empty() ? "42501" : s.sqlstate;
+    const std::string_view sqlstate = s.sqlstate.empty() ? pq::sqlstate::insufficient_privilege : s.sqlstate;
     audit_event(audit::event::auth_fail, "startup_setting", sqlstate, message);
     return fail(sqlstate, message, CloseReason::StartupRefused);
   }

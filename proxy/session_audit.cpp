@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "protocol/parser.hpp"
+#include "protocol/sqlstate.hpp"
 #include "proxy/audit_trail.hpp"
 #include "proxy/session.hpp"
 
@@ -190,7 +191,7 @@ CloseReason Session::audit_not_forwarded(std::size_t gated) {
   // they must not run, and their results say so. Closing the connection
   // rolls back whatever the client had open, as a crash of the server would.
   audit_drop_unsent(pending_.size() - std::min(gated, pending_.size()), true);
-  return fail("58030", "pgwarden could not write the audit records of these statements, so they were not run",
+  return fail(pq::sqlstate::io_error, "pgwarden could not write the audit records of these statements, so they were not run",
               CloseReason::AuditUnavailable);
 }
 
@@ -203,7 +204,7 @@ void Session::audit_refused(const policy::ClassifiedText& text, std::string_view
   std::vector<audit::Parameter> params;
   if (portal) parameters_of(portal->params, portal->param_flags, params);
   audit::Outcome outcome;
-  outcome.sqlstate = d.sqlstate.empty() ? "42501" : d.sqlstate;
+  outcome.sqlstate = d.sqlstate.empty() ? pq::sqlstate::insufficient_privilege : d.sqlstate;
   outcome.message = d.message;
   const std::size_t n = std::max<std::size_t>(1, text.statements.size());
   statements_seen_ += n;
@@ -232,7 +233,7 @@ void Session::audit_refused(const policy::ClassifiedText& text, std::string_view
     r.classes = std::span(classes.data(), nclasses);
     r.decision = audit::Decision::Deny;
     r.rule = d.rule_name();
-    r.reason = d.sqlstate == "58030" ? std::string_view("audit_unavailable") : policy::to_string(d.reason);
+    r.reason = d.sqlstate == pq::sqlstate::io_error ? std::string_view("audit_unavailable") : policy::to_string(d.reason);
     r.alert = d.alert;
     r.outcome = &outcome;
     audit::encode(audit_fields(), r, ctx_.audit->encode_options(), record_buffer());
@@ -388,7 +389,7 @@ void Session::audit_drop_unsent(std::size_t from, bool all) {
     PendingStatement& p = *pending_[i];
     if (!all && !p.logged) continue;
     p.rows = -1;
-    p.sqlstate.assign("58030");
+    p.sqlstate.assign(pq::sqlstate::io_error);
     p.message.assign(not_run);
     audit_write(p);
   }

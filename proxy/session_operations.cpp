@@ -7,6 +7,7 @@
 
 #include "audit/redact.hpp"
 #include "protocol/encoder.hpp"
+#include "protocol/sqlstate.hpp"
 #include "proxy/log_setup.hpp"
 #include "proxy/session.hpp"
 
@@ -49,7 +50,7 @@ void Session::stop_reading_client() {
 }
 
 CloseReason Session::shut_down() {
-  return fail("57P01", "terminating connection due to administrator command", CloseReason::Shutdown);
+  return fail(protocol::sqlstate::admin_shutdown, "terminating connection due to administrator command", CloseReason::Shutdown);
 }
 
 void Session::note_client_message(char type) {

@@ -17,6 +17,7 @@
 #include "policy/classifier.hpp"
 #include "protocol/encoder.hpp"
 #include "protocol/parser.hpp"
+#include "protocol/sqlstate.hpp"
 #include "proxy/audit_trail.hpp"
 #include "proxy/log_setup.hpp"
 #include "proxy/session.hpp"
@@ -58,7 +59,7 @@ policy::Decision refusal(policy::DecisionReason reason, std::string_view sqlstat
 /// pgwarden cannot tell what the server would make of it.
 const policy::Decision& unreadable_refusal() {
   static const policy::Decision d = refusal(
-      policy::DecisionReason::UnreadableText, "22021",
+      policy::DecisionReason::UnreadableText, pq::sqlstate::character_not_in_repertoire,
       "invalid byte sequence for the session's client_encoding: pgwarden reads every statement as the server will "
       "and could not read this one, so it was not run");
   return d;
@@ -68,7 +69,7 @@ const policy::Decision& unreadable_refusal() {
 /// audit.on_failure is block: refused like a denial, with 58030.
 const policy::Decision& unaudited_refusal() {
   static const policy::Decision d =
-      refusal(policy::DecisionReason::Default, "58030",
+      refusal(policy::DecisionReason::Default, pq::sqlstate::io_error,
               "pgwarden cannot write its audit log, so the statement was not run (audit.on_failure: block); "
               "statements run again as soon as the log is writable");
   return d;
@@ -227,7 +228,7 @@ Session::AuditedDecision audited(const policy::Decision& d) {
 }  // namespace
 
 CloseReason Session::gate_query(const pq::Frame& f, std::size_t offset, Batch& out) {
-  if (auto ec = pq::parse(f.bytes, query_msg_)) return fail("08P01", "invalid Query message: " + ec.message());
+  if (auto ec = pq::parse(f.bytes, query_msg_)) return fail(pq::sqlstate::protocol_violation, "invalid Query message: " + ec.message());
   const ReadSql read = read_sql(query_msg_.sql, policy::ProtocolPath::Simple);
   const auto& text = read.text;
   const policy::Decision& d = read.decision;
@@ -268,7 +269,7 @@ void Session::substitute_marker_parse(Batch& out) {
 }
 
 CloseReason Session::gate_parse(const pq::Frame& f, std::size_t offset, Batch& out) {
-  if (auto ec = pq::parse(f.bytes, parse_msg_)) return fail("08P01", "invalid Parse message: " + ec.message());
+  if (auto ec = pq::parse(f.bytes, parse_msg_)) return fail(pq::sqlstate::protocol_violation, "invalid Parse message: " + ec.message());
   ReadSql read = read_sql(parse_msg_.sql, policy::ProtocolPath::Extended);
   auto text = std::move(read.text);
   const policy::Decision& d = read.decision;
@@ -316,7 +317,7 @@ std::shared_ptr<const Session::Prepared> Session::sql_prepared(std::string_view 
 }
 
 CloseReason Session::gate_bind(const pq::Frame& f, std::size_t offset, Batch& out) {
-  if (auto ec = pq::parse(f.bytes, bind_msg_)) return fail("08P01", "invalid Bind message: " + ec.message());
+  if (auto ec = pq::parse(f.bytes, bind_msg_)) return fail(pq::sqlstate::protocol_violation, "invalid Bind message: " + ec.message());
   // The decision made at Parse is made again with the rules in force now, so
   // a reload that denies a prepared statement takes effect at its next use.
   auto it = statements_.find(bind_msg_.statement);
@@ -381,7 +382,7 @@ void Session::keep_bind_parameters(Portal& portal) const {
 }
 
 CloseReason Session::gate_execute(const pq::Frame& f, std::size_t offset, Batch& out) {
-  if (auto ec = pq::parse(f.bytes, execute_msg_)) return fail("08P01", "invalid Execute message: " + ec.message());
+  if (auto ec = pq::parse(f.bytes, execute_msg_)) return fail(pq::sqlstate::protocol_violation, "invalid Execute message: " + ec.message());
   auto it = portals_.find(execute_msg_.portal);
   if (it != portals_.end()) {
     const Portal& portal = *it->second;
@@ -437,7 +438,7 @@ void Session::forget_statement(const pq::Frame& f) {
 void Session::deny(const policy::Decision& d) {
   PendingDenial pending;
   pending.sync_point = sync_points_sent_;
-  pq::append_error(pending.error, "ERROR", d.sqlstate.empty() ? "42501" : d.sqlstate, d.message);
+  pq::append_error(pending.error, "ERROR", d.sqlstate.empty() ? pq::sqlstate::insufficient_privilege : d.sqlstate, d.message);
   denials_.push_back(std::move(pending));
 }
 
