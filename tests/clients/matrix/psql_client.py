@@ -136,7 +136,7 @@ def main() -> None:
             a, b = out[0].split("|")
             return [int(a), b]
         if op == "prepared":
-            return {"results": [int(x) for x in out[:3]], "listed": out[3] == "t"}
+            return {"results": [int(x) for x in out[:3]], "listed": int(out[3]) >= 1}
         if op == "transaction":
             return [int(x) for x in out]
         if op == "copy_in":
