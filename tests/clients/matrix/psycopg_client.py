@@ -31,8 +31,9 @@ def main() -> None:
     s = sc.settings()
     if s["tls"] == "direct":
         # libpq learned sslnegotiation=direct in PostgreSQL 17; this one is older.
-        sc.emit("login", False, error=f"unsupported: libpq {psycopg.pq.version()} has no direct TLS "
-                "(sslnegotiation=direct is libpq 17+)", sqlstate=None, unsupported=True)
+        v = psycopg.pq.version()
+        sc.emit("login", False, error=f"unsupported: psycopg {psycopg.__version__} on libpq {v // 10000}.{v % 10000} "
+                "has no direct TLS (sslnegotiation=direct is libpq 17+)", sqlstate=None, unsupported=True)
         return
     try:
         conn = connect(s)
