@@ -5,7 +5,7 @@ does against PostgreSQL itself:
   -j 2 of it into a new database, and plain dumps of both that are equal;
 - pg_basebackup over replication connections a connect rule allows (the
   CopyBoth stream relayed), verified by pg_verifybackup, and refused with
-  pgwarden's explanation without the rule;
+  pgwarden's explanation without the rule; pg_recvlogical's logical decoding;
 - pgbench -i generating its data on the server (pgbench -i with client-side
   COPY is in test_pgbench.py, psql's \\copy both ways in test_psql.py);
 - SQLAlchemy (Debian bookworm ships 1.4, which has no psycopg 3 dialect:
@@ -55,7 +55,7 @@ class ReplicationServer(harness.PostgresServer):
     connections (pgwarden's address is the loopback address)."""
 
     def init(self, ssl=None, extra_conf=""):
-        super().init(ssl=ssl, extra_conf=extra_conf)
+        super().init(ssl=ssl, extra_conf=extra_conf + "wal_level = logical\n")
         hba = self.data / "pg_hba.conf"
         hba.write_text(f"host replication {SUPERUSER} {harness.LOOPBACK}/32 trust\n" + hba.read_text())
 
@@ -142,6 +142,13 @@ GRANT SELECT ON LARGE OBJECT 424242 TO tools_reader;
 """
 
 
+@pytest.fixture(scope="module")
+def source_db(server) -> str:
+    server.psql_admin("CREATE DATABASE tools_src")
+    server.psql_admin(SOURCE_DB, dbname="tools_src")
+    return "tools_src"
+
+
 def plain_dump(endpoint, db) -> str:
     """A plain-text dump, less the random key of its \\restrict and
     \\unrestrict lines (new in each dump since 15.14)."""
@@ -154,9 +161,7 @@ def plain_dump(endpoint, db) -> str:
 # new database through pgwarden: plain dumps of the two databases, both
 # taken through pgwarden, are equal, and equal to one taken straight from
 # the server; the restored large objects and the sequence position are there.
-def test_dump_and_parallel_restore_round_trip(proxy, server, tmp_path):
-    server.psql_admin("CREATE DATABASE tools_src")
-    server.psql_admin(SOURCE_DB, dbname="tools_src")
+def test_dump_and_parallel_restore_round_trip(proxy, server, source_db, tmp_path):
     archive = tmp_path / "src.dump"
     done = run(["pg_dump", *conn_args(proxy.endpoint), "-Fc", "-f", archive, "-d", "tools_src"])
     assert done.returncode == 0, done.stderr
@@ -181,6 +186,19 @@ def test_dump_and_parallel_restore_round_trip(proxy, server, tmp_path):
                                "(SELECT last_value FROM app.ticket_seq)", dbname="tools_dst").strip()
     assert checks == server.psql_admin("SELECT (SELECT count(*) FROM app.orders), md5(lo_get(424242)), "
                                        "(SELECT last_value FROM app.ticket_seq)", dbname="tools_src").strip()
+
+
+# A parallel directory-format dump (-Fd -j 2): the workers are sessions of
+# their own that import the leader's snapshot (SET TRANSACTION SNAPSHOT);
+# restored straight into the server, it makes the same database.
+def test_parallel_directory_dump(proxy, server, source_db, tmp_path):
+    directory = tmp_path / "dir.dump"
+    done = run(["pg_dump", *conn_args(proxy.endpoint), "-Fd", "-j", "2", "-f", directory, "-d", source_db])
+    assert done.returncode == 0, done.stderr
+    server.psql_admin("CREATE DATABASE tools_dir")
+    done = run(["pg_restore", *conn_args(server.endpoint), "--exit-on-error", "-d", "tools_dir", directory])
+    assert done.returncode == 0, done.stderr
+    assert plain_dump(server.endpoint, "tools_dir") == plain_dump(server.endpoint, source_db)
 
 
 # Without a rule allowing protocol function_call, pg_dump of a database with
@@ -240,6 +258,26 @@ def test_replication_commands_answer_as_the_server_does(proxy, server):
         assert done.returncode == 0, done.stderr
         return done.stdout.split("|")[0]   # systemid (the WAL position moves)
     assert identify(proxy.endpoint) == identify(server.endpoint)
+
+
+# Logical decoding through pgwarden: pg_recvlogical creates a slot over a
+# replication=database connection, and streams (CopyBoth) the changes made
+# after it, as test_decoding writes them, up to a known position.
+def test_pg_recvlogical_streams_changes(proxy, server, tmp_path):
+    server.psql_admin("CREATE TABLE logical_t (id int PRIMARY KEY, v text)")
+    base = ["pg_recvlogical", *conn_args(proxy.endpoint), "-d", "postgres", "--slot", "tools_slot"]
+    done = run([*base, "--create-slot", "--plugin", "test_decoding"])
+    assert done.returncode == 0, done.stderr
+    try:
+        server.psql_admin("INSERT INTO logical_t SELECT g, 'v' || g FROM generate_series(1, 3) g")
+        end = server.psql_admin("SELECT pg_current_wal_insert_lsn()").strip()
+        out = tmp_path / "changes.txt"
+        done = run([*base, "--start", "--endpos", end, "--no-loop", "-f", out], timeout=60)
+        assert done.returncode == 0, done.stderr
+        changes = [l for l in out.read_text().splitlines() if l.startswith("table public.logical_t")]
+        assert changes == [f"table public.logical_t: INSERT: id[integer]:{i} v[text]:'v{i}'" for i in (1, 2, 3)]
+    finally:
+        run([*base, "--drop-slot"])
 
 
 # ---------------------------------------------------------------------------
