@@ -37,17 +37,23 @@ def shorten(error: str) -> str:
 
 
 def note_for(result: dict) -> str:
+    """One note per kind of outcome: for a refusal by design, the words the
+    test found in pgwarden's error and the setting that fixes it."""
     expected = result.get("expected", {})
     login = result["ops"]["login"]
     if result["outcome"] == "unsupported":
-        return f"not possible with this client: {login['error'].removeprefix('unsupported: ')}"
+        return "the client has no direct TLS (PostgreSQL 17's sslnegotiation=direct): " + UNSUPPORTED_PLACEHOLDER
     if result["outcome"] == "refused" and expected.get("outcome") == "refused":
-        return f"refused by design: \u201c{shorten(login['error'])}\u201d Fix: {expected['fix']}."
+        says = " \u2026 ".join(expected["says"])
+        return f"refused by design: \u201c{says}\u201d Fix: {expected['fix']}."
     failed = [f"{op}: {r.get('error') or r.get('value')}" for op, r in result["ops"].items() if not r.get("ok")]
     if result["outcome"] == "refused":
         failed = [login["error"]]
     fault = f" (fault {expected['fault']})" if expected.get("fault") else ""
     return f"fails{fault}: \u201c{shorten('; '.join(failed) or 'a result differs from PostgreSQL')}\u201d"
+
+
+UNSUPPORTED_PLACEHOLDER = "{unsupported}"
 
 
 def render(data: dict) -> str:
@@ -62,12 +68,9 @@ def render(data: dict) -> str:
     def mark(r):
         if r["outcome"] == "works":
             return "\u2713"
-        text = note_for(r)
-        n = notes.setdefault(text, len(notes) + 1)
-        symbol = {"refused": "\u2717", "unsupported": "\u2013", "failed": "\u2717"}.get(r["outcome"], "?")
+        n = notes.setdefault(note_for(r), len(notes) + 1)
+        symbol = {"refused": "\u2717", "unsupported": "\u2013"}.get(r["outcome"], "FAIL")
         if r["outcome"] == "refused" and r.get("expected", {}).get("outcome") != "refused":
-            symbol = "FAIL"
-        if r["outcome"] == "failed":
             symbol = "FAIL"
         return f"{symbol}<sup>{n}</sup>"
 
@@ -81,17 +84,30 @@ def render(data: dict) -> str:
             return f"{next(iter(groups))} all"
         return "; ".join(f"{m} {', '.join(names)}" for m, names in groups.items())
 
-    lines = ["| auth | upstream.tls | server | " + " | ".join(HOP_TITLES[h] for h in dims["hop"]) + " |",
-             "|---|---|---|" + "---|" * len(dims["hop"])]
+    # Rows: the cells of each (auth, upstream.tls, server method, ssl); then
+    # neighbours that read the same are merged (ssl on and off, then methods).
+    rows = []
     for auth in dims["auth"]:
         for upstream in dims["upstream"]:
+            merged: list[tuple[list[str], list[str], tuple]] = []   # (methods, ssl values, cells)
             for server_auth in dims["server_auth"]:
+                by_ssl: dict[tuple, list[str]] = {}
                 for ssl in dims["ssl"]:
                     hops = by_key.get((auth, upstream, server_auth, ssl))
-                    if not hops:
-                        continue
-                    lines.append(f"| {AUTH_TITLES[auth]} | {upstream} | {server_auth}, {ssl.replace('-', ' ')} | "
-                                 + " | ".join(cell(hops.get(h, [])) for h in dims["hop"]) + " |")
+                    if hops:
+                        by_ssl.setdefault(tuple(cell(hops.get(h, [])) for h in dims["hop"]), []).append(ssl)
+                for cells, ssls in by_ssl.items():
+                    same = next((m for m in merged if m[1] == ssls and m[2] == cells), None)
+                    if same:
+                        same[0].append(server_auth)
+                    else:
+                        merged.append(([server_auth], ssls, cells))
+            for methods, ssls, cells in merged:
+                ssl_text = " or ".join(x.removeprefix("ssl-") for x in ssls)
+                rows.append(f"| {AUTH_TITLES[auth]} | {upstream} | {', '.join(methods)}; ssl {ssl_text} | "
+                            + " | ".join(cells) + " |")
+    lines = ["| auth | upstream.tls | server | " + " | ".join(HOP_TITLES[h] for h in dims["hop"]) + " |",
+             "|---|---|---|" + "---|" * len(dims["hop"]), *rows]
     counts = {}
     for r in results:
         counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
@@ -100,7 +116,9 @@ def render(data: dict) -> str:
                "\u2713 works (login, query, prepared statement, transaction with rollback, COPY in and out, "
                "cancel of pg_sleep); \u2717 refused at login as noted; \u2013 the client cannot do it; "
                "FAIL a fault.")
-    footnotes = [f"{n}. {text}" for text, n in notes.items()]
+    reasons = sorted({r["ops"]["login"]["error"].removeprefix("unsupported: ")
+                      for r in results if r["outcome"] == "unsupported"})
+    footnotes = [f"{n}. {text.replace(UNSUPPORTED_PLACEHOLDER, '; '.join(reasons))}" for text, n in notes.items()]
     return "\n".join([summary, "", *lines, "", *footnotes])
 
 
