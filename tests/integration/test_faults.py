@@ -305,7 +305,7 @@ def test_tls_records_no_larger_than_postgres_writes(tls_proxy, tls_postgres, pki
 
 # psycopg 3 over TLS reads COPY (SELECT <20 columns>) TO STDOUT 50 times in
 # a row; each read must come within 10 s, so a hang fails fast.
-def test_psycopg_reads_copy_to_over_tls_50_times(tls_proxy, pki):
+def test_psycopg_async_reads_copy_to_over_tls_50_times(tls_proxy, pki):
     async def main():
         dsn = tls_proxy.endpoint.dsn(host="localhost", hostaddr="127.0.0.1", sslmode="verify-full",
                                      sslrootcert=str(pki.ca_cert))
@@ -326,6 +326,46 @@ def test_psycopg_reads_copy_to_over_tls_50_times(tls_proxy, pki):
             await conn.close()
         return sizes
     sizes = asyncio.run(main())
+    assert len(sizes) == 50 and len(set(sizes)) == 1 and sizes[0] > 300_000
+
+
+# The same with psycopg's blocking API (libpq waits on the socket in C): a
+# reader thread reports each chunk; no chunk for 10 s fails the test at once
+# (closing the connection then ends the stuck read).
+def test_psycopg_blocking_reads_copy_to_over_tls_50_times(tls_proxy, pki):
+    import threading
+    dsn = tls_proxy.endpoint.dsn(host="localhost", hostaddr="127.0.0.1", sslmode="verify-full",
+                                 sslrootcert=str(pki.ca_cert))
+    conn = psycopg.connect(dsn, autocommit=True)
+    state = {"last": time.monotonic(), "sizes": [], "error": None}
+
+    def read_all():
+        try:
+            for _ in range(50):
+                total = 0
+                with conn.cursor() as cur:
+                    with cur.copy("COPY (" + TWENTY_COLUMNS.format(rows=2000) + ") TO STDOUT") as copy:
+                        for chunk in copy:
+                            total += len(chunk)
+                            state["last"] = time.monotonic()
+                state["sizes"].append(total)
+        except Exception as e:  # noqa: BLE001 - reported below
+            state["error"] = e
+
+    reader = threading.Thread(target=read_all, daemon=True)
+    reader.start()
+    try:
+        while reader.is_alive():
+            reader.join(0.2)
+            stalled = time.monotonic() - state["last"]
+            assert stalled < 10, f"no COPY data for {stalled:.0f} s after {len(state['sizes'])} complete COPYs"
+    finally:
+        if reader.is_alive():
+            conn.pgconn.finish()
+        else:
+            conn.close()
+    assert state["error"] is None, state["error"]
+    sizes = state["sizes"]
     assert len(sizes) == 50 and len(set(sizes)) == 1 and sizes[0] > 300_000
 
 
