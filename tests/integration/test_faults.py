@@ -22,6 +22,7 @@ import socket
 import ssl
 import struct
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -199,6 +200,44 @@ def test_terminate_own_backend_ends_only_that_session(pgwarden, postgres):
         assert other.execute("SELECT 'still here'").fetchone() == ("still here",)
         assert direct.execute("SELECT 'still here'").fetchone() == ("still here",)
         assert direct.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone() == (0,)
+
+
+# With auth: scram, a server connection outlives its client in the pool and
+# serves the next one: the pid the second client sees is the server's, and
+# the first client's cancel key, kept after it left, cancels nothing of the
+# second client's (as a new backend would not be cancelled by an old key).
+def test_a_departed_clients_cancel_key_cannot_cancel_the_next_client(postgres, workdir):
+    secret = postgres.psql_admin(f"SELECT rolpassword FROM pg_authid WHERE rolname = '{SCRAM_USER}'").strip()
+    userlist = workdir / "faults-pool-userlist.txt"
+    userlist.write_text(f'"{SCRAM_USER}" "{secret}"\n')
+    proxy = harness.Pgwarden(workdir, postgres.host, postgres.port, name="faults-pool")
+    proxy.config_path.write_text(f"listen: 127.0.0.1:{proxy.port}\n"
+                                 f"upstream: {{ host: {postgres.host}, port: {postgres.port}, tls: disable }}\n"
+                                 f"auth: {{ mode: scram, auth_file: {userlist} }}\n")
+    proxy.start()
+    dsn = proxy.endpoint.dsn(user=SCRAM_USER, password=SCRAM_PASSWORD)
+    try:
+        with psycopg.connect(dsn, autocommit=True) as first:
+            first_pid = first.execute("SELECT pg_backend_pid()").fetchone()[0]
+            old_key = first.pgconn.get_cancel()
+        deadline = time.monotonic() + 10
+        with postgres.endpoint.connect(autocommit=True) as admin:
+            while admin.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [first_pid]).fetchone() \
+                    != ("DISCARD ALL",):
+                assert time.monotonic() < deadline, "the server connection was not pooled"
+                time.sleep(0.05)
+        with psycopg.connect(dsn, autocommit=True) as second:
+            assert second.execute("SELECT pg_backend_pid()").fetchone()[0] == first_pid   # reused
+            sent = []
+            timer = threading.Timer(0.3, lambda: sent.append(old_key.cancel()))
+            timer.start()
+            try:
+                assert second.execute("SELECT 'slept' FROM pg_sleep(1.5)").fetchone() == ("slept",)
+            finally:
+                timer.join()
+            assert sent == [None]   # the CancelRequest went out (PQcancel succeeded)
+    finally:
+        proxy.stop()
 
 
 # ---------------------------------------------------------------------------
