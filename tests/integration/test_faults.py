@@ -38,6 +38,7 @@ pytestmark = pytest.mark.proxy_only
 
 AUTH_SASL = 10
 NODE_DIR = Path(__file__).resolve().parents[1] / "clients" / "node"
+JDBC_DIR = Path(__file__).resolve().parents[1] / "clients" / "jdbc"
 
 # Until the four fixes are merged from main; remove these marks then.
 FAULT_1 = pytest.mark.xfail(reason="fault 1, fixed in main", strict=False)
@@ -162,6 +163,21 @@ def test_node_postgres_backend_pid_is_the_servers(pgwarden):
     out = run_node_tool({"mode": "pid", "host": pgwarden.host, "port": pgwarden.port, "user": SUPERUSER,
                          "database": "postgres"})
     assert out["process_id"] == out["backend_pid"] == out["notify_pid"]
+
+
+# pgJDBC's getBackendPID() is pg_backend_pid(); so is the pid of a NOTIFY
+# it receives from itself.
+@FAULT_2
+def test_jdbc_backend_pid_is_the_servers(pgwarden):
+    from jdbc_client import DRIVER_JAR, jdbc_url
+    java = shutil.which("java")
+    assert java and DRIVER_JAR.exists(), "java or pgJDBC is missing: run scripts/install-deps.sh"
+    done = subprocess.run([java, "-cp", str(DRIVER_JAR), str(JDBC_DIR / "BackendPid.java"),
+                           jdbc_url(pgwarden.host, pgwarden.port, sslmode="disable"), SUPERUSER],
+                          env=client_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = json.loads(done.stdout)
+    assert out["driver_pid"] == out["backend_pid"] == out["notify_pid"], out
 
 
 # A NOTIFY's pid is the notifier's backend pid as its own driver reports it.
