@@ -6,8 +6,8 @@ does against PostgreSQL itself:
 - pg_basebackup over replication connections a connect rule allows (the
   CopyBoth stream relayed), verified by pg_verifybackup, and refused with
   pgwarden's explanation without the rule; pg_recvlogical's logical decoding;
-- pgbench -i generating its data on the server (pgbench -i with client-side
-  COPY is in test_pgbench.py, psql's \\copy both ways in test_psql.py);
+- psql's \\copy both ways in CSV; pgbench -i generating its data on the
+  server (with client-side COPY it is in test_pgbench.py);
 - SQLAlchemy (Debian bookworm ships 1.4, which has no psycopg 3 dialect:
   SQLAlchemy 2 is not packaged, so 1.4 runs on psycopg2 and asyncpg);
 - pgJDBC with preferQueryMode=extendedCacheEverything and past prepareThreshold;
@@ -278,6 +278,30 @@ def test_pg_recvlogical_streams_changes(proxy, server, tmp_path):
         assert changes == [f"table public.logical_t: INSERT: id[integer]:{i} v[text]:'v{i}'" for i in (1, 2, 3)]
     finally:
         run([*base, "--drop-slot"])
+
+
+# ---------------------------------------------------------------------------
+# psql's \\copy: COPY ... TO STDOUT / FROM STDIN with the file on the client.
+
+# \\copy out in CSV (quotes, commas, newlines and multi-byte characters in
+# the values) writes the same file through pgwarden as straight from the
+# server; \\copy in of that file through pgwarden stores every row as it was.
+def test_psql_copy_both_ways(proxy, server, tmp_path):
+    server.psql_admin("CREATE TABLE copy_src AS SELECT g AS id, 'v, \"' || g || E'\"\\nline two \u00e9\u4e2d' AS v "
+                      "FROM generate_series(1, 20000) g; CREATE TABLE copy_dst (LIKE copy_src)")
+
+    def psql(endpoint, command):
+        done = run(["psql", "-X", "-v", "ON_ERROR_STOP=1", *conn_args(endpoint), "-d", "postgres", "-c", command])
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    through, direct = tmp_path / "through.csv", tmp_path / "direct.csv"
+    assert psql(proxy.endpoint, f"\\copy copy_src TO '{through}' (FORMAT csv, HEADER)").strip() == "COPY 20000"
+    psql(server.endpoint, f"\\copy copy_src TO '{direct}' (FORMAT csv, HEADER)")
+    assert through.read_bytes() == direct.read_bytes()
+    assert psql(proxy.endpoint, f"\\copy copy_dst FROM '{through}' (FORMAT csv, HEADER)").strip() == "COPY 20000"
+    same = server.psql_admin("SELECT count(*) FROM (SELECT * FROM copy_src EXCEPT SELECT * FROM copy_dst) d")
+    assert same.strip() == "0"
 
 
 # ---------------------------------------------------------------------------
