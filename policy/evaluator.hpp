@@ -29,6 +29,8 @@ enum class DecisionReason : std::uint8_t {
   ReplicationNotAllowed,   ///< replication connection without a rule allowing it
   UnreadableText,          ///< SQL text not valid in the session's client_encoding
 };
+/// How many DecisionReason values there are: arrays indexed by them are this long.
+inline constexpr std::size_t decision_reason_count = static_cast<std::size_t>(DecisionReason::UnreadableText) + 1;
 /// "rule", "default", "empty_query", "function_call_not_allowed", "replication_not_allowed",
 /// "unreadable_text".
 std::string_view to_string(DecisionReason r) noexcept;

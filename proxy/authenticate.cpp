@@ -168,8 +168,8 @@ awaitable<CloseReason> Session::authenticate_md5(MessageReader& reader) {
 CloseReason Session::upstream_login_failed(std::string_view why) {
   spdlog::warn("login of user {} into the upstream {} failed: {}", facts_.user, ctx_.upstream.describe(), why);
   audit_event(audit::event::auth_fail, auth_method(), "08006", why);
-  return fail("08006", "pgwarden could not log into the upstream server as user \"" + facts_.user + "\": " +
-                           std::string(why),
+  return fail("08006", "pgwarden could not log into the upstream server at " + ctx_.upstream.describe() +
+                           " as user \"" + facts_.user + "\": " + std::string(why),
               CloseReason::UpstreamLoginFailed);
 }
 
@@ -178,7 +178,10 @@ awaitable<CloseReason> Session::login_upstream(std::shared_ptr<X509> server_cert
   std::unique_ptr<ScramClient> client;
   for (bool done = false; !done;) {
     auto r = co_await reader.next(*server_);
-    if (r.closed) co_return upstream_login_failed("the server closed the connection during authentication");
+    if (r.closed) {
+      startup_result_ = ConnectionResult::UpstreamUnavailable;
+      co_return upstream_login_failed("the server closed the connection during authentication");
+    }
     if (r.frame.ec) co_return upstream_login_failed("the server sent an invalid message: " + r.frame.ec.message());
     const pq::Frame& f = r.frame;
     if (f.type == 'E') {

@@ -1,8 +1,11 @@
 #pragma once
 /// Maps the BackendKeyData pgwarden gives each client to the upstream
 /// session behind it, so a CancelRequest sent to pgwarden can be forwarded
-/// to the right server backend. Keys are random; lookups compare in
-/// constant time so a client cannot guess another session's key.
+/// to the right server backend. A client sees its server backend's own
+/// process id (applications compare it with pg_backend_pid(), a
+/// notification's sender and pg_stat_activity), and a secret key of
+/// pgwarden's, random and never the server's. Lookups compare the key in
+/// constant time so a client cannot guess another session's.
 
 #include <cstdint>
 #include <mutex>
@@ -33,9 +36,11 @@ class CancelRegistry {
     std::string secret_key;
   };
 
-  /// Issues a fresh client key (of `key_length` random bytes) for `target`.
+  /// Issues a client key for `target`: its backend's process id and a fresh
+  /// secret of `key_length` random bytes.
   ClientKey add(CancelTarget target, std::size_t key_length);
-  void remove(std::uint32_t process_id);
+  /// Forgets the key `add` issued; a key not registered is ignored.
+  void remove(const ClientKey& key);
   /// The upstream session for a client's cancel request, if the key matches.
   std::optional<CancelTarget> find(std::uint32_t process_id, std::string_view secret_key) const;
   std::size_t size() const;
@@ -46,8 +51,9 @@ class CancelRegistry {
     CancelTarget target;
   };
   mutable std::mutex mutex_;
-  std::unordered_map<std::uint32_t, Entry> entries_;
-  std::uint32_t next_id_ = 0;
+  /// By process id: one server process can be behind two keys for a moment
+  /// (a pooled connection handed from one client to the next).
+  std::unordered_multimap<std::uint32_t, Entry> entries_;
 };
 
 }  // namespace pgwarden::proxy

@@ -22,6 +22,7 @@ std::string_view to_string(CloseReason r) noexcept {
     case CloseReason::Shutdown: return "shutdown";
     case CloseReason::ClientWriteError: return "client_write_error";
     case CloseReason::ServerWriteError: return "server_write_error";
+    case CloseReason::ServerRefused: return "server_refused";
   }
   return "unknown";
 }

@@ -2,6 +2,7 @@
 /// Why a session ended: every closed connection has one, for the log and
 /// for a bounded metric label.
 
+#include <cstddef>
 #include <string_view>
 
 namespace pgwarden::proxy {
@@ -25,7 +26,10 @@ enum class CloseReason {
   Shutdown,
   ClientWriteError,
   ServerWriteError,
+  ServerRefused,      ///< the server refused the startup with an error (too many connections, no such database ...)
 };
+/// How many CloseReason values there are: arrays indexed by them are this long.
+inline constexpr std::size_t close_reason_count = static_cast<std::size_t>(CloseReason::ServerRefused) + 1;
 
 std::string_view to_string(CloseReason r) noexcept;
 

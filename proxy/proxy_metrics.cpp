@@ -32,6 +32,8 @@ std::string_view to_string(ConnectionResult r) noexcept {
     case ConnectionResult::ClientGone: return "client_gone";
     case ConnectionResult::CancelRequest: return "cancel_request";
     case ConnectionResult::Shutdown: return "shutdown";
+    case ConnectionResult::RefusedServer: return "refused_server";
+    case ConnectionResult::AuthenticationFailed: return "auth_failed";
   }
   return unknown;
 }

@@ -82,8 +82,11 @@ enum class ConnectionResult : std::uint8_t {
   ClientGone,
   CancelRequest,
   Shutdown,
+  RefusedServer,         ///< the server refused the startup (too many connections, no such database ...)
+  AuthenticationFailed,  ///< the client did not prove its identity, to pgwarden or to the server
 };
-inline constexpr std::size_t connection_result_count = 9;
+inline constexpr std::size_t connection_result_count =
+    static_cast<std::size_t>(ConnectionResult::AuthenticationFailed) + 1;
 std::string_view to_string(ConnectionResult r) noexcept;
 
 /// Which hop a TLS handshake was on, and how it went.
@@ -160,9 +163,9 @@ struct ProxyMetrics {
 
  private:
   std::array<metrics::Counter*, connection_result_count> connection_results_{};
-  std::array<metrics::Counter*, 16> closed_{};
+  std::array<metrics::Counter*, close_reason_count> closed_{};
   std::array<std::array<metrics::Counter*, 2>, policy::statement_class_count + 1> statements_{};
-  std::array<metrics::Counter*, 8> builtin_denials_{};
+  std::array<metrics::Counter*, policy::decision_reason_count> builtin_denials_{};
   std::array<std::array<metrics::Counter*, 2>, 2> tls_handshakes_{};
   std::array<metrics::Counter*, 2> config_reloads_{};
 };

@@ -21,6 +21,8 @@ namespace {
 constexpr std::size_t min_read = 2048;
 constexpr std::size_t max_read = 256 * 1024;
 constexpr std::size_t idle_buffer_limit = 256 * 1024;
+/// SQLSTATE class 28, invalid_authorization_specification: 28000, 28P01.
+constexpr std::string_view sqlstate_class_invalid_authorization = "28";
 
 bool is_frontend_type(char t) {
   switch (t) {
@@ -170,7 +172,7 @@ awaitable<CloseReason> Session::relay_server() {
     server_in_.shrink_if_idle(idle_buffer_limit);
     auto space = server_in_.prepare(std::max(bytes_needed(server_framer_, server_in_.data()), hint));
     auto [ec, n] = co_await server_->read_some(space);
-    if (ec) co_return terminated_ ? CloseReason::ClientTerminate : CloseReason::ServerClosed;
+    if (ec) co_return terminated_ ? CloseReason::ClientTerminate : server_closed(ec);
     server_in_.commit(n);
     bytes_from_server_ += n;
     ctx_.metrics->bytes_from_server.increment(n);
@@ -185,15 +187,18 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
         authenticated_ = true;
         client_framer_ = pq::Framer(pq::TypeSet::all_except({'d'}), ctx_.max_message_bytes);
         audit_event(audit::event::auth_ok, auth_method());
-      } else {
-        note_auth_request(f);
+      } else if (note_auth_request(f, out)) {
+        return;
       }
       break;
     case 'K':  // BackendKeyData: the client gets our key, never the server's
       if (rewrite_backend_key(f, out)) return;
       break;
     case 'Z':  // ReadyForQuery: Byte1 status 'I' idle, 'T' in transaction, 'E' failed
-      if (ready_seen_ == 0) poke_watchdog();  // from startup timeout to idle timeout
+      if (ready_seen_ == 0) {
+        poke_watchdog();  // from startup timeout to idle timeout
+        count_connection(ConnectionResult::Accepted);
+      }
       ready_status_ = f.body().empty() ? 0 : f.body()[0];
       on_ready_for_query();
       if (ctx_.audit) audit_ready();
@@ -209,6 +214,7 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
       on_statement_answer(f.type);
       break;
     case 'E':  // ErrorResponse: the one standing in for a denial is replaced
+      if (ready_seen_ == 0) note_startup_refusal(f);
       if (authenticated_) undo_statement_changes();
       if (rewrite_denial_error(f, out)) return;
       if (!authenticated_) audit_auth_failure(f);
@@ -225,14 +231,47 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
   out.forward(offset, f.bytes.size());
 }
 
-void Session::note_auth_request(const pq::Frame& f) {
-  if (f.body().size() < 4) return;
+void Session::note_startup_refusal(const pq::Frame& f) {
+  pq::ErrorResponse error;
+  if (pq::parse(f.bytes, error)) return;
+  const std::string_view sqlstate = error.field(pq::pg_diag_sqlstate);
+  startup_result_ = sqlstate.starts_with(sqlstate_class_invalid_authorization)
+                        ? ConnectionResult::AuthenticationFailed
+                        : ConnectionResult::RefusedServer;
+}
+
+CloseReason Session::server_closed(error_code ec) {
+  // operation_aborted: the client side ended first and stopped this read.
+  if (ready_seen_ != 0 || ec == asio::error::operation_aborted) return CloseReason::ServerClosed;
+  if (startup_result_) return CloseReason::ServerRefused;  // after its error, as PostgreSQL closes
+  // Closed during startup without a word (a server shutting down, a
+  // half-dead upstream): the client learns which hop failed.
+  spdlog::warn("upstream {} closed the connection during startup", ctx_.upstream.describe());
+  startup_result_ = ConnectionResult::UpstreamUnavailable;
+  return fail("08006", "the upstream server at " + ctx_.upstream.describe() +
+                           " closed the connection during startup",
+              CloseReason::UpstreamUnavailable);
+}
+
+bool Session::note_auth_request(const pq::Frame& f, Batch& out) {
+  if (f.body().size() < 4) return false;
   auth_request_ = static_cast<std::int32_t>(pq::read_u32(f.body().data()));
-  if (auth_request_ != pq::AuthenticationSASL::code) return;
+  if (auth_request_ != pq::AuthenticationSASL::code) return false;
   pq::AuthenticationSASL sasl;
-  if (pq::parse(f.bytes, sasl)) return;
-  server_offered_plus_ = std::find(sasl.mechanisms.begin(), sasl.mechanisms.end(), "SCRAM-SHA-256-PLUS") !=
-                         sasl.mechanisms.end();
+  if (pq::parse(f.bytes, sasl)) return false;
+  // Channel binding never crosses a relaying proxy: the server offers
+  // SCRAM-SHA-256-PLUS for its TLS link with pgwarden, which the client's
+  // hop is not. A plaintext client refuses an offer of -PLUS outright, and a
+  // TLS client would bind to pgwarden's certificate, which the server
+  // rejects. Relay only the mechanisms the client can complete.
+  const auto plus = std::find(sasl.mechanisms.begin(), sasl.mechanisms.end(), scram_sha_256_plus_name);
+  server_offered_plus_ = plus != sasl.mechanisms.end();
+  if (!server_offered_plus_) return false;
+  sasl.mechanisms.erase(plus);
+  std::string& sub = out.substitute_begin();
+  pq::encode(sasl, sub);
+  out.substitute_end();
+  return true;
 }
 
 CloseReason Session::check_sasl_passthrough(const pq::Frame& f) {
@@ -246,7 +285,7 @@ CloseReason Session::check_sasl_passthrough(const pq::Frame& f) {
   }
   pq::SaslInitialResponse initial;
   if (pq::parse(f.bytes, initial)) return CloseReason::None;
-  const bool binds_to_proxy = initial.mechanism == "SCRAM-SHA-256-PLUS";
+  const bool binds_to_proxy = initial.mechanism == scram_sha_256_plus_name;
   const bool downgrade = server_offered_plus_ && initial.data && initial.data->starts_with("y,");
   if (!binds_to_proxy && !downgrade) return CloseReason::None;
   return fail("28000",
@@ -291,7 +330,7 @@ bool Session::rewrite_backend_key(const pq::Frame& f, Batch& out) {
 }
 
 std::string Session::issue_backend_key(std::int32_t process_id, std::string_view secret_key) {
-  if (client_process_id_ != 0) ctx_.cancels->remove(client_process_id_);
+  ctx_.cancels->remove(client_key_);
   CancelTarget target;
   target.upstream = ctx_.upstream;
   target.process_id = static_cast<std::uint32_t>(process_id);
@@ -305,10 +344,9 @@ std::string Session::issue_backend_key(std::int32_t process_id, std::string_view
     target.client_port = peer_.port();
     target.tls = client_.is_tls();
   }
-  auto issued = ctx_.cancels->add(std::move(target), std::max<std::size_t>(4, secret_key.size()));
-  client_process_id_ = issued.process_id;
+  client_key_ = ctx_.cancels->add(std::move(target), std::max<std::size_t>(4, secret_key.size()));
   std::string out;
-  pq::encode(pq::BackendKeyData{static_cast<std::int32_t>(issued.process_id), issued.secret_key}, out);
+  pq::encode(pq::BackendKeyData{process_id, client_key_.secret_key}, out);
   return out;
 }
 

@@ -59,7 +59,7 @@ Session::Session(Stream client, tcp::endpoint peer, const SessionContext& ctx)
 }
 
 Session::~Session() {
-  if (client_process_id_ != 0) ctx_.cancels->remove(client_process_id_);
+  ctx_.cancels->remove(client_key_);
 }
 
 awaitable<void> Session::run() {
@@ -161,8 +161,7 @@ awaitable<CloseReason> Session::serve() {
     const CloseReason login = co_await login_upstream(std::move(conn.server_certificate));
     if (login != CloseReason::None) co_return login;
   }
-  count_connection(ConnectionResult::Accepted);
-  co_return co_await relay();
+  co_return co_await relay();  // the connection counts as accepted at its first ReadyForQuery
 }
 
 awaitable<bool> Session::read_client(std::size_t min_free) {
@@ -190,9 +189,7 @@ awaitable<CloseReason> Session::negotiate() {
       if (!co_await read_client(64)) co_return CloseReason::ClientClosed;
     }
     if (client_.is_tls() && round == 0) continue;  // direct TLS: the startup packet follows inside
-    if (packet.ec) {
-      co_return fail("08P01", "invalid startup packet: " + packet.ec.message());
-    }
+    if (packet.ec) co_return refuse_startup_packet(packet.ec);
     switch (packet.kind) {
       case pq::StartupKind::SslRequest:
       case pq::StartupKind::GssEncRequest: {
@@ -237,6 +234,23 @@ awaitable<CloseReason> Session::negotiate() {
     co_return CloseReason::None;
   }
   co_return fail("08P01", "too many negotiation requests before the startup packet");
+}
+
+CloseReason Session::refuse_startup_packet(std::error_code ec) {
+  // As PostgreSQL's ProcessStartupPacket: a protocol it does not speak gets
+  // FATAL 0A000; a length it cannot accept is reported in its own log only
+  // and the connection closed without a reply. So a client that sends
+  // Terminate or anything else before its startup packet sees a clean close.
+  if (ec == pq::Error::UnsupportedProtocol && client_in_.size() >= 8) {
+    const std::uint32_t version = pq::read_u32(client_in_.data().data() + 4);
+    return fail("0A000", "unsupported frontend protocol " + std::to_string(version >> 16) + "." +
+                             std::to_string(version & 0xffff) + ": server supports 3.0 to 3.2",
+                CloseReason::StartupRefused);
+  }
+  spdlog::info("client {}:{} sent an invalid startup packet: {}", peer_.address().to_string(), peer_.port(),
+               ec == pq::Error::BadLength || ec == pq::Error::MessageTooLarge ? "invalid length of startup packet"
+                                                                              : ec.message());
+  return CloseReason::ClientProtocolError;
 }
 
 awaitable<CloseReason> Session::start_tls(bool direct) {

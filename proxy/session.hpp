@@ -131,6 +131,8 @@ class Session {
   awaitable<CloseReason> serve();
   awaitable<CloseReason> negotiate();
   awaitable<CloseReason> start_tls(bool direct);
+  /// A startup packet that is not one: answered as PostgreSQL answers it.
+  CloseReason refuse_startup_packet(std::error_code ec);
 
   // auth: scram (authenticate.cpp).
   void prepare_upstream_startup(const protocol::StartupMessage& startup, std::string_view original);
@@ -258,7 +260,14 @@ class Session {
   /// A ParameterStatus the session follows: client_encoding and
   /// standard_conforming_strings (how the server reads SQL text), application_name.
   void note_parameter(std::string_view name, std::string_view value);
-  void note_auth_request(const protocol::Frame& f);
+  /// Notes the server's authentication request; an AuthenticationSASL is
+  /// relayed without SCRAM-SHA-256-PLUS (substituted into `out`, true).
+  bool note_auth_request(const protocol::Frame& f, Batch& out);
+  /// An ErrorResponse before the first ReadyForQuery: the server refused the
+  /// startup, and the connection is counted as such.
+  void note_startup_refusal(const protocol::Frame& f);
+  /// Why the session ends when reading from the server failed with `ec`.
+  CloseReason server_closed(error_code ec);
   CloseReason check_sasl_passthrough(const protocol::Frame& f);
 
   Stream client_;
@@ -353,7 +362,7 @@ class Session {
 
   std::string refusal_sqlstate_, refusal_message_;
   std::string fatal_;  // ErrorResponse to send before closing
-  std::uint32_t client_process_id_ = 0;  // our BackendKeyData, once issued
+  CancelRegistry::ClientKey client_key_;  // the BackendKeyData the client got; empty key until issued
   bool authenticated_ = false;  // AuthenticationOk seen
   bool proxy_auth_ = false;            // auth: scram (pgwarden authenticates the client)
   std::string startup_packet_;        // what the upstream gets as StartupMessage

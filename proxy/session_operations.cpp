@@ -119,6 +119,8 @@ void Session::count_close(CloseReason reason) {
     case CloseReason::UpstreamUnavailable: r = ConnectionResult::UpstreamUnavailable; break;
     case CloseReason::CancelRequest: r = ConnectionResult::CancelRequest; break;
     case CloseReason::Shutdown: r = ConnectionResult::Shutdown; break;
+    case CloseReason::AuthenticationFailed: r = ConnectionResult::AuthenticationFailed; break;
+    case CloseReason::UpstreamLoginFailed: r = startup_result_.value_or(ConnectionResult::RefusedServer); break;
     case CloseReason::ClientClosed:
     case CloseReason::ClientWriteError: r = ConnectionResult::ClientGone; break;
     default: break;

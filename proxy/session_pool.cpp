@@ -53,7 +53,13 @@ awaitable<CloseReason> Session::adopt_pooled(PooledServer pooled) {
 
 awaitable<CloseReason> Session::relay() {
   auto result = co_await (relay_client() || relay_server());
-  const CloseReason reason = std::visit([](CloseReason r) { return r; }, result);
+  CloseReason reason = std::visit([](CloseReason r) { return r; }, result);
+  // A startup the server refused ends the same way whichever side closed
+  // first after its error.
+  if (ready_seen_ == 0 && (startup_result_ == ConnectionResult::RefusedServer ||
+                           startup_result_ == ConnectionResult::AuthenticationFailed)) {
+    reason = CloseReason::ServerRefused;
+  }
   // held_for_pool_: its Terminate was kept from the server; otherwise only a
   // client that closed without one leaves the server connection usable.
   const bool client_left = held_for_pool_ || (reason == CloseReason::ClientClosed && !terminated_);

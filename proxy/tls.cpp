@@ -74,6 +74,9 @@ void harden(SSL_CTX* ctx, int min_version) {
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 }
 
+/// PostgreSQL's PQ_SEND_BUFFER_SIZE: the most plaintext it puts in one record.
+constexpr long max_client_record_plaintext = 8192;
+
 }  // namespace
 
 std::shared_ptr<ClientTls> make_client_tls(const config::TlsConfig& cfg, std::string& error) {
@@ -87,6 +90,10 @@ std::shared_ptr<ClientTls> make_client_tls(const config::TlsConfig& cfg, std::st
   SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_num_tickets(ctx, 0);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  // Records no larger than PostgreSQL's: it sends at most its 8 KiB send
+  // buffer per write. A driver that waits on its socket while the rest of a
+  // larger record sits decrypted in its TLS library would wait forever.
+  SSL_CTX_set_max_send_fragment(ctx, max_client_record_plaintext);
   if (!load_key_pair(tls->context, cfg.cert, cfg.key, "tls", error)) return nullptr;
   error_code ec;
   if (!cfg.ciphers.empty() && SSL_CTX_set_cipher_list(ctx, cfg.ciphers.c_str()) != 1) {

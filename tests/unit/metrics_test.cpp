@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -220,6 +221,41 @@ TEST(ProxyMetricsList, PreResolvedChildrenCountUnderTheirLabels) {
   EXPECT_NE(text.find("pgwarden_tls_handshakes_total{side=\"upstream\",result=\"error\"} 1\n"), std::string::npos);
   EXPECT_NE(text.find("pgwarden_denials_total{rule=\"no-drop\"} 2\n"), std::string::npos);
   EXPECT_NE(text.find("pgwarden_bytes_total{direction=\"from_client\"} 100\n"), std::string::npos);
+}
+
+// Every reason a connection can close and every startup outcome has a child
+// of its own under its own label: none shares a slot, none writes past its
+// array, none is exposed as "unknown".
+TEST(ProxyMetricsList, EveryCloseReasonAndConnectionResultHasItsOwnLabel) {
+  metrics::Registry r;
+  ProxyMetrics m(r);
+  std::set<std::string> reasons, results;
+  for (std::size_t i = 1; i < close_reason_count; ++i) {  // 0 is None: never a reason to close
+    const auto reason = static_cast<CloseReason>(i);
+    m.closed(reason).increment(i);
+    reasons.emplace(to_string(reason));
+  }
+  for (std::size_t i = 0; i < connection_result_count; ++i) {
+    const auto result = static_cast<ConnectionResult>(i);
+    m.connection_result(result).increment(i + 1);
+    results.emplace(to_string(result));
+  }
+  EXPECT_EQ(reasons.size(), close_reason_count - 1);
+  EXPECT_EQ(results.size(), connection_result_count);
+  EXPECT_FALSE(reasons.contains("unknown"));
+  EXPECT_FALSE(results.contains("unknown"));
+  const std::string text = metrics::serialize(r.collect());
+  for (std::size_t i = 1; i < close_reason_count; ++i) {
+    const std::string line = "pgwarden_connections_closed_total{reason=\"" +
+                             std::string(to_string(static_cast<CloseReason>(i))) + "\"} " + std::to_string(i) + "\n";
+    EXPECT_NE(text.find(line), std::string::npos) << line;
+  }
+  for (std::size_t i = 0; i < connection_result_count; ++i) {
+    const std::string line = "pgwarden_client_connections_total{result=\"" +
+                             std::string(to_string(static_cast<ConnectionResult>(i))) + "\"} " +
+                             std::to_string(i + 1) + "\n";
+    EXPECT_NE(text.find(line), std::string::npos) << line;
+  }
 }
 
 // A reload counts by result; only a successful one moves the timestamp.

@@ -105,7 +105,7 @@ TEST(CancelRegistry, FindsTheUpstreamOnlyWithTheIssuedKey) {
   target.secret_key = "srv!";
   auto key = r.add(target, 4);
   EXPECT_EQ(key.secret_key.size(), 4u);
-  EXPECT_NE(key.process_id, 0u);
+  EXPECT_NE(key.secret_key, "srv!");
   auto found = r.find(key.process_id, key.secret_key);
   ASSERT_TRUE(found);
   EXPECT_EQ(found->process_id, 4242u);
@@ -115,19 +115,37 @@ TEST(CancelRegistry, FindsTheUpstreamOnlyWithTheIssuedKey) {
   wrong[0] = static_cast<char>(wrong[0] ^ 1);
   EXPECT_FALSE(r.find(key.process_id, wrong));
   EXPECT_FALSE(r.find(key.process_id, key.secret_key.substr(0, 3)));
-  r.remove(key.process_id);
+  EXPECT_FALSE(r.find(key.process_id, "srv!"));  // the server's own key is never a client's
+  r.remove(key);
   EXPECT_FALSE(r.find(key.process_id, key.secret_key));
 }
 
-// Two sessions never share a process id, and long (protocol 3.2) keys work.
-TEST(CancelRegistry, IssuesDistinctIdsAndLongKeys) {
+// A client sees its server backend's own process id, as applications compare
+// it with pg_backend_pid() and a notification's sender.
+TEST(CancelRegistry, ClientKeyCarriesTheServerProcessId) {
   CancelRegistry r;
-  auto a = r.add(CancelTarget{}, 4);
-  auto b = r.add(CancelTarget{}, 32);
-  EXPECT_NE(a.process_id, b.process_id);
+  CancelTarget target;
+  target.process_id = 31337;
+  auto key = r.add(target, 4);
+  EXPECT_EQ(key.process_id, 31337u);
+}
+
+// One server process behind two keys (a pooled connection handed to its next
+// client before the last one's key is gone): each key finds it, and removing
+// one leaves the other.
+TEST(CancelRegistry, TwoKeysForOneProcessAreIndependent) {
+  CancelRegistry r;
+  CancelTarget target;
+  target.process_id = 77;
+  auto a = r.add(target, 4);
+  auto b = r.add(target, 32);
   EXPECT_EQ(b.secret_key.size(), 32u);
-  EXPECT_TRUE(r.find(b.process_id, b.secret_key));
   EXPECT_EQ(r.size(), 2u);
+  r.remove(a);
+  EXPECT_FALSE(r.find(77, a.secret_key));
+  EXPECT_TRUE(r.find(77, b.secret_key));
+  r.remove(CancelRegistry::ClientKey{});  // never issued: nothing happens
+  EXPECT_EQ(r.size(), 1u);
 }
 
 }  // namespace
