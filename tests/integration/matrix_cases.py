@@ -61,31 +61,31 @@ class Combo:
 @dataclasses.dataclass(frozen=True)
 class Expectation:
     """outcome: works, refused or unsupported. A refusal names what
-    pgwarden's error says (`says`), the setting that fixes it (`fix`, in
-    words) and the combination with that setting (`fixed`), which works.
-    `fault` marks a combination that works only with that fault fixed."""
+    pgwarden's error says (`says`: every one of these is in it), the setting
+    that fixes it (`fix`, in words) and the combination with that setting
+    (`fixed`), which works."""
     outcome: str
-    says: str = ""
+    says: tuple[str, ...] = ()
     fix: str = ""
     fixed: Combo | None = None
-    fault: int | None = None
 
 
 def expect(c: Combo) -> Expectation:
     if c.hop == "direct" and c.client in NO_DIRECT_TLS:
-        return Expectation("unsupported", says=NO_DIRECT_TLS[c.client])
+        return Expectation("unsupported", says=(NO_DIRECT_TLS[c.client],))
     if c.ssl == "ssl-off" and c.upstream in ("require", "verify-full"):
-        return Expectation("refused", says=f"the server does not accept TLS connections (upstream.tls: {c.upstream})",
+        return Expectation("refused", says=(f"the server does not accept TLS connections (upstream.tls: {c.upstream})",),
                            fix="upstream.tls: prefer (or ssl = on in the server)", fixed=c.but(upstream="prefer"))
     if (c.auth == "passthrough" and c.server_auth == "scram-sha-256" and c.upstream_tls_in_use
             and c.client in LIBPQ_CLIENTS):
         if c.hop != "plaintext":
-            return Expectation("refused", says="pgwarden cannot relay SCRAM authentication when both the client "
-                               "and the server connection use TLS",
+            return Expectation("refused", says=("pgwarden cannot relay SCRAM authentication when both the client "
+                                                "and the server connection use TLS", 'Configure "auth: scram"'),
                                fix="auth: scram (with auth_file or auth_query)", fixed=c.but(auth="scram-auth_file"))
         # The server offers SCRAM-SHA-256-PLUS on its TLS link; relayed to a
-        # plaintext client, libpq refuses it unless pgwarden filters it out.
-        return Expectation("works", fault=1)
+        # plaintext client, libpq refuses it unless pgwarden filters it out
+        # (fault 1 of issue 16).
+        return Expectation("works")
     return Expectation("works")
 
 

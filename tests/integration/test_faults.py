@@ -40,12 +40,6 @@ AUTH_SASL = 10
 NODE_DIR = Path(__file__).resolve().parents[1] / "clients" / "node"
 JDBC_DIR = Path(__file__).resolve().parents[1] / "clients" / "jdbc"
 
-# Until the four fixes are merged from main; remove these marks then.
-FAULT_1 = pytest.mark.xfail(reason="fault 1, fixed in main", strict=False)
-FAULT_2 = pytest.mark.xfail(reason="fault 2, fixed in main", strict=False)
-FAULT_3 = pytest.mark.xfail(reason="fault 3, fixed in main", strict=False)
-FAULT_4 = pytest.mark.xfail(reason="fault 4, fixed in main", strict=False)
-
 
 @pytest.fixture(scope="module")
 def passthrough_proxy(tls_postgres, pki, proxy_cert, workdir):
@@ -88,7 +82,6 @@ def tls_raw_client(proxy, pki) -> RawClient:
 
 # A plaintext psycopg client, passthrough, upstream TLS preferred (and so
 # used): the SCRAM user logs in, and the server saw a TLS connection.
-@FAULT_1
 def test_plaintext_client_logs_in_with_scram_behind_upstream_tls(passthrough_proxy):
     dsn = passthrough_proxy.endpoint.dsn(user=SCRAM_USER, password=SCRAM_PASSWORD, sslmode="disable")
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -98,7 +91,6 @@ def test_plaintext_client_logs_in_with_scram_behind_upstream_tls(passthrough_pro
 
 
 # The same with psql, the way a person connects.
-@FAULT_1
 def test_psql_over_plaintext_logs_in_with_scram_behind_upstream_tls(passthrough_proxy):
     done = subprocess.run(["psql", "-X", "-A", "-t", passthrough_proxy.endpoint.dsn(user=SCRAM_USER),
                            "-c", "SELECT current_user"], capture_output=True, text=True, timeout=60,
@@ -110,7 +102,6 @@ def test_psql_over_plaintext_logs_in_with_scram_behind_upstream_tls(passthrough_
 # On the wire: the server offers SCRAM-SHA-256-PLUS and SCRAM-SHA-256 on its
 # TLS link; a plaintext client is offered SCRAM-SHA-256 only, as PostgreSQL
 # offers it to a plaintext client.
-@FAULT_1
 def test_plaintext_client_is_offered_no_channel_binding(passthrough_proxy, tls_postgres):
     with socket.create_connection((tls_postgres.host, tls_postgres.port), timeout=10) as raw:
         raw.sendall(struct.pack("!II", 8, harness.SSL_REQUEST_CODE))
@@ -125,7 +116,6 @@ def test_plaintext_client_is_offered_no_channel_binding(passthrough_proxy, tls_p
 
 # A TLS client behind passthrough is never offered SCRAM-SHA-256-PLUS either:
 # its binding would be to pgwarden's certificate, which the server rejects.
-@FAULT_1
 def test_tls_client_is_offered_no_channel_binding_in_passthrough(passthrough_proxy, pki):
     client = tls_raw_client(passthrough_proxy, pki)
     with client:
@@ -136,14 +126,12 @@ def test_tls_client_is_offered_no_channel_binding_in_passthrough(passthrough_pro
 # Fault 2: the backend pid clients see.
 
 # psycopg's backend pid (from BackendKeyData) is pg_backend_pid().
-@FAULT_2
 def test_psycopg_backend_pid_is_the_servers(pgwarden):
     with psycopg.connect(pgwarden.endpoint.dsn(), autocommit=True) as conn:
         assert conn.info.backend_pid == conn.execute("SELECT pg_backend_pid()").fetchone()[0]
 
 
 # asyncpg's get_server_pid() is pg_backend_pid().
-@FAULT_2
 def test_asyncpg_backend_pid_is_the_servers(pgwarden):
     async def main():
         conn = await asyncpg.connect(host=pgwarden.host, port=pgwarden.port, user=SUPERUSER, database="postgres",
@@ -158,7 +146,6 @@ def test_asyncpg_backend_pid_is_the_servers(pgwarden):
 
 # node-postgres's processID is pg_backend_pid(); so is the pid of a
 # NOTIFY it receives from itself.
-@FAULT_2
 def test_node_postgres_backend_pid_is_the_servers(pgwarden):
     out = run_node_tool({"mode": "pid", "host": pgwarden.host, "port": pgwarden.port, "user": SUPERUSER,
                          "database": "postgres"})
@@ -167,7 +154,6 @@ def test_node_postgres_backend_pid_is_the_servers(pgwarden):
 
 # pgJDBC's getBackendPID() is pg_backend_pid(); so is the pid of a NOTIFY
 # it receives from itself.
-@FAULT_2
 def test_jdbc_backend_pid_is_the_servers(pgwarden):
     from jdbc_client import DRIVER_JAR, jdbc_url
     java = shutil.which("java")
@@ -181,7 +167,6 @@ def test_jdbc_backend_pid_is_the_servers(pgwarden):
 
 
 # A NOTIFY's pid is the notifier's backend pid as its own driver reports it.
-@FAULT_2
 def test_notify_names_the_notifiers_pid(pgwarden):
     dsn = pgwarden.endpoint.dsn()
     with psycopg.connect(dsn, autocommit=True) as listener, psycopg.connect(dsn, autocommit=True) as notifier:
@@ -203,7 +188,6 @@ def test_notify_names_the_notifiers_pid(pgwarden):
 # pg_terminate_backend of the driver's own pid ends that session, and only
 # that one: another session through pgwarden and one straight to the server
 # keep working.
-@FAULT_2
 def test_terminate_own_backend_ends_only_that_session(pgwarden, postgres):
     dsn = pgwarden.endpoint.dsn()
     with psycopg.connect(dsn, autocommit=True) as victim, psycopg.connect(dsn, autocommit=True) as other, \
@@ -279,7 +263,6 @@ def answer_to(endpoint: harness.Endpoint, data: bytes) -> tuple[bool, bytes]:
 # pgwarden answers as PostgreSQL does: it closes without a byte (no
 # ErrorResponse), and goes on serving other clients.
 @pytest.mark.parametrize("case", list(EARLY_BYTES))
-@FAULT_3
 def test_bytes_before_startup_get_what_postgres_gives(pgwarden, postgres, case):
     direct = answer_to(postgres.endpoint, EARLY_BYTES[case])
     assert direct == (True, b"")
@@ -349,7 +332,6 @@ def record_sizes(host: str, port: int, pki, sql: str) -> list[int]:
 @pytest.mark.parametrize("sql", ["SELECT repeat('x', 1000000)",
                                  "COPY (" + TWENTY_COLUMNS.format(rows=3000) + ") TO STDOUT"],
                          ids=["large-row", "copy-20-columns"])
-@FAULT_4
 def test_tls_records_no_larger_than_postgres_writes(tls_proxy, tls_postgres, pki, sql):
     direct = record_sizes(tls_postgres.host, tls_postgres.port, pki, sql)
     proxied = record_sizes(tls_proxy.host, tls_proxy.port, pki, sql)

@@ -204,23 +204,19 @@ def matrix(servers, pki, proxy_cert, workdir):
         for result in m.results.values():
             e = mc.expect(mc.Combo(**result["combo"]))
             result["expected"] = {"outcome": e.outcome, "says": e.says, "fix": e.fix,
-                                  "fixed": e.fixed.id if e.fixed else None, "fault": e.fault}
+                                  "fixed": e.fixed.id if e.fixed else None}
             expectations[result["id"]] = result
         path.write_text(json.dumps({"mode": MODE, "dimensions": mc.DIMENSIONS, "rows": ROWS,
                                     "results": list(expectations.values())}, indent=1, ensure_ascii=False))
 
 
-def param(c: mc.Combo):
-    e = mc.expect(c)
-    marks = [pytest.mark.xfail(reason=f"fault {e.fault}, fixed in main", strict=False)] if e.fault else []
-    return pytest.param(c, id=c.id, marks=marks)
 
 
 # One combination: it works (every operation answers as PostgreSQL does),
 # or it is refused at login with pgwarden's explanation and the combination
 # with the setting that explanation names works, or the client cannot do it
 # at all (skipped, saying why).
-@pytest.mark.parametrize("combo", [param(c) for c in COMBOS])
+@pytest.mark.parametrize("combo", [pytest.param(c, id=c.id) for c in COMBOS])
 def test_matrix(matrix, combo):
     expected = mc.expect(combo)
     result = matrix.run(combo)
