@@ -12,7 +12,7 @@ packages=(
   libyaml-cpp-dev libpg-query-dev libprotobuf-c-dev
   libgtest-dev libgmock-dev libbenchmark-dev libspdlog-dev libcli11-dev
   postgresql-15 postgresql-client-15 pgbouncer
-  python3 python3-pytest python3-psycopg python3-asyncpg
+  python3 python3-pytest python3-psycopg python3-asyncpg python3-psycopg2 python3-sqlalchemy
   default-jdk-headless libpostgresql-jdbc-java
   prometheus
   procps iproute2 util-linux
