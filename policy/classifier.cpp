@@ -164,6 +164,12 @@ class StatementWalker {
   void message(std::string_view body, const Descriptor* d, Scope s, std::uint64_t skip = 0);
   void range_var(std::string_view body, Scope s);
   void func_call(std::string_view body, Scope s);
+  void call(const std::vector<std::string_view>& names, Scope s, std::string_view func_call_body = {});
+  void column_ref(std::string_view body, Scope s);
+  void indirection(std::string_view body, Scope s);
+  void attribute_call(std::string_view name, bool certainly_a_call, Scope s);
+  void type_cast(std::string_view body, Scope s);
+  void table_sample(std::string_view body, Scope s);
   void operator_use(std::string_view body, Scope s);
   void operator_in(std::string_view body, NodeKind kind, Scope s);
   void operator_call(const std::vector<std::string_view>& names, Scope s);
@@ -329,6 +335,25 @@ void StatementWalker::utility_details(NodeKind kind, std::string_view body) {
       add_object({}, pb::bytes_of(body, 1), Access::Ddl);
       break;
     case NodeKind::DropStmt: drop_objects(body); break;
+    case NodeKind::NotifyStmt: f_.notify = executes_; break;
+    case NodeKind::LockStmt:  // ACCESS SHARE is what any read takes
+      f_.locks = executes_ && pb::varint_of(body, 2) > 1;  // LockStmt.mode
+      break;
+    case NodeKind::TransactionStmt: {  // a prepared transaction keeps its locks past the session
+      std::uint64_t kind = pb::varint_of(body, 1);  // TransactionStmt.kind
+      f_.locks = executes_ && kind >= PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_PREPARE &&
+                 kind <= PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_ROLLBACK_PREPARED;
+      break;
+    }
+    case NodeKind::VacuumStmt:
+    case NodeKind::ReindexStmt:
+    case NodeKind::ClusterStmt:
+    case NodeKind::CheckPointStmt:
+      f_.maintenance = executes_;
+      break;
+    case NodeKind::DiscardStmt:  // DISCARD ALL includes SET SESSION AUTHORIZATION DEFAULT
+      if (pb::varint_of(body, 1) == PG_QUERY__DISCARD_MODE__DISCARD_ALL) role_change({});
+      break;
     case NodeKind::CreatedbStmt:
     case NodeKind::DropdbStmt:
     case NodeKind::AlterDatabaseStmt:
@@ -393,6 +418,13 @@ void StatementWalker::node(std::string_view node_bytes, Scope s) {
   switch (v.kind) {
     case NodeKind::RangeVar: return range_var(v.body, s);
     case NodeKind::FuncCall: return func_call(v.body, s);
+    case NodeKind::ColumnRef: return column_ref(v.body, s);
+    case NodeKind::AIndirection: return indirection(v.body, s);
+    case NodeKind::TypeCast: return type_cast(v.body, s);
+    case NodeKind::RangeTableSample: return table_sample(v.body, s);
+    case NodeKind::LockingClause:  // SELECT ... FOR UPDATE / SHARE
+      f_.locks = f_.locks || s.executes;
+      return;
     case NodeKind::AExpr: return operator_use(v.body, s);
     case NodeKind::SubLink:
     case NodeKind::SortBy:
@@ -416,8 +448,8 @@ void StatementWalker::node(std::string_view node_bytes, Scope s) {
     case NodeKind::Float:
     case NodeKind::Boolean:
     case NodeKind::BitString:
-    case NodeKind::ColumnRef:
     case NodeKind::ParamRef:
+    case NodeKind::SQLValueFunction:
     case NodeKind::AStar:
     case NodeKind::TypeName:
     case NodeKind::RoleSpec:
@@ -466,18 +498,86 @@ void StatementWalker::range_var(std::string_view body, Scope s) {
 }
 
 void StatementWalker::func_call(std::string_view body, Scope s) {
-  std::vector<std::string_view> names = name_list(body, 1);  // FuncCall.funcname
-  if (!names.empty()) {
-    add_unique(f_.functions, dotted(names));
-    FunctionRisk risk = function_risk(schema_of(names), names.back());
-    if (s.executes && risk != FunctionRisk::Harmless) {
-      add_class(StatementClass::Function);
-      if (risk == FunctionRisk::DynamicSql) f_.dynamic_sql = true;
-      if (risk == FunctionRisk::ServerFile) f_.server_file_access = true;
-      if (risk == FunctionRisk::SetConfig) set_config_call(body);
-    }
-  }
+  call(name_list(body, 1), s, body);  // FuncCall.funcname
   message(body, &pg_query__func_call__descriptor, Scope{Access::Read, s.executes}, 1u << 1);
+}
+
+// A call of the function `names`, however the syntax spelled it; the
+// FuncCall's body when it was one (set_config's arguments are read there).
+void StatementWalker::call(const std::vector<std::string_view>& names, Scope s, std::string_view func_call_body) {
+  if (names.empty()) return;
+  add_unique(f_.functions, dotted(names));
+  if (!s.executes) return;
+  namespace fx = function_effect;
+  FunctionInfo info = function_info(schema_of(names), names.back());
+  // set_config() is a SET by another name: MISC_SET, and a role change when it may be one.
+  if (info.effects & fx::set_config) set_config_call(func_call_body);
+  if (!info.side_effect_free && info.effects != fx::set_config) add_class(StatementClass::Function);
+  f_.dynamic_sql = f_.dynamic_sql || (info.effects & fx::dynamic_sql);
+  f_.server_file_access = f_.server_file_access || (info.effects & fx::server_file);
+  f_.signals_backends = f_.signals_backends || (info.effects & fx::signals);
+  f_.large_objects = f_.large_objects || (info.effects & fx::large_object);
+  f_.remote_database = f_.remote_database || (info.effects & fx::remote_database);
+  f_.locks = f_.locks || (info.effects & fx::advisory_lock);
+  f_.notify = f_.notify || (info.effects & fx::notify);
+}
+
+// `a.b` may be attribute notation: when `a` is a row (a FROM item) and `b` is
+// none of its columns, PostgreSQL calls the function b(a). Which it is needs
+// the catalog. A name of one of PostgreSQL's own functions that is not side-
+// effect free, or one with an effect of its own, counts as the call (fail
+// closed); any other name is taken for the column it almost always is, so
+// `SELECT t.email, t.name FROM t` stays a read. A function created by
+// someone and called this way is not seen.
+void StatementWalker::column_ref(std::string_view body, Scope s) {
+  std::string_view last;
+  int fields = 0;
+  pb::Reader r(body);
+  pb::Field f;
+  while (r.next(f))
+    if (f.number == 1 && f.type == pb::WireType::Len) last = f.bytes, ++fields;  // ColumnRef.fields
+  if (fields < 2 || decode_node(last).kind != NodeKind::String) return;
+  attribute_call(string_value(last), false, s);
+}
+
+// `(expr).name`: a field of a composite value, or the function name(expr)
+// when the value is not composite. A constant is never composite, so on one
+// it is always the call; elsewhere the name decides, as in column_ref.
+void StatementWalker::indirection(std::string_view body, Scope s) {
+  std::string_view arg = pb::bytes_of(body, 1);  // A_Indirection.arg
+  bool scalar = decode_node(arg).kind == NodeKind::AConst;
+  for (std::string_view step : node_list(body, 2)) {  // A_Indirection.indirection
+    if (decode_node(step).kind == NodeKind::String) attribute_call(string_value(step), scalar, s);
+    scalar = false;  // what a selection yields is unknown here
+  }
+  message(body, node_descriptor(NodeKind::AIndirection), s);
+}
+
+void StatementWalker::attribute_call(std::string_view name, bool certainly_a_call, Scope s) {
+  if (name.empty()) return;
+  FunctionInfo info = function_info({}, name);
+  bool could_matter = (info.builtin && !info.side_effect_free) || info.effects != 0;
+  if (certainly_a_call || could_matter) call({name}, s);
+}
+
+// `x::type`, CAST(x AS type), `type 'literal'`: PostgreSQL's own types convert
+// with their own functions; any other type's cast may run a function its
+// owner wrote (CREATE CAST ... WITH FUNCTION), and a domain its CHECK
+// expressions. Such a cast is a FUNCTION call named "CAST(type)".
+void StatementWalker::type_cast(std::string_view body, Scope s) {
+  std::string_view type = pb::bytes_of(body, 2);  // TypeCast.type_name
+  std::vector<std::string_view> names = name_list(type, 1);  // TypeName.names
+  if (!names.empty() && !builtin_type(schema_of(names), names.back())) {
+    add_unique(f_.functions, "CAST(" + dotted(names) + ")");
+    if (s.executes) add_class(StatementClass::Function);
+  }
+  node(pb::bytes_of(body, 1), s);  // TypeCast.arg
+}
+
+// TABLESAMPLE method(...): the method is a function (a tablesample handler).
+void StatementWalker::table_sample(std::string_view body, Scope s) {
+  call(name_list(body, 2), s);  // RangeTableSample.method
+  message(body, node_descriptor(NodeKind::RangeTableSample), s, 1u << 2);
 }
 
 /// The number of field `name` of message `d`, as libpg_query's descriptors say.
@@ -517,7 +617,7 @@ void StatementWalker::operator_call(const std::vector<std::string_view>& names, 
 void StatementWalker::set_config_call(std::string_view body) {
   add_class(StatementClass::MiscSet);
   std::vector<std::string_view> args = node_list(body, 2);  // FuncCall.args
-  if (args.empty()) return;
+  if (args.empty()) return role_change({});
   if (is_string_constant(args[0]) && !is_role_setting(string_value(args[0]))) return;
   role_change(args.size() >= 2 ? string_value(args[1]) : std::string_view{});
 }
