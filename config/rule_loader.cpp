@@ -313,6 +313,12 @@ void read_conditions(Context& c, const YAML::Node& v, const std::string& what, p
     {"unparseable", flag("unparseable", w.unparseable)},
     {"runs_program", flag("runs_program", w.runs_program)},
     {"server_file_access", flag("server_file_access", w.server_file_access)},
+    {"signals_backends", flag("signals_backends", w.signals_backends)},
+    {"large_objects", flag("large_objects", w.large_objects)},
+    {"remote_database", flag("remote_database", w.remote_database)},
+    {"locks", flag("locks", w.locks)},
+    {"notify", flag("notify", w.notify)},
+    {"maintenance", flag("maintenance", w.maintenance)},
   });
 }
 

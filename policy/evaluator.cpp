@@ -43,13 +43,17 @@ bool session_matches(const CompiledRule& c, const Conditions& w, const SessionFa
   return session_matches(session_condition_bits(w), c, w, s);
 }
 
-std::uint8_t fact_flags(const StatementFacts& f) noexcept {
-  return std::uint8_t((f.update_or_delete_without_where ? statement_flag_without_where : 0) |
+std::uint16_t fact_flags(const StatementFacts& f) noexcept {
+  return std::uint16_t((f.update_or_delete_without_where ? statement_flag_without_where : 0) |
                       (f.dynamic_sql ? statement_flag_dynamic_sql : 0) |
                       (f.role_change ? statement_flag_role_change : 0) |
                       (f.unparseable ? statement_flag_unparseable : 0) |
                       (f.runs_program ? statement_flag_runs_program : 0) |
-                      (f.server_file_access ? statement_flag_server_file_access : 0));
+                      (f.server_file_access ? statement_flag_server_file_access : 0) |
+                      (f.signals_backends ? statement_flag_signals_backends : 0) |
+                      (f.large_objects ? statement_flag_large_objects : 0) |
+                      (f.remote_database ? statement_flag_remote_database : 0) | (f.locks ? statement_flag_locks : 0) |
+                      (f.notify ? statement_flag_notify : 0) | (f.maintenance ? statement_flag_maintenance : 0));
 }
 
 bool function_matches(const std::vector<Glob>& globs, std::string_view fn) noexcept {
@@ -85,7 +89,7 @@ bool statement_globs_match(const Conditions& w, const StatementFacts& f) noexcep
 enum class Match : std::uint8_t { No, Yes, FailClosed };
 
 Match rule_matches(const CompiledRule& c, const Rule& r, const SessionFacts& s, const StatementFacts* f,
-                   std::uint8_t flags) noexcept {
+                   std::uint16_t flags) noexcept {
   const Conditions& w = r.when;
   if (f != nullptr && f->unparseable && r.action == Action::Deny && !(c.flag_mask & statement_flag_unparseable)) {
     if (!session_matches(c, w, s)) return Match::No;
@@ -116,7 +120,7 @@ struct Tally {
 };
 
 // True when the guard alone proves the rule cannot match a parseable statement.
-bool guard_rejects(const RuleGuard& g, std::uint8_t classes, std::uint8_t flags, std::uint8_t path) noexcept {
+bool guard_rejects(const RuleGuard& g, std::uint8_t classes, std::uint16_t flags, std::uint8_t path) noexcept {
   return (g.classes != 0 && (g.classes & classes) == 0) || (flags & g.flag_mask) != g.flag_value ||
          (g.protocols != 0 && (g.protocols & path) == 0);
 }
@@ -125,7 +129,7 @@ Tally tally(const RuleSet& set, std::span<const CompiledRule> rules, const Sessi
             const StatementFacts* f, std::uint32_t index, MatchTrace* trace,
             const SessionMask* mask = nullptr) noexcept {
   Tally t;
-  const std::uint8_t flags = f ? fact_flags(*f) : 0;
+  const std::uint16_t flags = f ? fact_flags(*f) : 0;
   const bool guarded = f != nullptr && !f->unparseable;
   const std::uint8_t classes = f ? f->classes.bits() : 0;
   const std::uint8_t path = protocol_bit(s.protocol);

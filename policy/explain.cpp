@@ -46,6 +46,12 @@ json::object facts_json(const StatementFacts& f) {
                  {"hidden_write", f.hidden_write},
                  {"runs_program", f.runs_program},
                  {"server_file_access", f.server_file_access},
+                 {"signals_backends", f.signals_backends},
+                 {"large_objects", f.large_objects},
+                 {"remote_database", f.remote_database},
+                 {"locks", f.locks},
+                 {"notify", f.notify},
+                 {"maintenance", f.maintenance},
                  {"location", f.location},
                  {"length", f.length},
                  {"unparseable", f.unparseable}};
