@@ -329,6 +329,7 @@ bool valid_sqlstate(const std::string& s) {
 
 struct RuleExtras {
   YAML::Node sqlstate;
+  YAML::Node read_only;
   std::optional<std::pair<std::string, YAML::Mark>> statement_key;
 };
 
@@ -346,6 +347,10 @@ void read_rule_keys(Context& c, const YAML::Node& node, const std::string& what,
      }},
     {"enforce", [&](auto& v) { assign(rule.enforce, r.boolean(v, what + ".enforce")); }},
     {"alert", [&](auto& v) { assign(rule.alert, r.boolean(v, what + ".alert")); }},
+    {"read_only", [&](auto& v) {
+       x.read_only.reset(v);
+       assign(rule.read_only, r.boolean(v, what + ".read_only"));
+     }},
   });
 }
 
@@ -358,6 +363,10 @@ void read_rule(Context& c, const YAML::Node& node, std::size_t index, std::map<s
   if (rule.phase == policy::Phase::Connect && x.statement_key) {
     c.r.error(x.statement_key->second, what + ".when." + x.statement_key->first +
                                            ": a statement condition cannot be used in a rule with on: connect");
+  }
+  if (rule.read_only && rule.phase != policy::Phase::Connect) {
+    c.r.error(x.read_only, what + ".read_only: a session is opened read-only at connect; use it in a rule with "
+                                  "on: connect");
   }
   if (!rule.sqlstate.empty() && !valid_sqlstate(rule.sqlstate)) {
     c.r.error(x.sqlstate, what + ".sqlstate: '" + rule.sqlstate +

@@ -113,6 +113,37 @@ bool is_role_setting(std::string_view name) noexcept {
   return iequals(name, "role") || iequals(name, "session_authorization");
 }
 
+bool is_read_only_setting(std::string_view name) noexcept {
+  return iequals(name, "default_transaction_read_only") || iequals(name, "transaction_read_only");
+}
+
+/// True when the constant `value_node` reads as on for a boolean setting
+/// (PostgreSQL's parse_bool: on, true, yes, 1 and their prefixes).
+bool constant_true(std::string_view value_node) noexcept {
+  NodeView v = decode_node(value_node);
+  if (v.kind == NodeKind::AConst) {
+    std::string_view ival = pb::bytes_of(v.body, 1);  // A_Const.ival: Integer
+    if (!ival.empty()) return pb::varint_of(ival, 1) != 0;
+    std::string_view boolval = pb::bytes_of(v.body, 3);  // A_Const.boolval: Boolean
+    if (!boolval.empty()) return pb::varint_of(boolval, 1) != 0;
+  }
+  if (!is_string_constant(value_node)) return false;
+  std::string_view s = string_value(value_node);
+  return iequals(s, "on") || iequals(s, "true") || iequals(s, "yes") || iequals(s, "1") || iequals(s, "t") ||
+         iequals(s, "y") || iequals(s, "tr") || iequals(s, "tru") || iequals(s, "ye");
+}
+
+/// True when a list of transaction modes (DefElems) holds READ WRITE.
+bool read_write_mode(const std::vector<std::string_view>& options) noexcept {
+  for (std::string_view opt : options) {
+    NodeView v = decode_node(opt);
+    if (v.kind == NodeKind::DefElem && is_read_only_setting(pb::bytes_of(v.body, 2)) &&
+        !constant_true(pb::bytes_of(v.body, 3)))
+      return true;
+  }
+  return false;
+}
+
 /// defGetBoolean's reading of an option value; anything unclear counts as true.
 bool option_true(std::string_view def_elem_body) noexcept {
   std::string_view arg = pb::bytes_of(def_elem_body, 3);
@@ -126,6 +157,47 @@ bool option_true(std::string_view def_elem_body) noexcept {
 
 void add_unique(std::vector<std::string>& v, std::string_view s) {
   if (std::find(v.begin(), v.end(), s) == v.end()) v.emplace_back(s);
+}
+
+/// The number of field `name` of message `d`, as libpg_query's descriptors say.
+std::uint32_t field_number(const Descriptor& d, const char* name) {
+  const ProtobufCFieldDescriptor* f = protobuf_c_message_descriptor_get_field_by_name(&d, name);
+  return f ? f->id : 0;
+}
+
+/// True when `node` is the column reference `column` (unqualified).
+bool is_column(std::string_view node, std::string_view column) noexcept {
+  NodeView v = decode_node(node);
+  if (v.kind != NodeKind::ColumnRef) return false;
+  std::vector<std::string_view> fields = node_list(v.body, 1);  // ColumnRef.fields
+  return fields.size() == 1 && decode_node(fields[0]).kind == NodeKind::String && string_value(fields[0]) == column;
+}
+
+/// For `SELECT ... FROM pg_settings WHERE name = 'x'`, 'x': every row that
+/// query reads is the setting x (pg_settings has one row per name, and none
+/// for role or session_authorization). Empty for any other SELECT.
+std::string_view settings_row_name(std::string_view select_body) {
+  static const std::uint32_t from_field = field_number(pg_query__select_stmt__descriptor, "from_clause");
+  static const std::uint32_t where_field = field_number(pg_query__select_stmt__descriptor, "where_clause");
+  static const std::uint32_t kind_field = field_number(pg_query__a__expr__descriptor, "kind");
+  static const std::uint32_t name_field = field_number(pg_query__a__expr__descriptor, "name");
+  static const std::uint32_t lexpr_field = field_number(pg_query__a__expr__descriptor, "lexpr");
+  static const std::uint32_t rexpr_field = field_number(pg_query__a__expr__descriptor, "rexpr");
+  std::vector<std::string_view> from = node_list(select_body, from_field);
+  if (from.size() != 1) return {};
+  NodeView rv = decode_node(from[0]);
+  std::string_view schema = pb::bytes_of(rv.body, 2), relation = pb::bytes_of(rv.body, 3);  // RangeVar
+  if (rv.kind != NodeKind::RangeVar || relation != "pg_settings" || !(schema.empty() || schema == "pg_catalog"))
+    return {};
+  NodeView where = decode_node(pb::bytes_of(select_body, where_field));
+  if (where.kind != NodeKind::AExpr || pb::varint_of(where.body, kind_field) != PG_QUERY__A__EXPR__KIND__AEXPR_OP)
+    return {};
+  std::vector<std::string_view> op = name_list(where.body, name_field);
+  std::string_view value = pb::bytes_of(where.body, rexpr_field);
+  if (op.size() != 1 || op[0] != "=" || !is_column(pb::bytes_of(where.body, lexpr_field), "name") ||
+      !is_string_constant(value))
+    return {};
+  return string_value(value);
 }
 
 /// Where the walker is: the access a relation found here gets, and whether
@@ -156,6 +228,7 @@ class StatementWalker {
   void create_function(std::string_view body);
   void drop_objects(std::string_view body);
   void variable_set(std::string_view body, bool persistent);
+  void read_only_setting(std::uint64_t kind, std::string_view name, const std::vector<std::string_view>& args);
   void wrapped(std::string_view inner_node, bool executes);
   /// An EXECUTE of a prepared statement: code the classifier cannot see, by name.
   void executes_prepared(std::string_view execute_stmt);
@@ -192,6 +265,8 @@ class StatementWalker {
   bool failed_ = false;
   int depth_ = 0;
   std::vector<std::string_view> cte_names_;
+  /// While walking `SELECT ... FROM pg_settings WHERE name = 'x'`: 'x'.
+  std::string_view settings_row_;
 };
 
 bool StatementWalker::statement(std::string_view node) {
@@ -223,6 +298,7 @@ void StatementWalker::dispatch(NodeView v) {
 
 void StatementWalker::select_statement(std::string_view body) {
   add_class(StatementClass::Read);
+  settings_row_ = settings_row_name(body);
   std::string_view into = pb::bytes_of(body, 2);  // SelectStmt.into_clause
   if (!into.empty()) {
     // SELECT INTO creates and fills a table: a DDL statement in pgaudit.
@@ -343,6 +419,7 @@ void StatementWalker::utility_details(NodeKind kind, std::string_view body) {
       std::uint64_t kind = pb::varint_of(body, 1);  // TransactionStmt.kind
       f_.locks = executes_ && kind >= PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_PREPARE &&
                  kind <= PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_ROLLBACK_PREPARED;
+      f_.read_only_off = read_write_mode(node_list(body, 2));  // BEGIN / START TRANSACTION READ WRITE
       break;
     }
     case NodeKind::VacuumStmt:
@@ -351,8 +428,11 @@ void StatementWalker::utility_details(NodeKind kind, std::string_view body) {
     case NodeKind::CheckPointStmt:
       f_.maintenance = executes_;
       break;
-    case NodeKind::DiscardStmt:  // DISCARD ALL includes SET SESSION AUTHORIZATION DEFAULT
-      if (pb::varint_of(body, 1) == PG_QUERY__DISCARD_MODE__DISCARD_ALL) role_change({});
+    case NodeKind::DiscardStmt:  // DISCARD ALL includes SET SESSION AUTHORIZATION DEFAULT and RESET ALL
+      if (pb::varint_of(body, 1) == PG_QUERY__DISCARD_MODE__DISCARD_ALL) {
+        role_change({});
+        f_.read_only_off = true;
+      }
       break;
     case NodeKind::CreatedbStmt:
     case NodeKind::DropdbStmt:
@@ -405,12 +485,27 @@ void StatementWalker::variable_set(std::string_view body, bool persistent) {
   std::string_view name = pb::bytes_of(body, 2);
   if (kind == 6) {  // VAR_RESET_ALL also resets the role, except when persistent
     if (!persistent) role_change({});
+    f_.read_only_off = f_.read_only_off || !persistent;
     return;
   }
-  if (!is_role_setting(name)) return;
   std::vector<std::string_view> args = node_list(body, 3);
+  if (!persistent) read_only_setting(kind, name, args);
+  if (!is_role_setting(name)) return;
   bool value = kind == 1 && !args.empty();  // VAR_SET_VALUE
   role_change(value ? string_value(args.front()) : std::string_view{});
+}
+
+// SET of default_transaction_read_only or transaction_read_only to anything
+// but on, their RESET, and READ WRITE in SET TRANSACTION or SET SESSION
+// CHARACTERISTICS (VAR_SET_MULTI).
+void StatementWalker::read_only_setting(std::uint64_t kind, std::string_view name,
+                                        const std::vector<std::string_view>& args) {
+  bool off = false;
+  if (kind == 4)  // VAR_SET_MULTI
+    off = read_write_mode(args);
+  else if (is_read_only_setting(name))
+    off = !(kind == 1 && args.size() == 1 && constant_true(args.front()));  // VAR_SET_VALUE
+  f_.read_only_off = f_.read_only_off || off;
 }
 
 void StatementWalker::node(std::string_view node_bytes, Scope s) {
@@ -434,8 +529,12 @@ void StatementWalker::node(std::string_view node_bytes, Scope s) {
     case NodeKind::DeleteStmt:
     case NodeKind::MergeStmt:
       return dml(v.kind, v.body, s, false);
-    case NodeKind::SelectStmt:
-      return message(v.body, &pg_query__select_stmt__descriptor, Scope{Access::Read, s.executes});
+    case NodeKind::SelectStmt: {  // a subquery's `name` is not pg_settings' row
+      std::string_view outer = std::exchange(settings_row_, std::string_view{});
+      message(v.body, &pg_query__select_stmt__descriptor, Scope{Access::Read, s.executes});
+      settings_row_ = outer;
+      return;
+    }
     case NodeKind::CommonTableExpr:
       cte_names_.push_back(pb::bytes_of(v.body, 1));
       return message(v.body, &pg_query__common_table_expr__descriptor, s);
@@ -580,11 +679,6 @@ void StatementWalker::table_sample(std::string_view body, Scope s) {
   message(body, node_descriptor(NodeKind::RangeTableSample), s, 1u << 2);
 }
 
-/// The number of field `name` of message `d`, as libpg_query's descriptors say.
-std::uint32_t field_number(const Descriptor& d, const char* name) {
-  const ProtobufCFieldDescriptor* f = protobuf_c_message_descriptor_get_field_by_name(&d, name);
-  return f ? f->id : 0;
-}
 
 // An expression with an operator (A_Expr): one that is not PostgreSQL's own
 // runs the function behind it, as a FuncCall would.
@@ -617,8 +711,17 @@ void StatementWalker::operator_call(const std::vector<std::string_view>& names, 
 void StatementWalker::set_config_call(std::string_view body) {
   add_class(StatementClass::MiscSet);
   std::vector<std::string_view> args = node_list(body, 2);  // FuncCall.args
-  if (args.empty()) return role_change({});
-  if (is_string_constant(args[0]) && !is_role_setting(string_value(args[0]))) return;
+  if (args.empty()) {
+    f_.read_only_off = true;
+    return role_change({});
+  }
+  // pg_dump's set_config(name, ...) FROM pg_settings WHERE name = 'x' sets x.
+  const bool from_row = !settings_row_.empty() && is_column(args[0], "name");
+  const bool known = from_row || is_string_constant(args[0]);
+  const std::string_view name = from_row ? settings_row_ : string_value(args[0]);
+  if (!known || is_read_only_setting(name))
+    f_.read_only_off = f_.read_only_off || !(args.size() >= 2 && constant_true(args[1]));
+  if (known && !is_role_setting(name)) return;
   role_change(args.size() >= 2 ? string_value(args[1]) : std::string_view{});
 }
 

@@ -121,6 +121,9 @@ struct Rule {
   std::string sqlstate;  ///< default 42501 (statement) or 28000 (connect)
   bool enforce = true;   ///< false: dry run, only recorded
   bool alert = false;    ///< mark matching decisions for alerting
+  /// Connect rules only: a session this rule matches is opened with
+  /// default_transaction_read_only = on, and no statement may turn it off.
+  bool read_only = false;
 };
 
 /// A named network: CIDRs plus, optionally, Unix-socket clients (`local`).

@@ -49,6 +49,7 @@ void add_ran(StatementFacts& outer, const StatementFacts& inner) {
   outer.locks |= inner.locks;
   outer.notify |= inner.notify;
   outer.maintenance |= inner.maintenance;
+  outer.read_only_off |= inner.read_only_off;
   if (inner.role_change) {
     outer.role_change = true;
     outer.role_target = inner.role_target;

@@ -103,6 +103,12 @@ struct StatementFacts {
   /// Maintenance that rewrites or locks whole relations or the server:
   /// VACUUM, ANALYZE, REINDEX, CLUSTER, CHECKPOINT.
   bool maintenance = false;
+  /// May turn a read-only session read-write: SET or RESET of
+  /// default_transaction_read_only or transaction_read_only to anything but
+  /// on, READ WRITE in SET TRANSACTION, SET SESSION CHARACTERISTICS, BEGIN or
+  /// START TRANSACTION, set_config() of either (or of a name not a constant),
+  /// RESET ALL, DISCARD ALL.
+  bool read_only_off = false;
   /// The SQL prepared statement a PREPARE defines, or an EXECUTE (also under
   /// EXPLAIN) runs; "" for anything else.
   std::string prepared_name;

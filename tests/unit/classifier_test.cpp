@@ -115,6 +115,7 @@ std::vector<std::string> flag_names(const StatementFacts& f) {
   if (f.locks) out.push_back("locks");
   if (f.notify) out.push_back("notify");
   if (f.maintenance) out.push_back("maintenance");
+  if (f.read_only_off) out.push_back("rw");
   if (f.unparseable) out.push_back("unparseable");
   if (!f.prepared_name.empty()) out.push_back("prepared=" + f.prepared_name);
   return out;

@@ -576,6 +576,63 @@ TEST(Policy, ExampleJuniorIsDeniedEveryEffectButReadsFreely) {
   }
 }
 
+// A connect rule with read_only: true opens the sessions it matches
+// read-only at the server; a dry-run rule or a refused connection does not.
+TEST(Policy, ConnectRuleWithReadOnlyMakesTheSessionReadOnly) {
+  auto cfg = load(R"(
+groups: { juniors: [bob], interns: [ivy] }
+rules:
+  - { name: juniors-ro, on: connect, when: { user_in: juniors }, action: allow, read_only: true }
+  - { name: interns-ro-trial, on: connect, when: { user_in: interns }, action: allow, read_only: true, enforce: false }
+  - { name: no-mallory, on: connect, when: { user: [mallory] }, action: deny }
+  - { name: mallory-ro, on: connect, when: { user: [mallory] }, action: allow, read_only: true }
+)");
+  ASSERT_TRUE(cfg);
+  EXPECT_TRUE(evaluate_connect(cfg->policy, session("bob")).read_only);
+  EXPECT_FALSE(evaluate_connect(cfg->policy, session("ivy")).read_only);
+  EXPECT_FALSE(evaluate_connect(cfg->policy, session("alice")).read_only);
+  const Decision mallory = evaluate_connect(cfg->policy, session("mallory"));
+  EXPECT_TRUE(mallory.denied());
+  EXPECT_FALSE(mallory.read_only);
+}
+
+// read_only belongs to connect rules; on a statement rule it is an error.
+TEST(Policy, ReadOnlyIsAConnectRuleOption) {
+  auto r = config::load_config_string(
+      "listen: 127.0.0.1:6432\nupstream: {host: 127.0.0.1, port: 5432, tls: disable}\n"
+      "rules:\n  - { name: r, when: { user: [bob] }, action: allow, read_only: true }\n",
+      "bad.yaml");
+  ASSERT_FALSE(r.errors.empty());
+  EXPECT_NE(r.errors.front().to_string().find("read_only"), std::string::npos) << r.errors.front().to_string();
+  EXPECT_NE(r.errors.front().to_string().find("on: connect"), std::string::npos) << r.errors.front().to_string();
+}
+
+// In a read-only session, no statement may turn read-only off, whatever the
+// statement rules allow; text that does not parse could, so it is refused
+// too. Other statements are decided as always.
+TEST(Policy, ReadOnlySessionCannotBeTurnedReadWrite) {
+  auto cfg = load(R"(
+rules:
+  - { name: allow-everything, when: { user: [bob] }, action: allow }
+)");
+  ASSERT_TRUE(cfg);
+  SessionFacts bob = session("bob");
+  bob.read_only = true;
+  for (const char* sql : {"SET default_transaction_read_only = off", "BEGIN READ WRITE", "RESET ALL", "DISCARD ALL",
+                          "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+                          "SELECT 1; SELECT set_config('transaction_read_only', 'off', true)", "SELEC 1"}) {
+    const Decision d = evaluate(cfg->policy, bob, classify(sql));
+    EXPECT_TRUE(d.denied()) << sql;
+    EXPECT_EQ(d.reason, DecisionReason::ReadOnlySession) << sql;
+    EXPECT_EQ(d.sqlstate, "42501");
+  }
+  for (const char* sql : {"SET default_transaction_read_only = on", "BEGIN READ ONLY", "SET search_path = app",
+                          "SELECT * FROM t"})
+    EXPECT_FALSE(evaluate(cfg->policy, bob, classify(sql)).denied()) << sql;
+  SessionFacts alice = session("alice");
+  EXPECT_FALSE(evaluate(cfg->policy, alice, classify("SET default_transaction_read_only = off")).denied());
+}
+
 // pgwarden explain shows the effect flags with the other facts.
 TEST(Explain, ShowsTheEffectFlags) {
   auto cfg = load(kPostmortemPolicy);
