@@ -312,6 +312,10 @@ class Session {
   /// DEALLOCATE may not run (an earlier error skips it), so the server holds
   /// one of them, and an EXECUTE is decided on each. Nullopt past the
   /// bounds (statement_gate.cpp): such an EXECUTE is decided only as dynamic SQL.
+  /// A read-only session whose server reported default_transaction_read_only
+  /// off (a function pgwarden could not see called set_config): nothing
+  /// more runs in it.
+  bool read_only_lost_ = false;
   using SqlPrepares = std::vector<policy::StatementFacts>;
   std::unordered_map<std::string, std::optional<SqlPrepares>, StringHash, std::equal_to<>> sql_prepared_;
   void note_sql_prepares(const policy::ClassifiedText& text);

@@ -64,6 +64,17 @@ const policy::Decision& unreadable_refusal() {
   return d;
 }
 
+/// What every statement gets in a read-only session whose server said it is
+/// read-only no more: something pgwarden could not see (a function called
+/// by attribute notation, a view) turned default_transaction_read_only off.
+const policy::Decision& read_only_lost_refusal() {
+  static const policy::Decision d = refusal(
+      policy::DecisionReason::ReadOnlySession, "42501",
+      "permission denied by pgwarden: this session was opened read-only, and a statement it ran turned "
+      "default_transaction_read_only off; pgwarden runs nothing more in it (reconnect)");
+  return d;
+}
+
 /// What a statement gets when its audit record cannot be written and
 /// audit.on_failure is block: refused like a denial, with 58030.
 const policy::Decision& unaudited_refusal() {
@@ -101,6 +112,7 @@ policy::Decision Session::evaluate(const policy::ClassifiedText& text, policy::P
   decided_at_ = std::chrono::system_clock::now();  // also starts statement_duration
   decided_since_sync_ = true;
   facts_.now = std::chrono::floor<std::chrono::seconds>(decided_at_);
+  if (read_only_lost_) return read_only_lost_refusal();
   // An EXECUTE (or EXPLAIN EXECUTE) of a statement PREPAREd in SQL in this
   // session runs what pgwarden saw at PREPARE: it is no dynamic SQL, and is
   // decided as the statement it runs, with the rules in force now. An

@@ -60,6 +60,9 @@ CREATE FUNCTION hit_trigger() RETURNS trigger LANGUAGE plpgsql AS
 CREATE TRIGGER orders_hit AFTER INSERT ON orders FOR EACH STATEMENT EXECUTE FUNCTION hit_trigger();
 CREATE VIEW order_view AS SELECT id FROM orders;
 CREATE RULE order_view_hit AS ON UPDATE TO order_view DO INSTEAD SELECT hit('rule');
+-- A function that turns the session's read-only default off.
+CREATE FUNCTION flip(docs) RETURNS text LANGUAGE sql AS
+  $$ SELECT set_config('default_transaction_read_only', 'off', false) $$;
 """
 
 
@@ -265,6 +268,23 @@ def test_writes_hidden_in_triggers_and_rules_fail_at_the_server(db, proxy):
         assert conn.execute("SELECT count(*) FROM docs").fetchone() == (2,)
     assert admin_query(db, "SELECT count(*) FROM hits") == [(0,)]
     assert admin_query(db, "SELECT count(*) FROM orders") == [(0,)]
+
+
+# A function pgwarden cannot see (attribute notation) may still turn the
+# read-only default off for the transactions after it. The server reports
+# the change (default_transaction_read_only is reported since PostgreSQL
+# 14), and pgwarden then runs nothing more in the session: fail closed.
+def test_session_whose_read_only_default_is_turned_off_runs_nothing_more(db, proxy):
+    with connect(proxy, user=READER) as conn:
+        assert conn.execute("SELECT d.flip FROM docs d WHERE d.id = 1").fetchone() == ("off",)
+        for sql in ["INSERT INTO orders VALUES (1)", "SELECT 1"]:
+            with pytest.raises(psycopg.Error) as info:
+                conn.execute(sql)
+            assert info.value.sqlstate == "42501" and "opened read-only" in str(info.value), info.value
+    assert admin_query(db, "SELECT count(*) FROM orders") == [(0,)]
+    # Other sessions are not affected.
+    with connect(proxy, user=READER) as conn:
+        assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
 
 
 # Every way to turn the read-only default off is refused by pgwarden in a
