@@ -350,3 +350,23 @@ def test_other_sessions_stay_read_write(db, proxy):
 def admin_query_exec(postgres, sql: str) -> None:
     with postgres.endpoint.connect(dbname=DB, autocommit=True) as conn:
         conn.execute(sql)
+
+
+# Refusals that keep a session read-only are counted under their own name
+# in pgwarden_denials_total, not as the default's.
+def test_read_only_refusals_are_counted_by_name(db, pgwarden_factory):
+    from ops_helpers import http_request, sample, scrape, wait_until
+    port = harness.free_port()
+    proxy = pgwarden_factory(example_config(db) + f"admin: {{ listen: 127.0.0.1:{port} }}\n")
+
+    def answers():
+        try:
+            return http_request(port, "/healthz")[0] == 200
+        except OSError:
+            return False
+    wait_until(answers, what="the admin server")
+    with connect(proxy, user=READER) as conn:
+        for _ in range(2):
+            with pytest.raises(psycopg.Error):
+                conn.execute("SET default_transaction_read_only = off")
+    assert sample(scrape(port), "pgwarden_denials_total", rule="read_only_session") == 2
