@@ -313,6 +313,12 @@ void read_conditions(Context& c, const YAML::Node& v, const std::string& what, p
     {"unparseable", flag("unparseable", w.unparseable)},
     {"runs_program", flag("runs_program", w.runs_program)},
     {"server_file_access", flag("server_file_access", w.server_file_access)},
+    {"signals_backends", flag("signals_backends", w.signals_backends)},
+    {"large_objects", flag("large_objects", w.large_objects)},
+    {"remote_database", flag("remote_database", w.remote_database)},
+    {"locks", flag("locks", w.locks)},
+    {"notify", flag("notify", w.notify)},
+    {"maintenance", flag("maintenance", w.maintenance)},
   });
 }
 
@@ -323,6 +329,7 @@ bool valid_sqlstate(const std::string& s) {
 
 struct RuleExtras {
   YAML::Node sqlstate;
+  YAML::Node read_only;
   std::optional<std::pair<std::string, YAML::Mark>> statement_key;
 };
 
@@ -340,6 +347,10 @@ void read_rule_keys(Context& c, const YAML::Node& node, const std::string& what,
      }},
     {"enforce", [&](auto& v) { assign(rule.enforce, r.boolean(v, what + ".enforce")); }},
     {"alert", [&](auto& v) { assign(rule.alert, r.boolean(v, what + ".alert")); }},
+    {"read_only", [&](auto& v) {
+       x.read_only.reset(v);
+       assign(rule.read_only, r.boolean(v, what + ".read_only"));
+     }},
   });
 }
 
@@ -352,6 +363,10 @@ void read_rule(Context& c, const YAML::Node& node, std::size_t index, std::map<s
   if (rule.phase == policy::Phase::Connect && x.statement_key) {
     c.r.error(x.statement_key->second, what + ".when." + x.statement_key->first +
                                            ": a statement condition cannot be used in a rule with on: connect");
+  }
+  if (rule.read_only && rule.phase != policy::Phase::Connect) {
+    c.r.error(x.read_only, what + ".read_only: a session is opened read-only at connect; use it in a rule with "
+                                  "on: connect");
   }
   if (!rule.sqlstate.empty() && !valid_sqlstate(rule.sqlstate)) {
     c.r.error(x.sqlstate, what + ".sqlstate: '" + rule.sqlstate +

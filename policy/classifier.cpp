@@ -113,6 +113,37 @@ bool is_role_setting(std::string_view name) noexcept {
   return iequals(name, "role") || iequals(name, "session_authorization");
 }
 
+bool is_read_only_setting(std::string_view name) noexcept {
+  return iequals(name, "default_transaction_read_only") || iequals(name, "transaction_read_only");
+}
+
+/// True when the constant `value_node` reads as on for a boolean setting
+/// (PostgreSQL's parse_bool: on, true, yes, 1 and their prefixes).
+bool constant_true(std::string_view value_node) noexcept {
+  NodeView v = decode_node(value_node);
+  if (v.kind == NodeKind::AConst) {
+    std::string_view ival = pb::bytes_of(v.body, 1);  // A_Const.ival: Integer
+    if (!ival.empty()) return pb::varint_of(ival, 1) != 0;
+    std::string_view boolval = pb::bytes_of(v.body, 3);  // A_Const.boolval: Boolean
+    if (!boolval.empty()) return pb::varint_of(boolval, 1) != 0;
+  }
+  if (!is_string_constant(value_node)) return false;
+  std::string_view s = string_value(value_node);
+  return iequals(s, "on") || iequals(s, "true") || iequals(s, "yes") || iequals(s, "1") || iequals(s, "t") ||
+         iequals(s, "y") || iequals(s, "tr") || iequals(s, "tru") || iequals(s, "ye");
+}
+
+/// True when a list of transaction modes (DefElems) holds READ WRITE.
+bool read_write_mode(const std::vector<std::string_view>& options) noexcept {
+  for (std::string_view opt : options) {
+    NodeView v = decode_node(opt);
+    if (v.kind == NodeKind::DefElem && is_read_only_setting(pb::bytes_of(v.body, 2)) &&
+        !constant_true(pb::bytes_of(v.body, 3)))
+      return true;
+  }
+  return false;
+}
+
 /// defGetBoolean's reading of an option value; anything unclear counts as true.
 bool option_true(std::string_view def_elem_body) noexcept {
   std::string_view arg = pb::bytes_of(def_elem_body, 3);
@@ -126,6 +157,47 @@ bool option_true(std::string_view def_elem_body) noexcept {
 
 void add_unique(std::vector<std::string>& v, std::string_view s) {
   if (std::find(v.begin(), v.end(), s) == v.end()) v.emplace_back(s);
+}
+
+/// The number of field `name` of message `d`, as libpg_query's descriptors say.
+std::uint32_t field_number(const Descriptor& d, const char* name) {
+  const ProtobufCFieldDescriptor* f = protobuf_c_message_descriptor_get_field_by_name(&d, name);
+  return f ? f->id : 0;
+}
+
+/// True when `node` is the column reference `column` (unqualified).
+bool is_column(std::string_view node, std::string_view column) noexcept {
+  NodeView v = decode_node(node);
+  if (v.kind != NodeKind::ColumnRef) return false;
+  std::vector<std::string_view> fields = node_list(v.body, 1);  // ColumnRef.fields
+  return fields.size() == 1 && decode_node(fields[0]).kind == NodeKind::String && string_value(fields[0]) == column;
+}
+
+/// For `SELECT ... FROM pg_settings WHERE name = 'x'`, 'x': every row that
+/// query reads is the setting x (pg_settings has one row per name, and none
+/// for role or session_authorization). Empty for any other SELECT.
+std::string_view settings_row_name(std::string_view select_body) {
+  static const std::uint32_t from_field = field_number(pg_query__select_stmt__descriptor, "from_clause");
+  static const std::uint32_t where_field = field_number(pg_query__select_stmt__descriptor, "where_clause");
+  static const std::uint32_t kind_field = field_number(pg_query__a__expr__descriptor, "kind");
+  static const std::uint32_t name_field = field_number(pg_query__a__expr__descriptor, "name");
+  static const std::uint32_t lexpr_field = field_number(pg_query__a__expr__descriptor, "lexpr");
+  static const std::uint32_t rexpr_field = field_number(pg_query__a__expr__descriptor, "rexpr");
+  std::vector<std::string_view> from = node_list(select_body, from_field);
+  if (from.size() != 1) return {};
+  NodeView rv = decode_node(from[0]);
+  std::string_view schema = pb::bytes_of(rv.body, 2), relation = pb::bytes_of(rv.body, 3);  // RangeVar
+  if (rv.kind != NodeKind::RangeVar || relation != "pg_settings" || !(schema.empty() || schema == "pg_catalog"))
+    return {};
+  NodeView where = decode_node(pb::bytes_of(select_body, where_field));
+  if (where.kind != NodeKind::AExpr || pb::varint_of(where.body, kind_field) != PG_QUERY__A__EXPR__KIND__AEXPR_OP)
+    return {};
+  std::vector<std::string_view> op = name_list(where.body, name_field);
+  std::string_view value = pb::bytes_of(where.body, rexpr_field);
+  if (op.size() != 1 || op[0] != "=" || !is_column(pb::bytes_of(where.body, lexpr_field), "name") ||
+      !is_string_constant(value))
+    return {};
+  return string_value(value);
 }
 
 /// Where the walker is: the access a relation found here gets, and whether
@@ -156,6 +228,7 @@ class StatementWalker {
   void create_function(std::string_view body);
   void drop_objects(std::string_view body);
   void variable_set(std::string_view body, bool persistent);
+  void read_only_setting(std::uint64_t kind, std::string_view name, const std::vector<std::string_view>& args);
   void wrapped(std::string_view inner_node, bool executes);
   /// An EXECUTE of a prepared statement: code the classifier cannot see, by name.
   void executes_prepared(std::string_view execute_stmt);
@@ -164,6 +237,12 @@ class StatementWalker {
   void message(std::string_view body, const Descriptor* d, Scope s, std::uint64_t skip = 0);
   void range_var(std::string_view body, Scope s);
   void func_call(std::string_view body, Scope s);
+  void call(const std::vector<std::string_view>& names, Scope s, std::string_view func_call_body = {});
+  void column_ref(std::string_view body, Scope s);
+  void indirection(std::string_view body, Scope s);
+  void attribute_call(std::string_view name, bool certainly_a_call, Scope s);
+  void type_cast(std::string_view body, Scope s);
+  void table_sample(std::string_view body, Scope s);
   void operator_use(std::string_view body, Scope s);
   void operator_in(std::string_view body, NodeKind kind, Scope s);
   void operator_call(const std::vector<std::string_view>& names, Scope s);
@@ -186,6 +265,8 @@ class StatementWalker {
   bool failed_ = false;
   int depth_ = 0;
   std::vector<std::string_view> cte_names_;
+  /// While walking `SELECT ... FROM pg_settings WHERE name = 'x'`: 'x'.
+  std::string_view settings_row_;
 };
 
 bool StatementWalker::statement(std::string_view node) {
@@ -217,6 +298,7 @@ void StatementWalker::dispatch(NodeView v) {
 
 void StatementWalker::select_statement(std::string_view body) {
   add_class(StatementClass::Read);
+  settings_row_ = settings_row_name(body);
   std::string_view into = pb::bytes_of(body, 2);  // SelectStmt.into_clause
   if (!into.empty()) {
     // SELECT INTO creates and fills a table: a DDL statement in pgaudit.
@@ -329,6 +411,29 @@ void StatementWalker::utility_details(NodeKind kind, std::string_view body) {
       add_object({}, pb::bytes_of(body, 1), Access::Ddl);
       break;
     case NodeKind::DropStmt: drop_objects(body); break;
+    case NodeKind::NotifyStmt: f_.notify = executes_; break;
+    case NodeKind::LockStmt:  // ACCESS SHARE is what any read takes
+      f_.locks = executes_ && pb::varint_of(body, 2) > 1;  // LockStmt.mode
+      break;
+    case NodeKind::TransactionStmt: {  // a prepared transaction keeps its locks past the session
+      std::uint64_t kind = pb::varint_of(body, 1);  // TransactionStmt.kind
+      f_.locks = executes_ && kind >= PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_PREPARE &&
+                 kind <= PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_ROLLBACK_PREPARED;
+      f_.read_only_off = read_write_mode(node_list(body, 2));  // BEGIN / START TRANSACTION READ WRITE
+      break;
+    }
+    case NodeKind::VacuumStmt:
+    case NodeKind::ReindexStmt:
+    case NodeKind::ClusterStmt:
+    case NodeKind::CheckPointStmt:
+      f_.maintenance = executes_;
+      break;
+    case NodeKind::DiscardStmt:  // DISCARD ALL includes SET SESSION AUTHORIZATION DEFAULT and RESET ALL
+      if (pb::varint_of(body, 1) == PG_QUERY__DISCARD_MODE__DISCARD_ALL) {
+        role_change({});
+        f_.read_only_off = true;
+      }
+      break;
     case NodeKind::CreatedbStmt:
     case NodeKind::DropdbStmt:
     case NodeKind::AlterDatabaseStmt:
@@ -380,12 +485,27 @@ void StatementWalker::variable_set(std::string_view body, bool persistent) {
   std::string_view name = pb::bytes_of(body, 2);
   if (kind == 6) {  // VAR_RESET_ALL also resets the role, except when persistent
     if (!persistent) role_change({});
+    f_.read_only_off = f_.read_only_off || !persistent;
     return;
   }
-  if (!is_role_setting(name)) return;
   std::vector<std::string_view> args = node_list(body, 3);
+  if (!persistent) read_only_setting(kind, name, args);
+  if (!is_role_setting(name)) return;
   bool value = kind == 1 && !args.empty();  // VAR_SET_VALUE
   role_change(value ? string_value(args.front()) : std::string_view{});
+}
+
+// SET of default_transaction_read_only or transaction_read_only to anything
+// but on, their RESET, and READ WRITE in SET TRANSACTION or SET SESSION
+// CHARACTERISTICS (VAR_SET_MULTI).
+void StatementWalker::read_only_setting(std::uint64_t kind, std::string_view name,
+                                        const std::vector<std::string_view>& args) {
+  bool off = false;
+  if (kind == 4)  // VAR_SET_MULTI
+    off = read_write_mode(args);
+  else if (is_read_only_setting(name))
+    off = !(kind == 1 && args.size() == 1 && constant_true(args.front()));  // VAR_SET_VALUE
+  f_.read_only_off = f_.read_only_off || off;
 }
 
 void StatementWalker::node(std::string_view node_bytes, Scope s) {
@@ -393,6 +513,13 @@ void StatementWalker::node(std::string_view node_bytes, Scope s) {
   switch (v.kind) {
     case NodeKind::RangeVar: return range_var(v.body, s);
     case NodeKind::FuncCall: return func_call(v.body, s);
+    case NodeKind::ColumnRef: return column_ref(v.body, s);
+    case NodeKind::AIndirection: return indirection(v.body, s);
+    case NodeKind::TypeCast: return type_cast(v.body, s);
+    case NodeKind::RangeTableSample: return table_sample(v.body, s);
+    case NodeKind::LockingClause:  // SELECT ... FOR UPDATE / SHARE
+      f_.locks = f_.locks || s.executes;
+      return;
     case NodeKind::AExpr: return operator_use(v.body, s);
     case NodeKind::SubLink:
     case NodeKind::SortBy:
@@ -402,8 +529,12 @@ void StatementWalker::node(std::string_view node_bytes, Scope s) {
     case NodeKind::DeleteStmt:
     case NodeKind::MergeStmt:
       return dml(v.kind, v.body, s, false);
-    case NodeKind::SelectStmt:
-      return message(v.body, &pg_query__select_stmt__descriptor, Scope{Access::Read, s.executes});
+    case NodeKind::SelectStmt: {  // a subquery's `name` is not pg_settings' row
+      std::string_view outer = std::exchange(settings_row_, std::string_view{});
+      message(v.body, &pg_query__select_stmt__descriptor, Scope{Access::Read, s.executes});
+      settings_row_ = outer;
+      return;
+    }
     case NodeKind::CommonTableExpr:
       cte_names_.push_back(pb::bytes_of(v.body, 1));
       return message(v.body, &pg_query__common_table_expr__descriptor, s);
@@ -416,8 +547,8 @@ void StatementWalker::node(std::string_view node_bytes, Scope s) {
     case NodeKind::Float:
     case NodeKind::Boolean:
     case NodeKind::BitString:
-    case NodeKind::ColumnRef:
     case NodeKind::ParamRef:
+    case NodeKind::SQLValueFunction:
     case NodeKind::AStar:
     case NodeKind::TypeName:
     case NodeKind::RoleSpec:
@@ -466,25 +597,88 @@ void StatementWalker::range_var(std::string_view body, Scope s) {
 }
 
 void StatementWalker::func_call(std::string_view body, Scope s) {
-  std::vector<std::string_view> names = name_list(body, 1);  // FuncCall.funcname
-  if (!names.empty()) {
-    add_unique(f_.functions, dotted(names));
-    FunctionRisk risk = function_risk(schema_of(names), names.back());
-    if (s.executes && risk != FunctionRisk::Harmless) {
-      add_class(StatementClass::Function);
-      if (risk == FunctionRisk::DynamicSql) f_.dynamic_sql = true;
-      if (risk == FunctionRisk::ServerFile) f_.server_file_access = true;
-      if (risk == FunctionRisk::SetConfig) set_config_call(body);
-    }
-  }
+  call(name_list(body, 1), s, body);  // FuncCall.funcname
   message(body, &pg_query__func_call__descriptor, Scope{Access::Read, s.executes}, 1u << 1);
 }
 
-/// The number of field `name` of message `d`, as libpg_query's descriptors say.
-std::uint32_t field_number(const Descriptor& d, const char* name) {
-  const ProtobufCFieldDescriptor* f = protobuf_c_message_descriptor_get_field_by_name(&d, name);
-  return f ? f->id : 0;
+// A call of the function `names`, however the syntax spelled it; the
+// FuncCall's body when it was one (set_config's arguments are read there).
+void StatementWalker::call(const std::vector<std::string_view>& names, Scope s, std::string_view func_call_body) {
+  if (names.empty()) return;
+  add_unique(f_.functions, dotted(names));
+  if (!s.executes) return;
+  namespace fx = function_effect;
+  FunctionInfo info = function_info(schema_of(names), names.back());
+  // set_config() is a SET by another name: MISC_SET, and a role change when it may be one.
+  if (info.effects & fx::set_config) set_config_call(func_call_body);
+  if (!info.side_effect_free && info.effects != fx::set_config) add_class(StatementClass::Function);
+  f_.dynamic_sql = f_.dynamic_sql || (info.effects & fx::dynamic_sql);
+  f_.server_file_access = f_.server_file_access || (info.effects & fx::server_file);
+  f_.signals_backends = f_.signals_backends || (info.effects & fx::signals);
+  f_.large_objects = f_.large_objects || (info.effects & fx::large_object);
+  f_.remote_database = f_.remote_database || (info.effects & fx::remote_database);
+  f_.locks = f_.locks || (info.effects & fx::advisory_lock);
+  f_.notify = f_.notify || (info.effects & fx::notify);
 }
+
+// `a.b` may be attribute notation: when `a` is a row (a FROM item) and `b` is
+// none of its columns, PostgreSQL calls the function b(a). Which it is needs
+// the catalog. A name of one of PostgreSQL's own functions that is not side-
+// effect free, or one with an effect of its own, counts as the call (fail
+// closed); any other name is taken for the column it almost always is, so
+// `SELECT t.email, t.name FROM t` stays a read. A function created by
+// someone and called this way is not seen.
+void StatementWalker::column_ref(std::string_view body, Scope s) {
+  std::string_view last;
+  int fields = 0;
+  pb::Reader r(body);
+  pb::Field f;
+  while (r.next(f))
+    if (f.number == 1 && f.type == pb::WireType::Len) last = f.bytes, ++fields;  // ColumnRef.fields
+  if (fields < 2 || decode_node(last).kind != NodeKind::String) return;
+  attribute_call(string_value(last), false, s);
+}
+
+// `(expr).name`: a field of a composite value, or the function name(expr)
+// when the value is not composite. A constant is never composite, so on one
+// it is always the call; elsewhere the name decides, as in column_ref.
+void StatementWalker::indirection(std::string_view body, Scope s) {
+  std::string_view arg = pb::bytes_of(body, 1);  // A_Indirection.arg
+  bool scalar = decode_node(arg).kind == NodeKind::AConst;
+  for (std::string_view step : node_list(body, 2)) {  // A_Indirection.indirection
+    if (decode_node(step).kind == NodeKind::String) attribute_call(string_value(step), scalar, s);
+    scalar = false;  // what a selection yields is unknown here
+  }
+  message(body, node_descriptor(NodeKind::AIndirection), s);
+}
+
+void StatementWalker::attribute_call(std::string_view name, bool certainly_a_call, Scope s) {
+  if (name.empty()) return;
+  FunctionInfo info = function_info({}, name);
+  bool could_matter = (info.builtin && !info.side_effect_free) || info.effects != 0;
+  if (certainly_a_call || could_matter) call({name}, s);
+}
+
+// `x::type`, CAST(x AS type), `type 'literal'`: PostgreSQL's own types convert
+// with their own functions; any other type's cast may run a function its
+// owner wrote (CREATE CAST ... WITH FUNCTION), and a domain its CHECK
+// expressions. Such a cast is a FUNCTION call named "CAST(type)".
+void StatementWalker::type_cast(std::string_view body, Scope s) {
+  std::string_view type = pb::bytes_of(body, 2);  // TypeCast.type_name
+  std::vector<std::string_view> names = name_list(type, 1);  // TypeName.names
+  if (!names.empty() && !builtin_type(schema_of(names), names.back())) {
+    add_unique(f_.functions, "CAST(" + dotted(names) + ")");
+    if (s.executes) add_class(StatementClass::Function);
+  }
+  node(pb::bytes_of(body, 1), s);  // TypeCast.arg
+}
+
+// TABLESAMPLE method(...): the method is a function (a tablesample handler).
+void StatementWalker::table_sample(std::string_view body, Scope s) {
+  call(name_list(body, 2), s);  // RangeTableSample.method
+  message(body, node_descriptor(NodeKind::RangeTableSample), s, 1u << 2);
+}
+
 
 // An expression with an operator (A_Expr): one that is not PostgreSQL's own
 // runs the function behind it, as a FuncCall would.
@@ -517,8 +711,17 @@ void StatementWalker::operator_call(const std::vector<std::string_view>& names, 
 void StatementWalker::set_config_call(std::string_view body) {
   add_class(StatementClass::MiscSet);
   std::vector<std::string_view> args = node_list(body, 2);  // FuncCall.args
-  if (args.empty()) return;
-  if (is_string_constant(args[0]) && !is_role_setting(string_value(args[0]))) return;
+  if (args.empty()) {
+    f_.read_only_off = true;
+    return role_change({});
+  }
+  // pg_dump's set_config(name, ...) FROM pg_settings WHERE name = 'x' sets x.
+  const bool from_row = !settings_row_.empty() && is_column(args[0], "name");
+  const bool known = from_row || is_string_constant(args[0]);
+  const std::string_view name = from_row ? settings_row_ : string_value(args[0]);
+  if (!known || is_read_only_setting(name))
+    f_.read_only_off = f_.read_only_off || !(args.size() >= 2 && constant_true(args[1]));
+  if (known && !is_role_setting(name)) return;
   role_change(args.size() >= 2 ? string_value(args[1]) : std::string_view{});
 }
 

@@ -183,7 +183,8 @@ bool shareable_by_token_key(const ClassifiedText& text) noexcept {
   allowed.insert(StatementClass::Read);
   allowed.insert(StatementClass::Write);
   if ((f.classes.bits() & ~allowed.bits()) != 0) return false;
-  return !(f.role_change || f.dynamic_sql || f.runs_program || f.server_file_access || f.unparseable);
+  return !(f.role_change || f.dynamic_sql || f.runs_program || f.server_file_access || f.unparseable ||
+           f.signals_backends || f.large_objects || f.remote_database || f.locks || f.notify || f.maintenance);
 }
 
 }  // namespace pgwarden::policy

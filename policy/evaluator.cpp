@@ -8,6 +8,9 @@ namespace {
 constexpr std::string_view kDefaultDenied = "permission denied by pgwarden: no rule allows this (default: deny)";
 constexpr std::string_view kFunctionCallDenied =
     "permission denied by pgwarden: the FunctionCall protocol is refused unless a rule allows protocol function_call";
+constexpr std::string_view kReadOnlyDenied =
+    "permission denied by pgwarden: this session is read-only (a connect rule with read_only: true) and stays so; "
+    "default_transaction_read_only and transaction_read_only cannot be turned off";
 constexpr std::string_view kReplicationDenied =
     "permission denied by pgwarden: replication connections are refused unless a rule allows protocol replication";
 
@@ -43,13 +46,17 @@ bool session_matches(const CompiledRule& c, const Conditions& w, const SessionFa
   return session_matches(session_condition_bits(w), c, w, s);
 }
 
-std::uint8_t fact_flags(const StatementFacts& f) noexcept {
-  return std::uint8_t((f.update_or_delete_without_where ? statement_flag_without_where : 0) |
+std::uint16_t fact_flags(const StatementFacts& f) noexcept {
+  return std::uint16_t((f.update_or_delete_without_where ? statement_flag_without_where : 0) |
                       (f.dynamic_sql ? statement_flag_dynamic_sql : 0) |
                       (f.role_change ? statement_flag_role_change : 0) |
                       (f.unparseable ? statement_flag_unparseable : 0) |
                       (f.runs_program ? statement_flag_runs_program : 0) |
-                      (f.server_file_access ? statement_flag_server_file_access : 0));
+                      (f.server_file_access ? statement_flag_server_file_access : 0) |
+                      (f.signals_backends ? statement_flag_signals_backends : 0) |
+                      (f.large_objects ? statement_flag_large_objects : 0) |
+                      (f.remote_database ? statement_flag_remote_database : 0) | (f.locks ? statement_flag_locks : 0) |
+                      (f.notify ? statement_flag_notify : 0) | (f.maintenance ? statement_flag_maintenance : 0));
 }
 
 bool function_matches(const std::vector<Glob>& globs, std::string_view fn) noexcept {
@@ -85,7 +92,7 @@ bool statement_globs_match(const Conditions& w, const StatementFacts& f) noexcep
 enum class Match : std::uint8_t { No, Yes, FailClosed };
 
 Match rule_matches(const CompiledRule& c, const Rule& r, const SessionFacts& s, const StatementFacts* f,
-                   std::uint8_t flags) noexcept {
+                   std::uint16_t flags) noexcept {
   const Conditions& w = r.when;
   if (f != nullptr && f->unparseable && r.action == Action::Deny && !(c.flag_mask & statement_flag_unparseable)) {
     if (!session_matches(c, w, s)) return Match::No;
@@ -113,10 +120,11 @@ struct Tally {
   const Rule* dry = nullptr;
   bool alert = false;
   bool path_allowed = false;  // an enforced allow names the session's protocol path
+  bool read_only = false;     // an enforced rule that matched has read_only: true
 };
 
 // True when the guard alone proves the rule cannot match a parseable statement.
-bool guard_rejects(const RuleGuard& g, std::uint8_t classes, std::uint8_t flags, std::uint8_t path) noexcept {
+bool guard_rejects(const RuleGuard& g, std::uint8_t classes, std::uint16_t flags, std::uint8_t path) noexcept {
   return (g.classes != 0 && (g.classes & classes) == 0) || (flags & g.flag_mask) != g.flag_value ||
          (g.protocols != 0 && (g.protocols & path) == 0);
 }
@@ -125,7 +133,7 @@ Tally tally(const RuleSet& set, std::span<const CompiledRule> rules, const Sessi
             const StatementFacts* f, std::uint32_t index, MatchTrace* trace,
             const SessionMask* mask = nullptr) noexcept {
   Tally t;
-  const std::uint8_t flags = f ? fact_flags(*f) : 0;
+  const std::uint16_t flags = f ? fact_flags(*f) : 0;
   const bool guarded = f != nullptr && !f->unparseable;
   const std::uint8_t classes = f ? f->classes.bits() : 0;
   const std::uint8_t path = protocol_bit(s.protocol);
@@ -139,6 +147,7 @@ Tally tally(const RuleSet& set, std::span<const CompiledRule> rules, const Sessi
     if (m == Match::No) continue;
     if (trace) trace->push_back({&r, index, m == Match::FailClosed});
     t.alert = t.alert || r.alert;
+    t.read_only = t.read_only || (r.enforce && r.read_only);
     if (!r.enforce) {
       if (!t.dry) t.dry = &r;
     } else if (r.action == Action::Deny) {
@@ -161,12 +170,24 @@ Decision deny_by(const RuleSet& set, const CompiledRule& c) noexcept {
   return d;
 }
 
-Decision decide(const RuleSet& set, const Tally& t, const SessionFacts& s, Phase phase) noexcept {
+// A statement that may turn a read-only session read-write; text that does
+// not parse could be one (fail closed).
+bool ends_read_only(const SessionFacts& s, const StatementFacts* f) noexcept {
+  return s.read_only && f != nullptr && (f->read_only_off || f->unparseable);
+}
+
+Decision decide(const RuleSet& set, const Tally& t, const SessionFacts& s, Phase phase,
+                const StatementFacts* f = nullptr) noexcept {
   Decision d;
   const bool special_path = phase == Phase::Statement ? s.protocol == ProtocolPath::FunctionCall
                                                       : s.protocol == ProtocolPath::Replication;
   if (t.deny) {
     d = deny_by(set, *t.deny);
+  } else if (ends_read_only(s, f)) {
+    d.action = Action::Deny;
+    d.reason = DecisionReason::ReadOnlySession;
+    d.sqlstate = "42501";
+    d.message = kReadOnlyDenied;
   } else if (special_path && !t.path_allowed) {
     d.action = Action::Deny;
     d.reason = phase == Phase::Statement ? DecisionReason::FunctionCallNotAllowed
@@ -182,6 +203,7 @@ Decision decide(const RuleSet& set, const Tally& t, const SessionFacts& s, Phase
     d.message = kDefaultDenied;
   }
   d.alert = t.alert;
+  d.read_only = phase == Phase::Connect && t.read_only && !d.denied();
   if (t.dry && t.dry->action != d.action) {
     d.dry_run = true;
     d.dry_run_rule = t.dry;
@@ -191,7 +213,7 @@ Decision decide(const RuleSet& set, const Tally& t, const SessionFacts& s, Phase
 
 Decision evaluate_one(const RuleSet& set, const SessionFacts& s, const StatementFacts& f, std::uint32_t index,
                       MatchTrace* trace, const SessionMask* mask = nullptr) noexcept {
-  Decision d = decide(set, tally(set, set.statement_rules(), s, &f, index, trace, mask), s, Phase::Statement);
+  Decision d = decide(set, tally(set, set.statement_rules(), s, &f, index, trace, mask), s, Phase::Statement, &f);
   d.statement = index;
   return d;
 }
@@ -225,6 +247,7 @@ std::string_view to_string(DecisionReason r) noexcept {
     case DecisionReason::FunctionCallNotAllowed: return "function_call_not_allowed";
     case DecisionReason::ReplicationNotAllowed: return "replication_not_allowed";
     case DecisionReason::UnreadableText: return "unreadable_text";
+    case DecisionReason::ReadOnlySession: return "read_only_session";
   }
   return "unknown";
 }

@@ -28,11 +28,12 @@ enum class DecisionReason : std::uint8_t {
   FunctionCallNotAllowed,  ///< FunctionCall path without a rule allowing it
   ReplicationNotAllowed,   ///< replication connection without a rule allowing it
   UnreadableText,          ///< SQL text not valid in the session's client_encoding
+  ReadOnlySession,         ///< the statement may turn a read-only session read-write
 };
 /// How many DecisionReason values there are: arrays indexed by them are this long.
 inline constexpr std::size_t decision_reason_count = static_cast<std::size_t>(DecisionReason::UnreadableText) + 1;
 /// "rule", "default", "empty_query", "function_call_not_allowed", "replication_not_allowed",
-/// "unreadable_text".
+/// "unreadable_text", "read_only_session".
 std::string_view to_string(DecisionReason r) noexcept;
 
 /// One rule that matched one statement (for `pgwarden explain`).
@@ -55,6 +56,9 @@ struct Decision {
   const Rule* dry_run_rule = nullptr;
   bool alert = false;            ///< a matching rule (enforced or not) has alert: true
   std::uint32_t statement = 0;   ///< the statement that was denied (multi-statement text)
+  /// Connect decisions: a matching enforced rule has read_only: true, so the
+  /// session is opened read-only (SessionFacts::read_only).
+  bool read_only = false;
 
   bool denied() const noexcept { return action == Action::Deny; }
   /// The deciding rule's name, or "" for the default and built-in denials.

@@ -23,7 +23,8 @@ json::object session_json(const SessionFacts& s) {
           {"application_name", s.application_name},
           {"client", s.client ? json::value(s.client->to_string()) : json::value("local")},
           {"environment", s.environment},
-          {"protocol", to_string(s.protocol)}};
+          {"protocol", to_string(s.protocol)},
+          {"read_only", s.read_only}};
 }
 
 json::object facts_json(const StatementFacts& f) {
@@ -46,6 +47,13 @@ json::object facts_json(const StatementFacts& f) {
                  {"hidden_write", f.hidden_write},
                  {"runs_program", f.runs_program},
                  {"server_file_access", f.server_file_access},
+                 {"signals_backends", f.signals_backends},
+                 {"large_objects", f.large_objects},
+                 {"remote_database", f.remote_database},
+                 {"locks", f.locks},
+                 {"notify", f.notify},
+                 {"maintenance", f.maintenance},
+                 {"read_only_off", f.read_only_off},
                  {"location", f.location},
                  {"length", f.length},
                  {"unparseable", f.unparseable}};
@@ -78,6 +86,7 @@ std::string why(const Decision& d, const RuleSet& rules) {
     case DecisionReason::FunctionCallNotAllowed: return "FunctionCall path without a rule allowing protocol function_call";
     case DecisionReason::ReplicationNotAllowed: return "replication connection without a rule allowing protocol replication";
     case DecisionReason::UnreadableText: return "text not valid in the session's client_encoding";
+    case DecisionReason::ReadOnlySession: return "the session is read-only and this statement could turn that off";
   }
   return "";
 }

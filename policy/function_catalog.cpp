@@ -2,90 +2,141 @@
 
 #include <algorithm>
 #include <array>
+#include <span>
 
 namespace pgwarden::policy {
 namespace {
 
-// Side-effect-free built-ins common in application queries. Sorted. Not
-// nextval or setval: PostgreSQL refuses both in a read-only transaction, and
-// what they change is not rolled back.
-constexpr std::array<std::string_view, 147> harmless_functions = {
-    "abs", "age", "array_agg", "array_append", "array_cat", "array_length", "array_position",
-    "array_remove", "array_to_json", "array_to_string", "avg", "bit_and", "bit_or", "bool_and",
-    "bool_or", "btrim", "cardinality", "ceil", "ceiling", "char_length", "character_length",
-    "clock_timestamp", "coalesce", "concat", "concat_ws", "corr", "count", "cume_dist",
-    "current_database", "current_schema", "current_schemas", "current_setting", "currval",
-    "date_part", "date_trunc", "decode", "dense_rank", "encode", "every", "exp", "extract",
-    "first_value", "floor", "format", "gen_random_uuid", "generate_series", "greatest", "initcap",
-    "isfinite", "json_agg", "json_array_elements", "json_array_length", "json_build_array",
-    "json_build_object", "json_each", "json_extract_path", "json_extract_path_text",
-    "json_object_agg", "jsonb_agg", "jsonb_array_elements", "jsonb_array_length",
-    "jsonb_build_array", "jsonb_build_object", "jsonb_each", "jsonb_extract_path",
-    "jsonb_extract_path_text", "jsonb_object_agg", "jsonb_object_keys", "jsonb_set",
-    "jsonb_typeof", "lag", "last_value", "lastval", "lead", "least", "left", "length",
-    "like_escape", "ln", "log", "lower", "lpad", "ltrim", "make_date", "make_interval",
-    "make_timestamp", "max", "md5", "min", "mod", "mode", "now", "nth_value",
-    "ntile", "octet_length", "overlaps", "overlay", "percent_rank", "percentile_cont",
-    "percentile_disc", "pg_backend_pid", "pg_typeof", "pi", "position", "power", "random",
-    "rank", "regexp_match", "regexp_matches", "regexp_replace", "regexp_split_to_array",
-    "regexp_split_to_table", "repeat", "replace", "reverse", "right", "round", "row_number",
-    "row_to_json", "rpad", "rtrim", "sign", "similar_to_escape", "split_part", "sqrt",
-    "starts_with", "statement_timestamp", "stddev", "string_agg", "string_to_array", "strpos",
-    "substr", "substring", "sum", "timezone", "to_char", "to_date", "to_json", "to_jsonb",
-    "to_number", "to_timestamp", "transaction_timestamp", "trunc", "unnest", "upper",
-    "variance", "version"};
+/// One function name of PostgreSQL's catalog and how all its overloads are marked.
+struct BuiltinFunction {
+  std::string_view name;
+  bool side_effect_free;
+};
 
-// Built-ins that run SQL text or read relations named by a value.
-constexpr std::array<std::string_view, 16> dynamic_sql_functions = {
-    "cursor_to_xml", "database_to_xml", "database_to_xml_and_xmlschema", "dblink",
-    "dblink_exec", "dblink_open", "dblink_send_query", "query_to_xml",
-    "query_to_xml_and_xmlschema", "query_to_xmlschema", "schema_to_xml",
-    "schema_to_xml_and_xmlschema", "table_to_xml", "table_to_xml_and_xmlschema",
-    "table_to_xmlschema", "ts_stat"};
+#include "policy/pg_catalog_15.inc"
 
-// Built-ins that touch the database server's file system.
-constexpr std::array<std::string_view, 18> server_file_functions = {
-    "lo_export", "lo_import", "pg_file_rename", "pg_file_sync", "pg_file_unlink",
-    "pg_file_write", "pg_logdir_ls", "pg_ls_archive_statusdir", "pg_ls_dir",
-    "pg_ls_logdir", "pg_ls_logicalmapdir", "pg_ls_logicalsnapdir", "pg_ls_replslotdir",
-    "pg_ls_tmpdir", "pg_ls_waldir", "pg_read_binary_file", "pg_read_file", "pg_stat_file"};
+// The lists below are the built-ins whose effect is a fact of its own,
+// whatever pg_proc says (pg_terminate_backend and pg_read_file are VOLATILE
+// but PARALLEL SAFE; pg_advisory_lock and pg_notify PARALLEL RESTRICTED).
+// Matched by name in any schema: a function of the same name elsewhere gets
+// the flag too, which can only deny more. Each sorted.
 
-// Every operator name in pg_catalog of PostgreSQL 15 (SELECT DISTINCT oprname
-// FROM pg_operator). Sorted.
-constexpr std::array<std::string_view, 74> builtin_operators = {
-    "!!", "!~", "!~*", "!~~", "!~~*", "#", "##", "#-", "#>", "#>>", "%", "&", "&&", "&<", "&<|", "&>",
-    "*", "*<", "*<=", "*<>", "*=", "*>", "*>=", "+", "-", "->", "->>", "-|-", "/", "<", "<->", "<<",
-    "<<=", "<<|", "<=", "<>", "<@", "<^", "=", ">", ">=", ">>", ">>=", ">^", "?", "?#", "?&", "?-",
-    "?-|", "?|", "?||", "@", "@-@", "@>", "@?", "@@", "@@@", "^", "^@", "|", "|&>", "|/", "|>>", "||",
-    "||/", "~", "~*", "~<=~", "~<~", "~=", "~>=~", "~>~", "~~", "~~*"};
+// Run SQL text or read relations named by a value.
+constexpr std::string_view dynamic_sql_functions[] = {
+    "cursor_to_xml", "cursor_to_xmlschema", "database_to_xml", "database_to_xml_and_xmlschema",
+    "database_to_xmlschema", "query_to_xml", "query_to_xml_and_xmlschema", "query_to_xmlschema",
+    "schema_to_xml", "schema_to_xml_and_xmlschema", "schema_to_xmlschema", "table_to_xml",
+    "table_to_xml_and_xmlschema", "table_to_xmlschema", "ts_rewrite", "ts_stat", "xpath_table"};
 
-template <std::size_t N>
-constexpr bool sorted(const std::array<std::string_view, N>& a) {
-  for (std::size_t i = 1; i < N; ++i)
-    if (!(a[i - 1] < a[i])) return false;
+// Touch the database server's file system (adminpack's pg_file_* too).
+constexpr std::string_view server_file_functions[] = {
+    "lo_export", "lo_import", "pg_current_logfile", "pg_file_rename", "pg_file_sync", "pg_file_unlink",
+    "pg_file_write", "pg_hba_file_rules", "pg_ident_file_mappings", "pg_logdir_ls", "pg_ls_archive_statusdir",
+    "pg_ls_dir", "pg_ls_logdir", "pg_ls_logicalmapdir", "pg_ls_logicalsnapdir", "pg_ls_replslotdir",
+    "pg_ls_tmpdir", "pg_ls_waldir", "pg_read_binary_file", "pg_read_file", "pg_read_file_old",
+    "pg_show_all_file_settings", "pg_stat_file"};
+
+// Signal other backends or the postmaster.
+constexpr std::string_view signal_functions[] = {
+    "pg_cancel_backend", "pg_log_backend_memory_contexts", "pg_promote", "pg_reload_conf",
+    "pg_rotate_logfile", "pg_rotate_logfile_old", "pg_terminate_backend"};
+
+// Large objects: each of these creates, opens, reads, writes or unlinks one.
+constexpr std::string_view large_object_functions[] = {
+    "lo_close", "lo_creat", "lo_create", "lo_export", "lo_from_bytea", "lo_get", "lo_import", "lo_lseek",
+    "lo_lseek64", "lo_open", "lo_put", "lo_tell", "lo_tell64", "lo_truncate", "lo_truncate64", "lo_unlink",
+    "loread", "lowrite"};
+
+// Advisory locks outlive the statement (session-level ones the transaction).
+constexpr std::string_view advisory_lock_functions[] = {
+    "pg_advisory_lock", "pg_advisory_lock_shared", "pg_advisory_unlock", "pg_advisory_unlock_all",
+    "pg_advisory_unlock_shared", "pg_advisory_xact_lock", "pg_advisory_xact_lock_shared",
+    "pg_try_advisory_lock", "pg_try_advisory_lock_shared", "pg_try_advisory_xact_lock",
+    "pg_try_advisory_xact_lock_shared"};
+
+// Change the server's state outside the database, though not marked so:
+// backups, WAL, statistics, replication origins, binary upgrade.
+constexpr std::string_view server_state_functions[] = {
+    "binary_upgrade_set_next_array_pg_type_oid", "binary_upgrade_set_next_heap_pg_class_oid",
+    "binary_upgrade_set_next_index_pg_class_oid", "binary_upgrade_set_next_multirange_array_pg_type_oid",
+    "binary_upgrade_set_next_multirange_pg_type_oid", "binary_upgrade_set_next_pg_authid_oid",
+    "binary_upgrade_set_next_pg_enum_oid", "binary_upgrade_set_next_pg_type_oid",
+    "binary_upgrade_set_next_toast_pg_class_oid", "binary_upgrade_set_record_init_privs",
+    "pg_backup_start", "pg_backup_stop", "pg_create_restore_point", "pg_replication_origin_xact_reset",
+    "pg_replication_origin_xact_setup", "pg_stat_reset", "pg_stat_reset_replication_slot",
+    "pg_stat_reset_shared", "pg_stat_reset_single_function_counters", "pg_stat_reset_single_table_counters",
+    "pg_stat_reset_slru", "pg_switch_wal"};
+
+template <class T>
+constexpr bool sorted(std::span<const T> a, auto key) {
+  for (std::size_t i = 1; i < a.size(); ++i)
+    if (key(a[i]) < key(a[i - 1])) return false;
   return true;
 }
-static_assert(sorted(harmless_functions) && sorted(dynamic_sql_functions) && sorted(server_file_functions) &&
-              sorted(builtin_operators));
+constexpr auto self = [](std::string_view s) { return s; };
+constexpr auto by_name = [](const BuiltinFunction& f) { return f.name; };
+static_assert(sorted<BuiltinFunction>(pg_catalog_functions, by_name) &&
+              sorted<BuiltinFunction>(information_schema_functions, by_name));
+static_assert(sorted<std::string_view>(pg_catalog_types, self) &&
+              sorted<std::string_view>(information_schema_types, self) &&
+              sorted<std::string_view>(pg_catalog_operators, self));
+static_assert(sorted<std::string_view>(dynamic_sql_functions, self) &&
+              sorted<std::string_view>(server_file_functions, self) &&
+              sorted<std::string_view>(signal_functions, self) &&
+              sorted<std::string_view>(large_object_functions, self) &&
+              sorted<std::string_view>(advisory_lock_functions, self) &&
+              sorted<std::string_view>(server_state_functions, self));
 
-template <std::size_t N>
-bool contains(const std::array<std::string_view, N>& a, std::string_view name) noexcept {
+bool contains(std::span<const std::string_view> a, std::string_view name) noexcept {
   return std::binary_search(a.begin(), a.end(), name);
+}
+
+const BuiltinFunction* find(std::span<const BuiltinFunction> a, std::string_view name) noexcept {
+  auto it = std::lower_bound(a.begin(), a.end(), name,
+                             [](const BuiltinFunction& f, std::string_view n) { return f.name < n; });
+  return it != a.end() && it->name == name ? &*it : nullptr;
+}
+
+std::uint16_t effects_of(std::string_view name) noexcept {
+  namespace fx = function_effect;
+  std::uint16_t e = 0;
+  if (name == "set_config") e |= fx::set_config;
+  if (name == "pg_notify") e |= fx::notify;
+  if (contains(dynamic_sql_functions, name)) e |= fx::dynamic_sql;
+  if (contains(server_file_functions, name)) e |= fx::server_file;
+  if (contains(signal_functions, name)) e |= fx::signals;
+  if (contains(large_object_functions, name)) e |= fx::large_object;
+  if (contains(advisory_lock_functions, name)) e |= fx::advisory_lock;
+  // dblink's every function holds or uses a connection to another database,
+  // and dblink/dblink_exec/dblink_open/dblink_send_query run SQL text there.
+  if (name.starts_with("dblink")) e |= fx::remote_database | fx::dynamic_sql;
+  if (name.starts_with("postgres_fdw_")) e |= fx::remote_database;
+  return e;
 }
 
 }  // namespace
 
-FunctionRisk function_risk(std::string_view schema, std::string_view name) noexcept {
-  if (name == "set_config") return FunctionRisk::SetConfig;
-  if (contains(dynamic_sql_functions, name)) return FunctionRisk::DynamicSql;
-  if (contains(server_file_functions, name)) return FunctionRisk::ServerFile;
-  bool builtin_schema = schema.empty() || schema == "pg_catalog";
-  if (builtin_schema && contains(harmless_functions, name)) return FunctionRisk::Harmless;
-  return FunctionRisk::Ordinary;
+FunctionInfo function_info(std::string_view schema, std::string_view name) noexcept {
+  FunctionInfo info;
+  info.effects = effects_of(name);
+  const BuiltinFunction* f = nullptr;
+  if (schema.empty() || schema == "pg_catalog")
+    f = find(pg_catalog_functions, name);
+  else if (schema == "information_schema")
+    f = find(information_schema_functions, name);
+  info.builtin = f != nullptr;
+  info.side_effect_free =
+      f != nullptr && f->side_effect_free && info.effects == 0 && !contains(server_state_functions, name);
+  return info;
 }
 
 bool builtin_operator(std::string_view schema, std::string_view name) noexcept {
-  return (schema.empty() || schema == "pg_catalog") && contains(builtin_operators, name);
+  return (schema.empty() || schema == "pg_catalog") && contains(pg_catalog_operators, name);
+}
+
+bool builtin_type(std::string_view schema, std::string_view name) noexcept {
+  if (schema.empty() || schema == "pg_catalog") return contains(pg_catalog_types, name);
+  return schema == "information_schema" && contains(information_schema_types, name);
 }
 
 }  // namespace pgwarden::policy

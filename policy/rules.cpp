@@ -27,7 +27,8 @@ bool TimeWindow::contains(std::chrono::sys_seconds now) const noexcept {
 bool Conditions::has_statement_conditions() const noexcept {
   return !commands.empty() || !classes.empty() || !objects.empty() || !functions.empty() ||
          update_or_delete_without_where || dynamic_sql || role_change || unparseable || runs_program ||
-         server_file_access;
+         server_file_access || signals_backends || large_objects || remote_database || locks || notify ||
+         maintenance;
 }
 
 bool Network::contains(const std::optional<IpAddress>& addr) const noexcept {
@@ -58,7 +59,7 @@ RuleSet RuleSet::build(std::vector<Rule> rules, GroupMap groups, NetworkMap netw
     list.push_back(set.compile(i));
     if (set.rules_[i].phase == Phase::Statement) {
       const auto& w = set.rules_[i].when;
-      set.statement_guards_.push_back({w.classes.bits(), list.back().flag_mask, list.back().flag_value, w.protocols,
+      set.statement_guards_.push_back({w.classes.bits(), w.protocols, list.back().flag_mask, list.back().flag_value,
                                        session_condition_bits(w),
                                        !w.commands.empty() || !w.objects.empty() || !w.functions.empty()});
     }
@@ -75,7 +76,7 @@ CompiledRule RuleSet::compile(std::uint32_t index) const {
   c.not_in_members = resolve_members(w.user_not_in);
   c.client_in = resolve_networks(w.client_in);
   c.client_not_in = resolve_networks(w.client_not_in);
-  auto flag = [&](const std::optional<bool>& v, std::uint8_t bit) {
+  auto flag = [&](const std::optional<bool>& v, std::uint16_t bit) {
     if (!v) return;
     c.flag_mask |= bit;
     if (*v) c.flag_value |= bit;
@@ -86,6 +87,12 @@ CompiledRule RuleSet::compile(std::uint32_t index) const {
   flag(w.unparseable, statement_flag_unparseable);
   flag(w.runs_program, statement_flag_runs_program);
   flag(w.server_file_access, statement_flag_server_file_access);
+  flag(w.signals_backends, statement_flag_signals_backends);
+  flag(w.large_objects, statement_flag_large_objects);
+  flag(w.remote_database, statement_flag_remote_database);
+  flag(w.locks, statement_flag_locks);
+  flag(w.notify, statement_flag_notify);
+  flag(w.maintenance, statement_flag_maintenance);
   c.denial_message = "permission denied by pgwarden rule \"" + r.name + "\"";
   if (!r.message.empty()) c.denial_message += ": " + r.message;
   return c;

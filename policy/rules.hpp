@@ -93,6 +93,19 @@ struct Conditions {
   /// The database server's files: COPY to or from a file name, lo_import,
   /// pg_read_file, pg_ls_dir ...
   std::optional<bool> server_file_access;
+  /// pg_terminate_backend, pg_cancel_backend, pg_reload_conf ...
+  std::optional<bool> signals_backends;
+  /// lo_unlink, lo_put, lo_get ...
+  std::optional<bool> large_objects;
+  /// dblink, postgres_fdw's connection functions.
+  std::optional<bool> remote_database;
+  /// FOR UPDATE/SHARE, LOCK TABLE (stronger than ACCESS SHARE), advisory
+  /// locks, PREPARE TRANSACTION, COMMIT/ROLLBACK PREPARED.
+  std::optional<bool> locks;
+  /// NOTIFY, pg_notify().
+  std::optional<bool> notify;
+  /// VACUUM, ANALYZE, REINDEX, CLUSTER, CHECKPOINT.
+  std::optional<bool> maintenance;
 
   /// True when any statement-level condition is set.
   bool has_statement_conditions() const noexcept;
@@ -108,6 +121,9 @@ struct Rule {
   std::string sqlstate;  ///< default 42501 (statement) or 28000 (connect)
   bool enforce = true;   ///< false: dry run, only recorded
   bool alert = false;    ///< mark matching decisions for alerting
+  /// Connect rules only: a session this rule matches is opened with
+  /// default_transaction_read_only = on, and no statement may turn it off.
+  bool read_only = false;
 };
 
 /// A named network: CIDRs plus, optionally, Unix-socket clients (`local`).
@@ -128,8 +144,8 @@ struct CompiledRule {
   std::vector<std::string> not_in_members;
   Network client_in;
   Network client_not_in;
-  std::uint8_t flag_mask = 0;   ///< statement_flag_* bits the rule constrains
-  std::uint8_t flag_value = 0;  ///< required values of those bits
+  std::uint16_t flag_mask = 0;   ///< statement_flag_* bits the rule constrains
+  std::uint16_t flag_value = 0;  ///< required values of those bits
   std::string denial_message;   ///< full text sent to the client
 };
 
@@ -137,9 +153,9 @@ struct CompiledRule {
 /// rules are rejected without touching their conditions.
 struct RuleGuard {
   std::uint8_t classes = 0;    ///< ClassSet bits; 0 = any
-  std::uint8_t flag_mask = 0;  ///< as CompiledRule
-  std::uint8_t flag_value = 0;
   std::uint8_t protocols = 0;  ///< protocol_bit()s; 0 = any
+  std::uint16_t flag_mask = 0;  ///< as CompiledRule
+  std::uint16_t flag_value = 0;
   std::uint16_t session = 0;   ///< session_cond_* bits of the conditions that are set
   bool statement_globs = false;  ///< commands, objects or functions are set
 };
@@ -154,12 +170,18 @@ inline constexpr std::uint16_t session_cond_users = 1, session_cond_user_in = 2,
 std::uint16_t session_condition_bits(const Conditions& w) noexcept;
 
 /// StatementFacts booleans as bits, for CompiledRule::flag_mask.
-inline constexpr std::uint8_t statement_flag_without_where = 1;
-inline constexpr std::uint8_t statement_flag_dynamic_sql = 2;
-inline constexpr std::uint8_t statement_flag_role_change = 4;
-inline constexpr std::uint8_t statement_flag_unparseable = 8;
-inline constexpr std::uint8_t statement_flag_runs_program = 16;
-inline constexpr std::uint8_t statement_flag_server_file_access = 32;
+inline constexpr std::uint16_t statement_flag_without_where = 1;
+inline constexpr std::uint16_t statement_flag_dynamic_sql = 2;
+inline constexpr std::uint16_t statement_flag_role_change = 4;
+inline constexpr std::uint16_t statement_flag_unparseable = 8;
+inline constexpr std::uint16_t statement_flag_runs_program = 16;
+inline constexpr std::uint16_t statement_flag_server_file_access = 32;
+inline constexpr std::uint16_t statement_flag_signals_backends = 64;
+inline constexpr std::uint16_t statement_flag_large_objects = 128;
+inline constexpr std::uint16_t statement_flag_remote_database = 256;
+inline constexpr std::uint16_t statement_flag_locks = 512;
+inline constexpr std::uint16_t statement_flag_notify = 1024;
+inline constexpr std::uint16_t statement_flag_maintenance = 2048;
 
 /// The immutable, resolved rule set.
 class RuleSet {

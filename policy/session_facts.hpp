@@ -38,6 +38,9 @@ struct SessionFacts {
   /// The deployment this proxy guards (Config::environment), e.g. "production".
   std::string environment;
   ProtocolPath protocol = ProtocolPath::Simple;
+  /// Opened read-only at the server (a connect rule with read_only: true):
+  /// no statement may turn that off.
+  bool read_only = false;
   /// The time of the decision (the evaluator never reads a clock).
   std::chrono::sys_seconds now{};
 };

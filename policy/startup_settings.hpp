@@ -19,6 +19,13 @@
 
 namespace pgwarden::policy {
 
+/// The StartupMessage parameter that opens a session read-only at the server
+/// (SessionFacts::read_only). Appended after the client's own parameters, so
+/// it is the value the server applies; the client's attempts to set it are
+/// decided like the SETs they are and refused in a read-only session.
+inline constexpr std::pair<std::string_view, std::string_view> read_only_startup_parameter{
+    "default_transaction_read_only", "on"};
+
 /// One setting of a StartupMessage.
 struct StartupSetting {
   std::string source;  ///< where it came from, for messages: `role=admin`, `options: -c role=admin`

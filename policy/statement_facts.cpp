@@ -43,6 +43,13 @@ void add_ran(StatementFacts& outer, const StatementFacts& inner) {
   outer.hidden_write |= inner.hidden_write || inner.classes.contains(StatementClass::Write);
   outer.runs_program |= inner.runs_program;
   outer.server_file_access |= inner.server_file_access;
+  outer.signals_backends |= inner.signals_backends;
+  outer.large_objects |= inner.large_objects;
+  outer.remote_database |= inner.remote_database;
+  outer.locks |= inner.locks;
+  outer.notify |= inner.notify;
+  outer.maintenance |= inner.maintenance;
+  outer.read_only_off |= inner.read_only_off;
   if (inner.role_change) {
     outer.role_change = true;
     outer.role_target = inner.role_target;

@@ -75,7 +75,8 @@ struct StatementFacts {
   /// Code the classifier cannot see into: DO blocks, CALL, EXECUTE of dynamic text,
   /// CREATE FUNCTION bodies in procedural languages.
   bool dynamic_sql = false;
-  /// SET ROLE / SET SESSION AUTHORIZATION / RESET ROLE / set_config('role', ...).
+  /// SET ROLE / SET SESSION AUTHORIZATION / RESET ROLE / set_config('role', ...),
+  /// and RESET ALL / DISCARD ALL, which go back to the session's own role.
   bool role_change = false;
   std::string role_target;  ///< the role switched to, when known ("" for RESET)
   /// Writes hidden inside a read: data-modifying CTE, SELECT INTO, EXPLAIN
@@ -86,6 +87,28 @@ struct StatementFacts {
   /// Reads or writes files on the database server: COPY to/from a file name,
   /// lo_import/lo_export, pg_read_file, pg_ls_dir ...
   bool server_file_access = false;
+  /// Signals other backends or the postmaster: pg_terminate_backend,
+  /// pg_cancel_backend, pg_reload_conf ...
+  bool signals_backends = false;
+  /// Creates, reads, writes or unlinks large objects (lo_unlink, lo_put ...).
+  bool large_objects = false;
+  /// Reaches another database: dblink, postgres_fdw's connection functions.
+  bool remote_database = false;
+  /// Takes locks beyond what reading takes, or keeps them past the session:
+  /// SELECT ... FOR UPDATE/SHARE, LOCK TABLE stronger than ACCESS SHARE,
+  /// advisory locks, PREPARE TRANSACTION and COMMIT/ROLLBACK PREPARED.
+  bool locks = false;
+  /// Signals listeners: NOTIFY, pg_notify().
+  bool notify = false;
+  /// Maintenance that rewrites or locks whole relations or the server:
+  /// VACUUM, ANALYZE, REINDEX, CLUSTER, CHECKPOINT.
+  bool maintenance = false;
+  /// May turn a read-only session read-write: SET or RESET of
+  /// default_transaction_read_only or transaction_read_only to anything but
+  /// on, READ WRITE in SET TRANSACTION, SET SESSION CHARACTERISTICS, BEGIN or
+  /// START TRANSACTION, set_config() of either (or of a name not a constant),
+  /// RESET ALL, DISCARD ALL.
+  bool read_only_off = false;
   /// The SQL prepared statement a PREPARE defines, or an EXECUTE (also under
   /// EXPLAIN) runs; "" for anything else.
   std::string prepared_name;

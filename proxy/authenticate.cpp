@@ -14,6 +14,7 @@
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
+#include "policy/startup_settings.hpp"
 #include "protocol/encoder.hpp"
 #include "protocol/messages.hpp"
 #include "protocol/parser.hpp"
@@ -40,8 +41,14 @@ std::string_view type_name(char t) {
 }  // namespace
 
 void Session::prepare_upstream_startup(const pq::StartupMessage& startup, std::string_view original) {
-  if (!proxy_auth_) {
+  if (!proxy_auth_ && !facts_.read_only) {
     startup_packet_.assign(original);  // passthrough: the server negotiates with the client itself
+    return;
+  }
+  if (!proxy_auth_) {  // the client's own StartupMessage, opened read-only at the server
+    pq::StartupMessage upstream = startup;
+    upstream.parameters.push_back(policy::read_only_startup_parameter);
+    pq::encode(upstream, startup_packet_);
     return;
   }
   // pgwarden answers the client itself, as PostgreSQL would: protocol 3.0,
@@ -53,6 +60,7 @@ void Session::prepare_upstream_startup(const pq::StartupMessage& startup, std::s
     if (name.starts_with("_pq_.")) negotiation.unrecognized_options.push_back(name);
     else upstream.parameters.emplace_back(name, value);
   }
+  if (facts_.read_only) upstream.parameters.push_back(policy::read_only_startup_parameter);
   pq::encode(upstream, startup_packet_);
   negotiate_reply_.clear();
   if ((startup.protocol_version & 0xffff) != 0 || !negotiation.unrecognized_options.empty()) {

@@ -35,6 +35,8 @@ int run_explain(const ExplainRequest& request, std::ostream& out, std::ostream& 
     return 2;
   }
   session.now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  // As the session would be opened: read-only when a connect rule says so.
+  session.read_only = policy::evaluate_connect(loaded.config->policy, session).read_only;
 
   const auto encoding = policy::ClientEncoding::named(request.client_encoding);
   if (!encoding) {

@@ -64,12 +64,14 @@ ProxyMetrics::ProxyMetrics(metrics::Registry& registry)
     statements_[c][0] = &statements_total.add({{"class", name}, {"decision", "allow"}});
     statements_[c][1] = &statements_total.add({{"class", name}, {"decision", "deny"}});
   }
-  // Denials no rule made: the protocol paths by name, everything else is the default.
+  // Denials no rule made: the protocol paths and read-only sessions by name,
+  // everything else is the default.
   for (std::size_t i = 0; i < builtin_denials_.size(); ++i) {
     const auto r = static_cast<policy::DecisionReason>(i);
-    const bool path = r == policy::DecisionReason::FunctionCallNotAllowed ||
-                      r == policy::DecisionReason::ReplicationNotAllowed;
-    builtin_denials_[i] = &denials_total.add({{"rule", path ? policy::to_string(r) : "default"}});
+    const bool named = r == policy::DecisionReason::FunctionCallNotAllowed ||
+                       r == policy::DecisionReason::ReplicationNotAllowed ||
+                       r == policy::DecisionReason::ReadOnlySession;
+    builtin_denials_[i] = &denials_total.add({{"rule", named ? policy::to_string(r) : "default"}});
   }
   constexpr std::string_view sides[] = {"client", "upstream"};
   constexpr std::string_view results[] = {"ok", "error"};

@@ -316,6 +316,10 @@ void Session::note_parameter(std::string_view name, std::string_view value) {
     standard_conforming_strings_ = value != "off";
     return;
   }
+  if (name == "default_transaction_read_only") {  // reported since PostgreSQL 14
+    read_only_lost_ = read_only_lost_ || (facts_.read_only && value != "on");
+    return;
+  }
   if (name != "application_name" || facts_.application_name == value) return;
   facts_.application_name = value;
   audit_session_json_.clear();  // the records from now on name the new one

@@ -344,6 +344,7 @@ CloseReason Session::check_connect(const pq::StartupMessage& startup) {
     audit_event(audit::event::auth_fail, "connect_rule", sqlstate, d.message);
     return fail(sqlstate, d.message, CloseReason::StartupRefused);
   }
+  facts_.read_only = d.read_only;  // decided before the startup settings, which must not undo it
   // The settings the StartupMessage makes (`role=admin`, `options=-c
   // role=admin`) are decided as the SETs they are, so a session cannot start
   // as what it could not SET to.

@@ -321,9 +321,18 @@ class Session {
   /// DEALLOCATE may not run (an earlier error skips it), so the server holds
   /// one of them, and an EXECUTE is decided on each. Nullopt past the
   /// bounds (statement_gate.cpp): such an EXECUTE is decided only as dynamic SQL.
-  std::unordered_map<std::string, std::optional<std::vector<policy::StatementFacts>>, StringHash, std::equal_to<>>
-      sql_prepared_;
+  /// A read-only session whose server reported default_transaction_read_only
+  /// off (a function pgwarden could not see called set_config): nothing
+  /// more runs in it.
+  bool read_only_lost_ = false;
+  using SqlPrepares = std::vector<policy::StatementFacts>;
+  std::unordered_map<std::string, std::optional<SqlPrepares>, StringHash, std::equal_to<>> sql_prepared_;
   void note_sql_prepares(const policy::ClassifiedText& text);
+  /// The PREPAREs whose statement `s` (an EXECUTE) runs, or null when untracked.
+  const SqlPrepares* tracked_prepare(const policy::StatementFacts& s) const;
+  /// `text`, or `copy` of it whose EXECUTEs of tracked PREPAREs are no dynamic SQL.
+  const policy::ClassifiedText& without_known_executes(const policy::ClassifiedText& text,
+                                                       policy::ClassifiedText& copy) const;
   void note_statement_change(char answer, bool statement, std::string_view name);
   void on_statement_answer(char answer);
   void undo_statement_changes();

@@ -65,6 +65,17 @@ const policy::Decision& unreadable_refusal() {
   return d;
 }
 
+/// What every statement gets in a read-only session whose server said it is
+/// read-only no more: something pgwarden could not see (a function called
+/// by attribute notation, a view) turned default_transaction_read_only off.
+const policy::Decision& read_only_lost_refusal() {
+  static const policy::Decision d = refusal(
+      policy::DecisionReason::ReadOnlySession, "42501",
+      "permission denied by pgwarden: this session was opened read-only, and a statement it ran turned "
+      "default_transaction_read_only off; pgwarden runs nothing more in it (reconnect)");
+  return d;
+}
+
 /// What a statement gets when its audit record cannot be written and
 /// audit.on_failure is block: refused like a denial, with 58030.
 const policy::Decision& unaudited_refusal() {
@@ -102,16 +113,20 @@ policy::Decision Session::evaluate(const policy::ClassifiedText& text, policy::P
   decided_at_ = std::chrono::system_clock::now();  // also starts statement_duration
   decided_since_sync_ = true;
   facts_.now = std::chrono::floor<std::chrono::seconds>(decided_at_);
-  policy::Decision d = policy::evaluate(config_->policy, facts_, text, rule_mask_);
+  if (read_only_lost_) return read_only_lost_refusal();
+  // An EXECUTE (or EXPLAIN EXECUTE) of a statement PREPAREd in SQL in this
+  // session runs what pgwarden saw at PREPARE: it is no dynamic SQL, and is
+  // decided as the statement it runs, with the rules in force now. An
+  // EXECUTE of any other name stays dynamic SQL.
+  policy::ClassifiedText known;
+  const policy::ClassifiedText& decided = without_known_executes(text, known);
+  policy::Decision d = policy::evaluate(config_->policy, facts_, decided, rule_mask_);
   if (d.denied() || sql_prepared_.empty()) return d;
-  // An EXECUTE (or EXPLAIN EXECUTE) of a statement PREPAREd in SQL is also
-  // decided as the statement it runs, with the rules in force now.
-  for (std::size_t i = 0; i < text.statements.size(); ++i) {
-    const policy::StatementFacts& s = text.statements[i];
-    if (s.prepared_name.empty() || s.command_tag == "PREPARE") continue;
-    const auto it = sql_prepared_.find(s.prepared_name);
-    if (it == sql_prepared_.end() || !it->second) continue;
-    for (const policy::StatementFacts& prepared : *it->second) {
+  for (std::size_t i = 0; i < decided.statements.size(); ++i) {
+    const policy::StatementFacts& s = decided.statements[i];
+    const SqlPrepares* versions = tracked_prepare(s);
+    if (versions == nullptr) continue;
+    for (const policy::StatementFacts& prepared : *versions) {
       policy::ClassifiedText one;
       one.statements.push_back(s);
       policy::add_ran(one.statements.back(), prepared);
@@ -123,6 +138,25 @@ policy::Decision Session::evaluate(const policy::ClassifiedText& text, policy::P
     }
   }
   return d;
+}
+
+const Session::SqlPrepares* Session::tracked_prepare(const policy::StatementFacts& s) const {
+  if (s.prepared_name.empty() || s.command_tag == "PREPARE") return nullptr;
+  const auto it = sql_prepared_.find(s.prepared_name);
+  if (it == sql_prepared_.end() || !it->second || it->second->empty()) return nullptr;
+  return &*it->second;
+}
+
+const policy::ClassifiedText& Session::without_known_executes(const policy::ClassifiedText& text,
+                                                              policy::ClassifiedText& copy) const {
+  if (sql_prepared_.empty()) return text;
+  bool any = false;
+  for (const policy::StatementFacts& s : text.statements) any = any || tracked_prepare(s) != nullptr;
+  if (!any) return text;
+  copy = text;
+  for (policy::StatementFacts& s : copy.statements)
+    if (tracked_prepare(s) != nullptr) s.dynamic_sql = false;
+  return copy;
 }
 
 void Session::note_sql_prepares(const policy::ClassifiedText& text) {

@@ -68,6 +68,27 @@ void BM_ClassifyMiss(benchmark::State& state) {
 }
 BENCHMARK(BM_ClassifyMiss);
 
+// A cache miss on a catalog query of psql's \d (qualified columns, catalog
+// functions, casts, OPERATOR(pg_catalog.~)): the statements that pay most
+// for the checks of attribute notation, casts and the built-in catalog.
+void BM_ClassifyMissDescribeQuery(benchmark::State& state) {
+  constexpr std::string_view sql =
+      "SELECT c.oid, n.nspname, c.relname, pg_catalog.pg_get_userbyid(c.relowner) AS owner, "
+      "pg_catalog.pg_size_pretty(pg_catalog.pg_table_size(c.oid)), pg_catalog.obj_description(c.oid, 'pg_class'), "
+      "c.relkind::text, c.reloptions || array(select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x) "
+      "FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+      "LEFT JOIN pg_catalog.pg_class tc ON (c.reltoastrelid = tc.oid) "
+      "WHERE c.relkind IN ('r','p','v','m','S','f','') AND n.nspname <> 'pg_catalog' "
+      "AND n.nspname !~ '^pg_toast' AND c.relname OPERATOR(pg_catalog.~) '^(docs)$' COLLATE pg_catalog.default "
+      "AND pg_catalog.pg_table_is_visible(c.oid) ORDER BY 2, 3";
+  for (auto _ : state) {
+    pgwarden::policy::ClassifiedText t = pgwarden::policy::classify(sql);
+    benchmark::DoNotOptimize(t.statements.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ClassifyMissDescribeQuery);
+
 // A cache hit by exact text, from one or two threads sharing the cache.
 void BM_ClassifyCacheHit(benchmark::State& state) {
   static pgwarden::policy::ClassifyCache cache;

@@ -5,6 +5,7 @@ Run from anywhere: ./tests/fuzz/make_corpus.py. Each seed starts with the
 selector byte(s) its target expects (see the comment atop each fuzz_*.cpp).
 """
 import pathlib
+import re
 import struct
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -109,7 +110,25 @@ SQL_TEXTS = {
 }
 
 
+def classifier_seeds():
+    """Every SQL text of the classifier's corpus (every command family, every
+    syntax that calls a function, every effect outside the classes) and of
+    its syntax table."""
+    data = HERE.parents[1] / "tests" / "data" / "classifier" / "corpus.txt"
+    texts = []
+    for line in data.read_text().splitlines():
+        if line.startswith(">> ") and texts:
+            texts[-1] += "\n" + line[3:]
+        elif line.startswith("> "):
+            texts.append(line[2:])
+    table = (HERE.parents[1] / "tests" / "unit" / "classifier_test.cpp").read_text()
+    texts += re.findall(r'^    \{"[^"]*", "((?:[^"\\]|\\.)*)"', table, re.M)
+    return texts
+
+
 def main():
+    for i, text in enumerate(classifier_seeds()):
+        write("classifier", f"sql_{i:03d}", text.encode())
     for name, m in FRONTEND.items():
         write("frontend_parser", name, b"\0" + m)
     for name, (kind, m) in FRONTEND_P.items():

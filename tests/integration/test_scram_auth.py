@@ -189,3 +189,26 @@ def test_pgwarden_negotiates_the_protocol_version(scram_proxy):
         assert payload[8:].rstrip(b"\0") == b"_pq_.extension"
         kind, payload = client.read_message()
         assert kind == b"R" and struct.unpack("!I", payload[:4])[0] == AUTH_SASL
+
+
+# With auth: scram pgwarden writes the upstream StartupMessage itself; a
+# connect rule with read_only: true opens the session read-only there too,
+# and the session cannot turn it off.
+def test_read_only_rule_opens_the_scram_session_read_only(scram_proxy, pki, workdir, tls_postgres):
+    # The secret as the server has it now (an earlier test sets the password again, with a new salt).
+    secret = tls_postgres.psql_admin(f"SELECT rolpassword FROM pg_authid WHERE rolname = '{SCRAM_USER}'").strip()
+    auth_file = workdir / "userlist.txt"
+    proxy = scram_proxy(users={SCRAM_USER: secret},
+                        auth=f"auth: {{ mode: scram, auth_file: {auth_file} }}\n"
+                             "rules:\n"
+                             f"  - {{ name: ro, on: connect, when: {{ user: [{SCRAM_USER}] }}, action: allow, "
+                             "read_only: true }\n")
+    with psycopg.connect(dsn(proxy, pki), autocommit=True) as conn:
+        assert identity(conn) == (SCRAM_USER, True)
+        assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
+        with pytest.raises(psycopg.Error) as info:
+            conn.execute("CREATE TEMP TABLE scram_ro (a int)")
+        assert info.value.sqlstate == "25006", info.value
+        with pytest.raises(psycopg.Error) as info:
+            conn.execute("SET default_transaction_read_only = off")
+        assert info.value.sqlstate == "42501" and "pgwarden" in str(info.value), info.value

@@ -268,7 +268,7 @@ TEST(Units, DurationsAndSizes) {
 TEST(Check, PrintsCountsOrEveryError) {
   std::ostringstream out, err;
   EXPECT_EQ(run_check(examples("pgwarden.yaml"), out, err), 0);
-  EXPECT_EQ(out.str(), "ok: 12 rules, 2 groups, 2 networks\n");
+  EXPECT_EQ(out.str(), "ok: 19 rules, 2 groups, 2 networks\n");
   std::ostringstream out2, err2;
   EXPECT_EQ(run_check(std::string(PGWARDEN_TEST_DATA) + "/config/broken.yaml", out2, err2), 1);
   EXPECT_EQ(out2.str(), "");

@@ -10,6 +10,7 @@
 
 #include "config/config.hpp"
 #include "policy/cidr.hpp"
+#include "policy/classifier.hpp"
 #include "policy/evaluator.hpp"
 #include <boost/json.hpp>
 #include <gmock/gmock.h>
@@ -485,6 +486,162 @@ TEST(Explain, ShowsFactsMatchedRulesAndTheReason) {
   EXPECT_EQ(overall.at("action").as_string(), "deny");
   EXPECT_EQ(overall.at("statement").as_int64(), 1);
   EXPECT_NE(std::string(overall.at("why").as_string()).find("(any matching deny wins)"), std::string::npos);
+}
+
+// Each effect outside pgaudit's classes is a condition of its own, and
+// matches only statements that have it.
+TEST(Policy, EachEffectOutsideTheClassesIsARuleCondition) {
+  auto cfg = load(R"(
+rules:
+  - { name: no-signals, when: { signals_backends: true }, action: deny }
+  - { name: no-large-objects, when: { large_objects: true }, action: deny }
+  - { name: no-remote, when: { remote_database: true }, action: deny }
+  - { name: no-locks, when: { locks: true }, action: deny }
+  - { name: no-notify, when: { notify: true }, action: deny }
+  - { name: no-maintenance, when: { maintenance: true }, action: deny }
+)");
+  ASSERT_TRUE(cfg);
+  const std::pair<bool StatementFacts::*, const char*> flags[] = {
+      {&StatementFacts::signals_backends, "no-signals"}, {&StatementFacts::large_objects, "no-large-objects"},
+      {&StatementFacts::remote_database, "no-remote"},   {&StatementFacts::locks, "no-locks"},
+      {&StatementFacts::notify, "no-notify"},            {&StatementFacts::maintenance, "no-maintenance"}};
+  for (const auto& [flag, rule] : flags) {
+    StatementFacts f = select_accounts();
+    f.*flag = true;
+    EXPECT_EQ(evaluate(cfg->policy, session("x"), f).rule_name(), rule);
+  }
+  EXPECT_FALSE(evaluate(cfg->policy, session("x"), select_accounts()).denied());
+}
+
+// A flag condition takes a boolean; anything else is a configuration error
+// with its line and column.
+TEST(Policy, EffectConditionsMustBeBooleans) {
+  auto r = config::load_config_string(
+      "listen: 127.0.0.1:6432\nupstream: {host: 127.0.0.1, port: 5432, tls: disable}\n"
+      "rules:\n  - { name: r, when: { locks: sometimes }, action: deny }\n",
+      "bad.yaml");
+  ASSERT_FALSE(r.errors.empty());
+  EXPECT_NE(r.errors.front().to_string().find("locks"), std::string::npos) << r.errors.front().to_string();
+  EXPECT_NE(r.errors.front().to_string().find("bad.yaml:4:"), std::string::npos) << r.errors.front().to_string();
+}
+
+// examples/pgwarden.yaml as shipped: its junior is denied every hidden call
+// and every effect outside the classes, and runs psql's describe queries,
+// pg_dump's and ordinary reports.
+TEST(Policy, ExampleJuniorIsDeniedEveryEffectButReadsFreely) {
+  auto r = config::load_config_file(std::string(PGWARDEN_TEST_DATA) + "/../../examples/pgwarden.yaml");
+  for (const auto& e : r.errors) ADD_FAILURE() << e.to_string();
+  ASSERT_TRUE(r.config);
+  const RuleSet& rules = r.config->policy;
+  const SessionFacts bob = session("bob", "10.10.0.5");
+  const std::pair<const char*, const char*> denied[] = {
+      {"SELECT (pg_backend_pid()).pg_terminate_backend", "juniors-read-only"},
+      {"SELECT a.pg_cancel_backend FROM pg_stat_activity a", "juniors-read-only"},
+      {"SELECT (1).lo_unlink", "juniors-read-only"},
+      {"SELECT '1'::app.evil_domain", "juniors-read-only"},
+      {"SELECT query_to_xml('SELECT 1', true, true, '')", "juniors-read-only"},
+      {"SELECT * FROM t TABLESAMPLE app_sampler (1)", "juniors-read-only"},
+      {"SELECT * FROM users FOR UPDATE", "juniors-no-locks"},
+      {"SELECT * FROM users FOR SHARE", "juniors-no-locks"},
+      {"LOCK TABLE users", "juniors-no-locks"},
+      {"PREPARE TRANSACTION 'x'", "juniors-no-locks"},
+      {"COMMIT PREPARED 'x'", "juniors-no-locks"},
+      {"NOTIFY c", "juniors-no-notify"},
+      {"VACUUM FULL users", "juniors-no-maintenance"},
+      {"VACUUM users", "juniors-no-maintenance"},
+      {"ANALYZE users", "juniors-no-maintenance"},
+      {"REINDEX TABLE users", "juniors-no-maintenance"},
+      {"CHECKPOINT", "juniors-no-maintenance"},
+      {"CLUSTER users", "juniors-read-only"},
+      {"DISCARD ALL", "juniors-no-role-change"},
+      {"RESET ALL", "juniors-no-role-change"},
+  };
+  for (const auto& [sql, rule] : denied) {
+    const Decision d = evaluate(rules, bob, classify(sql));
+    EXPECT_EQ(d.rule_name(), rule) << sql;
+  }
+  for (const char* sql : {
+           "SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_namespace n "
+           "ON n.oid = c.relnamespace WHERE c.relname OPERATOR(pg_catalog.~) '^(users)$' COLLATE "
+           "pg_catalog.default AND pg_catalog.pg_table_is_visible(c.oid) ORDER BY 2, 3",
+           "SELECT pg_catalog.set_config('search_path', '', false)",
+           "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+           "LOCK TABLE public.users IN ACCESS SHARE MODE",
+           "SELECT pg_size_pretty(pg_total_relation_size('users')), date(now()), array_upper(ARRAY[1], 1)",
+           "SELECT jsonb_array_elements_text(j), to_tsvector(body) @@ to_tsquery('x'), u.name, u.email FROM users u",
+           "SELECT rank() OVER (ORDER BY id), 'x'::regclass, 'a' IS NORMALIZED, COLLATION FOR ('x') FROM users",
+       }) {
+    const Decision d = evaluate(rules, bob, classify(sql));
+    EXPECT_FALSE(d.denied()) << sql << ": " << d.rule_name();
+  }
+}
+
+// A connect rule with read_only: true opens the sessions it matches
+// read-only at the server; a dry-run rule or a refused connection does not.
+TEST(Policy, ConnectRuleWithReadOnlyMakesTheSessionReadOnly) {
+  auto cfg = load(R"(
+groups: { juniors: [bob], interns: [ivy] }
+rules:
+  - { name: juniors-ro, on: connect, when: { user_in: juniors }, action: allow, read_only: true }
+  - { name: interns-ro-trial, on: connect, when: { user_in: interns }, action: allow, read_only: true, enforce: false }
+  - { name: no-mallory, on: connect, when: { user: [mallory] }, action: deny }
+  - { name: mallory-ro, on: connect, when: { user: [mallory] }, action: allow, read_only: true }
+)");
+  ASSERT_TRUE(cfg);
+  EXPECT_TRUE(evaluate_connect(cfg->policy, session("bob")).read_only);
+  EXPECT_FALSE(evaluate_connect(cfg->policy, session("ivy")).read_only);
+  EXPECT_FALSE(evaluate_connect(cfg->policy, session("alice")).read_only);
+  const Decision mallory = evaluate_connect(cfg->policy, session("mallory"));
+  EXPECT_TRUE(mallory.denied());
+  EXPECT_FALSE(mallory.read_only);
+}
+
+// read_only belongs to connect rules; on a statement rule it is an error.
+TEST(Policy, ReadOnlyIsAConnectRuleOption) {
+  auto r = config::load_config_string(
+      "listen: 127.0.0.1:6432\nupstream: {host: 127.0.0.1, port: 5432, tls: disable}\n"
+      "rules:\n  - { name: r, when: { user: [bob] }, action: allow, read_only: true }\n",
+      "bad.yaml");
+  ASSERT_FALSE(r.errors.empty());
+  EXPECT_NE(r.errors.front().to_string().find("read_only"), std::string::npos) << r.errors.front().to_string();
+  EXPECT_NE(r.errors.front().to_string().find("on: connect"), std::string::npos) << r.errors.front().to_string();
+}
+
+// In a read-only session, no statement may turn read-only off, whatever the
+// statement rules allow; text that does not parse could, so it is refused
+// too. Other statements are decided as always.
+TEST(Policy, ReadOnlySessionCannotBeTurnedReadWrite) {
+  auto cfg = load(R"(
+rules:
+  - { name: allow-everything, when: { user: [bob] }, action: allow }
+)");
+  ASSERT_TRUE(cfg);
+  SessionFacts bob = session("bob");
+  bob.read_only = true;
+  for (const char* sql : {"SET default_transaction_read_only = off", "BEGIN READ WRITE", "RESET ALL", "DISCARD ALL",
+                          "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+                          "SELECT 1; SELECT set_config('transaction_read_only', 'off', true)", "SELEC 1"}) {
+    const Decision d = evaluate(cfg->policy, bob, classify(sql));
+    EXPECT_TRUE(d.denied()) << sql;
+    EXPECT_EQ(d.reason, DecisionReason::ReadOnlySession) << sql;
+    EXPECT_EQ(d.sqlstate, "42501");
+  }
+  for (const char* sql : {"SET default_transaction_read_only = on", "BEGIN READ ONLY", "SET search_path = app",
+                          "SELECT * FROM t"})
+    EXPECT_FALSE(evaluate(cfg->policy, bob, classify(sql)).denied()) << sql;
+  SessionFacts alice = session("alice");
+  EXPECT_FALSE(evaluate(cfg->policy, alice, classify("SET default_transaction_read_only = off")).denied());
+}
+
+// pgwarden explain shows the effect flags with the other facts.
+TEST(Explain, ShowsTheEffectFlags) {
+  auto cfg = load(kPostmortemPolicy);
+  const std::string out = explain_json(cfg->policy, session("bob"), classify("SELECT * FROM t FOR UPDATE"));
+  const boost::json::value doc = boost::json::parse(out);
+  const auto& facts = doc.at("statements").at(0);
+  EXPECT_TRUE(facts.at("locks").as_bool());
+  for (const char* flag : {"signals_backends", "large_objects", "remote_database", "notify", "maintenance"})
+    EXPECT_FALSE(facts.at(flag).as_bool()) << flag;
 }
 
 TEST(TimeZoneRule, ParsesPosixFootersOfBothHemispheres) {
