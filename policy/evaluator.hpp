@@ -31,7 +31,7 @@ enum class DecisionReason : std::uint8_t {
   ReadOnlySession,         ///< the statement may turn a read-only session read-write
 };
 /// How many DecisionReason values there are: arrays indexed by them are this long.
-inline constexpr std::size_t decision_reason_count = static_cast<std::size_t>(DecisionReason::UnreadableText) + 1;
+inline constexpr std::size_t decision_reason_count = static_cast<std::size_t>(DecisionReason::ReadOnlySession) + 1;
 /// "rule", "default", "empty_query", "function_call_not_allowed", "replication_not_allowed",
 /// "unreadable_text", "read_only_session".
 std::string_view to_string(DecisionReason r) noexcept;

@@ -70,7 +70,7 @@ const policy::Decision& unreadable_refusal() {
 /// by attribute notation, a view) turned default_transaction_read_only off.
 const policy::Decision& read_only_lost_refusal() {
   static const policy::Decision d = refusal(
-      policy::DecisionReason::ReadOnlySession, "42501",
+      policy::DecisionReason::ReadOnlySession, pq::sqlstate::insufficient_privilege,
       "permission denied by pgwarden: this session was opened read-only, and a statement it ran turned "
       "default_transaction_read_only off; pgwarden runs nothing more in it (reconnect)");
   return d;

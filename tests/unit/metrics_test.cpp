@@ -258,6 +258,21 @@ TEST(ProxyMetricsList, EveryCloseReasonAndConnectionResultHasItsOwnLabel) {
   }
 }
 
+// Each *_count constant that sizes an enum-indexed array covers every value:
+// one past the last value has no name of its own. A value appended to an
+// enum without moving its count fails here, not past the end of an array.
+TEST(ProxyMetricsList, EnumCountsCoverEveryValue) {
+  EXPECT_EQ(to_string(static_cast<CloseReason>(close_reason_count)), "unknown");
+  EXPECT_EQ(to_string(static_cast<ConnectionResult>(connection_result_count)), "unknown");
+  EXPECT_EQ(policy::to_string(static_cast<policy::DecisionReason>(policy::decision_reason_count)), "unknown");
+  std::set<std::string_view> reasons;
+  for (std::size_t i = 0; i < policy::decision_reason_count; ++i) {
+    reasons.insert(policy::to_string(static_cast<policy::DecisionReason>(i)));
+  }
+  EXPECT_EQ(reasons.size(), policy::decision_reason_count);
+  EXPECT_FALSE(reasons.contains("unknown"));
+}
+
 // A reload counts by result; only a successful one moves the timestamp.
 TEST(ProxyMetricsList, ReloadsCountByResultAndSuccessSetsTheTimestamp) {
   metrics::Registry r;
