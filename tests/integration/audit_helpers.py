@@ -4,10 +4,14 @@ records the way someone tampering with the log would."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
+import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 from harness import LOOPBACK, SUPERUSER, client_env, pgwarden_binary
@@ -163,3 +167,33 @@ def edit_lines(path: Path, change) -> None:
     lines = path.read_bytes().split(b"\n")[:-1]
     change(lines)
     path.write_bytes(b"".join(line + b"\n" for line in lines))
+
+
+@contextlib.contextmanager
+def tmpfs(mnt, size: str):
+    """A tmpfs of `size` on `mnt`, unmounted at the end whatever happened."""
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], check=True, timeout=30)
+    try:
+        yield mnt
+    finally:
+        for _ in range(50):  # the proxies are stopped just before; give them a moment to let go
+            if subprocess.run(["umount", str(mnt)], capture_output=True, timeout=30).returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            subprocess.run(["umount", "-l", str(mnt)], check=True, timeout=30)
+
+
+def fill(fs) -> "os.PathLike":
+    """Fills the filesystem with a filler file until writes fail with ENOSPC."""
+    filler = fs / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as e:
+        assert e.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    return filler

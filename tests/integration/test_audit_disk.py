@@ -6,17 +6,14 @@ and the lost records are declared in the file. Both durabilities."""
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
-import subprocess
 import threading
 import time
 
 import psycopg
 import pytest
 
-from audit_helpers import audit_config, read_records, statements, verify
+from audit_helpers import audit_config, fill, read_records, statements, tmpfs, verify
 from harness import ConnectionClosed, RawClient, error_fields, free_port, message
 from ops_helpers import http_request, sample, scrape, wait_until
 
@@ -28,22 +25,6 @@ pytestmark = [
 REFUSAL = ("pgwarden cannot write its audit log, so the statement was not run (audit.on_failure: block); "
            "statements run again as soon as the log is writable")
 FATAL_REFUSAL = "pgwarden could not write the audit records of these statements, so they were not run"
-
-
-@contextlib.contextmanager
-def tmpfs(mnt, size: str):
-    """A tmpfs of `size` on `mnt`, unmounted at the end whatever happened."""
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], check=True, timeout=30)
-    try:
-        yield mnt
-    finally:
-        for _ in range(50):  # the proxies are stopped just before; give them a moment to let go
-            if subprocess.run(["umount", str(mnt)], capture_output=True, timeout=30).returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            subprocess.run(["umount", "-l", str(mnt)], check=True, timeout=30)
 
 
 @pytest.fixture
@@ -71,20 +52,6 @@ def disk_proxy(small_fs, pgwarden_factory, postgres, admin):
 def readyz(proxy) -> tuple[int, str]:
     status, _, body = http_request(proxy.admin_port, "/readyz")
     return status, body
-
-
-def fill(fs) -> "os.PathLike":
-    """Fills the filesystem with a filler file until writes fail with ENOSPC."""
-    filler = fs / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError as e:
-        assert e.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
-    return filler
 
 
 def run(client: RawClient, sql: str) -> dict | None:

@@ -6,10 +6,10 @@ and checks that exactly that pair of labels moved."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import signal
 import socket
-import ssl
 import struct
 import threading
 import time
@@ -21,6 +21,7 @@ import pytest
 import harness
 from harness import (LOOPBACK, SCRAM_PASSWORD, SCRAM_USER, SSL_REQUEST_CODE, SUPERUSER, RawClient, error_fields,
                      free_port, message, startup_packet)
+from audit_helpers import fill, tmpfs
 from ops_helpers import http_request, parse_exposition, wait_until
 
 pytestmark = pytest.mark.proxy_only
@@ -61,6 +62,26 @@ def silent(conn: socket.socket) -> None:
     """Accepts and closes without a word (a server in its shutdown window)."""
 
 
+class StallingUpstream(FakeUpstream):
+    """Logs every client in (AuthenticationOk, BackendKeyData,
+    ReadyForQuery), then reads nothing more; `reset()` ends the connection
+    with a reset while pgwarden is still writing to it."""
+
+    def __init__(self):
+        self.release = threading.Event()
+        super().__init__(self._stall)
+
+    def _stall(self, conn: socket.socket) -> None:
+        conn.recv(65536)
+        conn.sendall(message(b"R", struct.pack("!I", 0)) + message(b"K", struct.pack("!II", 4242, 1)) +
+                     message(b"Z", b"I"))
+        self.release.wait(30)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    def reset(self):
+        self.release.set()
+
+
 def garbage_after_startup(conn: socket.socket) -> None:
     """Reads the startup packet and answers with bytes no server sends."""
     conn.recv(65536)
@@ -74,6 +95,8 @@ class Env:
     proxy: harness.Pgwarden
     postgres: harness.PostgresServer
     workdir: Path
+    upstream: FakeUpstream | None = None
+    audit_disk: Path | None = None  # a small tmpfs holding the audit log
 
 
 def scrape_metrics(port: int) -> dict:
@@ -229,13 +252,50 @@ def client_vanishes_mid_result(env: Env) -> None:
     c.close()  # a reset: the pending write fails
 
 
+def server_stops_reading(env: Env) -> None:
+    with RawClient(env.proxy.endpoint) as c:
+        assert c.login()[-1][0] == b"Z"
+        big = message(b"Q", b"SELECT 1 /*" + b"x" * (1 << 20) + b"*/\0")
+        sender = threading.Thread(target=lambda: _send_quietly(c, big * 16), daemon=True)
+        sender.start()
+        time.sleep(1)  # pgwarden's write to the upstream is now blocked on a full socket
+        env.upstream.reset()
+        closed, _ = c.wait_closed(timeout=10)
+        assert closed
+
+
+def _send_quietly(client: RawClient, data: bytes) -> None:
+    try:
+        client.sock.settimeout(15)
+        client.send(data)
+    except OSError:
+        pass  # closed on us mid-send: the point of the scenario
+
+
+def audit_disk_fills_under_a_synced_batch(env: Env) -> None:
+    env.postgres.psql_admin("CREATE TABLE IF NOT EXISTS outcome_marks (n int)")
+    with RawClient(env.proxy.endpoint) as c:
+        assert c.login()[-1][0] == b"Z"
+        fill(env.audit_disk)
+        for i in range(2000):  # until a record no longer fits the file's last page
+            c.send(message(b"Q", f"INSERT INTO outcome_marks VALUES ({i})\0".encode()))
+            try:
+                reply = c.read_until_ready()
+            except harness.ConnectionClosed:
+                break
+            errors = [error_fields(p) for kind, p in reply if kind == b"E"]
+            assert not errors, errors
+        else:
+            raise AssertionError("the audit log never ran out of room")
+
+
 @dataclasses.dataclass(frozen=True)
 class Outcome:
     scenario: Callable[[Env], None]
     result: str   # client_connections_total
     reason: str   # connections_closed_total, and the log line's reason
     config: str = ""   # added to the proxy's configuration
-    upstream: str = "postgres"   # postgres | closed | silent | garbage
+    upstream: str = "postgres"   # postgres | closed | silent | garbage | stalling
     post_shutdown: bool = False  # the scenario stops the proxy
 
 
@@ -267,6 +327,9 @@ OUTCOMES = {
     "server_closed": Outcome(server_ends_the_session, "accepted", "server_closed"),
     "shutdown": Outcome(waits_through_a_shutdown, "shutdown", "shutdown", post_shutdown=True),
     "client_write_error": Outcome(client_vanishes_mid_result, "accepted", "client_write_error"),
+    "server_write_error": Outcome(server_stops_reading, "accepted", "server_write_error", upstream="stalling"),
+    "audit_unavailable": Outcome(audit_disk_fills_under_a_synced_batch, "accepted", "audit_unavailable",
+                                 "AUDIT_DISK"),
 }
 
 
@@ -293,6 +356,9 @@ def proxy_config(postgres, outcome: Outcome, upstream_port: int, admin_port: int
     if outcome.config in ("TLS", "TLS_REQUIRED"):
         required = ", required: true" if outcome.config == "TLS_REQUIRED" else ""
         return text + f"tls: {{ cert: {cert}, key: {key}{required} }}\n"
+    if outcome.config == "AUDIT_DISK":
+        return text + (f"audit: {{ file: {workdir}/audit/pgwarden.jsonl, durability: synced, on_failure: block, "
+                       "preallocate: 0 }\n")
     if outcome.config == "SCRAM":
         secret = postgres.psql_admin(f"SELECT rolpassword FROM pg_authid WHERE rolname = '{SCRAM_USER}'").strip()
         auth_file = workdir / "outcomes-userlist.txt"
@@ -302,55 +368,60 @@ def proxy_config(postgres, outcome: Outcome, upstream_port: int, admin_port: int
 
 
 @pytest.mark.parametrize("name", sorted(OUTCOMES))
-def test_connection_outcome_is_counted_by_what_happened(name, pgwarden_factory, postgres, workdir, pki, proxy_cert,
+def test_connection_outcome_is_counted_by_what_happened(name, pgwarden_factory, postgres, tmp_path, pki, proxy_cert,
                                                         limited_role):
     outcome = OUTCOMES[name]
-    fake = None
-    if outcome.upstream == "silent":
-        fake = FakeUpstream(silent)
-    elif outcome.upstream == "garbage":
-        fake = FakeUpstream(garbage_after_startup)
+    fake = {"silent": lambda: FakeUpstream(silent), "garbage": lambda: FakeUpstream(garbage_after_startup),
+            "stalling": StallingUpstream}.get(outcome.upstream, lambda: None)()
     upstream_port = fake.port if fake else free_port() if outcome.upstream == "closed" else postgres.port
     admin_port = free_port()
-    try:
-        proxy = pgwarden_factory(proxy_config(postgres, outcome, upstream_port, admin_port, workdir, pki, proxy_cert))
-        # The harness's probe of the listening port is one connection: once
-        # it is counted, nothing else moves the counters but the scenario.
-        before = wait_until(lambda: (s := _scrape_or_none(admin_port))
-                            and sum(family_values(s, REASONS).values()) == 1 and s,
-                            what="the harness's probe connection to be counted")
-        env = Env(proxy, postgres, workdir)
-        log_start = proxy.log_path.stat().st_size
-        outcome.scenario(env)
-        if outcome.post_shutdown:
-            proxy.proc.wait(15)
-            log = proxy.log_path.read_bytes()[log_start:].decode()
-            assert f"reason={outcome.reason}" in log, log
-            return
-        # A scenario with a helper connection (refused_limit) adds an accepted one.
-        helpers = 1 if name == "refused_limit" else 0
+    with contextlib.ExitStack() as cleanup:
+        if fake:
+            cleanup.callback(fake.close)
+        disk = cleanup.enter_context(tmpfs(tmp_path / "disk", "512k")) if outcome.config == "AUDIT_DISK" else None
+        run_outcome(name, outcome, pgwarden_factory, postgres, tmp_path if disk is None else disk, pki, proxy_cert,
+                    upstream_port, admin_port, fake)
 
-        def moved():
-            now = _scrape_or_none(admin_port)
-            if now is None:
-                return None
-            results = {k: v - family_values(before, RESULTS).get(k, 0) for k, v in family_values(now, RESULTS).items()}
-            reasons = {k: v - family_values(before, REASONS).get(k, 0) for k, v in family_values(now, REASONS).items()}
-            return (results, reasons) if sum(reasons.values()) == 1 + helpers else None
 
-        results, reasons = wait_until(moved, what=f"the {name} connection to close")
-        expected_results = {outcome.result: 1}
-        expected_reasons = {outcome.reason: 1}
-        if helpers:
-            expected_results["accepted"] = expected_results.get("accepted", 0) + 1
-            expected_reasons["client_terminate"] = expected_reasons.get("client_terminate", 0) + 1
-        assert {k: v for k, v in results.items() if v} == expected_results
-        assert {k: v for k, v in reasons.items() if v} == expected_reasons
+def run_outcome(name: str, outcome: Outcome, pgwarden_factory, postgres, workdir: Path, pki, proxy_cert,
+                upstream_port: int, admin_port: int, fake: FakeUpstream | None) -> None:
+    """Starts the proxy, runs the scenario, and checks that exactly its
+    result and reason moved and that its log line names the reason."""
+    proxy = pgwarden_factory(proxy_config(postgres, outcome, upstream_port, admin_port, workdir, pki, proxy_cert))
+    # The harness's probe of the listening port is one connection: once it is
+    # counted, nothing else moves the counters but the scenario.
+    before = wait_until(lambda: (s := _scrape_or_none(admin_port))
+                        and sum(family_values(s, REASONS).values()) == 1 and s,
+                        what="the harness's probe connection to be counted")
+    env = Env(proxy, postgres, workdir, fake, workdir if outcome.config == "AUDIT_DISK" else None)
+    log_start = proxy.log_path.stat().st_size
+    outcome.scenario(env)
+    if outcome.post_shutdown:
+        proxy.proc.wait(15)
         log = proxy.log_path.read_bytes()[log_start:].decode()
         assert f"reason={outcome.reason}" in log, log
-    finally:
-        if fake:
-            fake.close()
+        return
+    # A scenario with a helper connection (refused_limit) adds an accepted one.
+    helpers = 1 if name == "refused_limit" else 0
+
+    def moved():
+        now = _scrape_or_none(admin_port)
+        if now is None:
+            return None
+        results = {k: v - family_values(before, RESULTS).get(k, 0) for k, v in family_values(now, RESULTS).items()}
+        reasons = {k: v - family_values(before, REASONS).get(k, 0) for k, v in family_values(now, REASONS).items()}
+        return (results, reasons) if sum(reasons.values()) == 1 + helpers else None
+
+    results, reasons = wait_until(moved, what=f"the {name} connection to close")
+    expected_results = {outcome.result: 1}
+    expected_reasons = {outcome.reason: 1}
+    if helpers:
+        expected_results["accepted"] = expected_results.get("accepted", 0) + 1
+        expected_reasons["client_terminate"] = expected_reasons.get("client_terminate", 0) + 1
+    assert {k: v for k, v in results.items() if v} == expected_results
+    assert {k: v for k, v in reasons.items() if v} == expected_reasons
+    log = proxy.log_path.read_bytes()[log_start:].decode()
+    assert f"reason={outcome.reason}" in log, log
 
 
 def _scrape_or_none(port):
