@@ -13,13 +13,13 @@
 //   3  the bytes as a stored SCRAM secret and as an md5 answer.
 // Bit 2: pgwarden's hop is TLS with a certificate hash (PLUS offered); bit 3:
 // the client side can bind as well; bit 4: the user is unknown to pgwarden;
-// bits 5-6 (mode 1): the mechanism named in SASLInitialResponse, and whether
-// it carries data.
+// bits 5-6 (mode 1): the mechanism named in SASLInitialResponse; bit 7
+// (mode 1): it carries no data, so the client-first comes as a SASLResponse.
 //
 // Invariants: nothing crashes. ScramServer accepts a client-final only when
 // it is the genuine one of the exchange; the only other bytes it accepts are
 // that message with the two unused low bits of the proof's last base64 digit
-// set (strict base64 as PostgreSQL reads it ignores them; the proof decodes
+// changed (strict base64 as PostgreSQL reads it ignores them; the proof decodes
 // to the same 32 bytes), and the genuine final is always accepted. An
 // unknown user is never authenticated. ScramClient finishes only on the
 // server-final whose signature is HMAC(ServerKey, AuthMessage) of its own
@@ -126,7 +126,8 @@ px::UpstreamChannel upstream_channel(std::uint8_t selector) {
 }
 
 px::ScramServer make_server(std::uint8_t selector) {
-  if (selector & 16) return px::ScramServer::for_unknown_user(std::string(user), server_channel(selector), fixed(server_nonce));
+  if (selector & 16)
+    return px::ScramServer::for_unknown_user(std::string(user), server_channel(selector), fixed(server_nonce));
   return px::ScramServer(std::string(user), secrets().verifier, server_channel(selector), fixed(server_nonce));
 }
 
@@ -182,7 +183,8 @@ void fuzz_client_messages(std::uint8_t selector, std::string_view bytes) {
   // The fuzzer cannot compute a proof; only the genuine exchange may pass.
   if (server.authenticated()) {
     fz::check(!(selector & 16), "an unknown user authenticated");
-    fz::check(first == "n,,n=user,r=" + std::string(client_nonce) && same_up_to_padding_bits(final_message, rfc_client_final),
+    fz::check(first == "n,,n=user,r=" + std::string(client_nonce) &&
+                  same_up_to_padding_bits(final_message, rfc_client_final),
               "a made-up exchange authenticated");
   }
   fz::check(!server.response("x").ok(), "a SASL message after the end of the exchange was accepted");
