@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of the protocol fuzz targets (small binary files).
+"""Writes the seed corpora of the fuzz targets (small files).
 
 Run from anywhere: ./tests/fuzz/make_corpus.py. Each seed starts with the
 selector byte(s) its target expects (see the comment atop each fuzz_*.cpp).
 """
+import gzip
+import hashlib
 import pathlib
 import re
 import struct
 
 HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
 
 
 def i16(v): return struct.pack("!h", v)
@@ -126,6 +129,82 @@ def classifier_seeds():
     return texts
 
 
+# RFC 7677 section 3 (user "user", password "pencil"), as fuzz_scram.cpp replays it.
+RFC_CLIENT_FIRST = b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO"
+RFC_SERVER_FIRST = b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+RFC_CLIENT_FINAL = (b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+                    b"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+RFC_SERVER_FINAL = b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+SCRAM = {  # selector byte, then the mode's bytes (see the comment atop fuzz_scram.cpp)
+    "final_genuine": b"\x00" + RFC_CLIENT_FINAL,
+    "final_wrong_proof": b"\x00" + RFC_CLIENT_FINAL[:-6] + b"AAAAA=",
+    "final_padding_bits": b"\x00" + RFC_CLIENT_FINAL[:-2] + b"R=",  # same proof: 'Q' and 'R' differ in unused bits
+    "final_extension": b"\x00" + RFC_CLIENT_FINAL.replace(b",p=", b",x=ext,p="),
+    "final_plus": b"\x0c" + b"c=cD10bHMtc2VydmVyLWVuZC1wb2ludCwsWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpa,"
+                  + RFC_CLIENT_FINAL[7:],
+    "final_flag_y": b"\x08" + b"c=eSws," + RFC_CLIENT_FINAL[7:],
+    "final_unknown_user": b"\x10" + RFC_CLIENT_FINAL,
+    "client_first_and_final": b"\x01" + bytes([len(RFC_CLIENT_FIRST)]) + RFC_CLIENT_FIRST + RFC_CLIENT_FINAL,
+    "client_first_plus": b"\x25" + b"\x2a" + b"p=tls-server-end-point,,n=,r=rOprNGfwEbeRWgbNEkqO" + b"c=x,r=y,p=z",
+    "client_first_no_data": b"\x81" + bytes([len(RFC_CLIENT_FIRST)]) + RFC_CLIENT_FIRST + RFC_CLIENT_FINAL,
+    "server_messages": b"\x02" + bytes([len(RFC_SERVER_FIRST)]) + RFC_SERVER_FIRST + RFC_SERVER_FINAL,
+    "server_error": b"\x02" + bytes([len(RFC_SERVER_FIRST)]) + RFC_SERVER_FIRST + b"e=invalid-proof",
+    "stored_secret": b"\x03SCRAM-SHA-256$4096:d6bDZcR0M1uBrJjh/8fjcg==$K0QJUhOtkF3gr4kaPpGkNTDd0YZ3r4zUQ/TIBddAPII=:"
+                     b"jsSYuoNFHUkgR9MK+XQqdZHB+yq2dnw3MRomHZ9+FWo=",
+    "md5_answer": b"\x03md5" + b"0" * 32,
+}
+
+# Selector 3: the length and protocol version are fixed up by the target.
+STARTUP_SETTINGS = {
+    "role": [("user", "alice"), ("database", "app"), ("role", "admin")],
+    "options": [("user", "alice"), ("options", "-c role=admin --work-mem=1GB -O -S 64 -fs -c search_path=a\\ b")],
+    "preload": [("user", "alice"), ("session_preload_libraries", "auto_explain"), ("Search_Path", 'x", public')],
+    "quotes": [("user", "alice"), ("application_name", "it's \"mine\""), ("a.b.c", "1"), ("_pq_.x", "y")],
+}
+
+
+def startup_packet(params):
+    body = i32(196608) + b"".join(s(k) + s(v) for k, v in params) + b"\0"
+    return packet(body)
+
+
+def chain_lines(bodies):
+    """A hash chain as audit/chain.hpp describes it (no HMAC)."""
+    prev, lines = "0" * 64, []
+    for seq, body in enumerate(bodies, 1):
+        line = '{"seq":%d,%s,"prev_hash":"%s"' % (seq, body[1:-1], prev)
+        prev = hashlib.sha256((line + "}").encode()).hexdigest()
+        lines.append(line + ',"hash":"%s"}\n' % prev)
+    return "".join(lines).encode()
+
+
+CHAIN = chain_lines([
+    '{"v":1,"event":"checkpoint","reason":"start","previous_seq":0,"previous_hash":"%s"}' % ("0" * 64),
+    '{"v":1,"event":"statement","user":"alice","text":"SELECT 1","decision":"allow"}',
+    '{"v":1,"event":"statement","user":"alice","text":"DROP TABLE t","decision":"deny"}',
+])
+
+
+def edit(op, offset, data=b"", n=None):
+    return bytes([op]) + struct.pack("!H", offset) + bytes([len(data) if n is None else n]) + data
+
+
+AUDIT = {  # selector byte, then edits or a whole file (see the comment atop fuzz_audit_verifier.cpp)
+    "genuine": b"\x00",
+    "genuine_keyed": b"\x02",
+    "genuine_gzip": b"\x01",
+    "xor_user": b"\x00" + edit(0, 120, b"\x02"),
+    "overwrite_second_file": b"\x02" + edit(5, 60, b"carol"),
+    "insert_line": b"\x00" + edit(2, 0, b"{}\n"),
+    "erase_last_newline": b"\x00" + edit(7, 900, n=1),
+    "gzip_header_edit": b"\x01" + edit(0, 4, b"\x01"),
+    "file_chain": b"\x04" + CHAIN,
+    "file_chain_on_disk": b"\x0c" + CHAIN,
+    "file_torn": b"\x0c" + CHAIN[:-20],
+    "file_gzip": b"\x0c" + gzip.compress(CHAIN, mtime=0),
+}
+
+
 def main():
     for i, text in enumerate(classifier_seeds()):
         write("classifier", f"sql_{i:03d}", text.encode())
@@ -152,6 +231,16 @@ def main():
     # Selector = index into fuzz_client_encoding.cpp's list of encodings.
     for name, (index, text) in SQL_TEXTS.items():
         write("client_encoding", name, bytes([index]) + text)
+    for name, data in SCRAM.items():
+        write("scram", name, data)
+    for name, params in STARTUP_SETTINGS.items():
+        write("startup_settings", name, b"\3" + startup_packet(params))
+    write("startup_settings", "ssl_request", b"\0" + STARTUP["ssl_request"])
+    for name in ("minimal.yaml", "pgwarden.yaml"):
+        write("config_loader", name, (ROOT / "examples" / name).read_bytes())
+    write("config_loader", "error_positions", b"listen: [127.0.0.1:6432\nupstream: {host: 1, port: x}\nrules:\n - nme: a\n")
+    for name, data in AUDIT.items():
+        write("audit_verifier", name, data)
 
 
 if __name__ == "__main__":
