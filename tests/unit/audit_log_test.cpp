@@ -493,6 +493,26 @@ std::vector<json::object> events_in(const std::vector<json::object>& records, st
   return out;
 }
 
+/// What the disk-full tests start from: an audit log on a 256 KiB tmpfs
+/// that a filler file has filled to the last byte.
+struct FullDisk {
+  TempDir dir;
+  SmallFilesystem disk{dir.path() / "disk", "256k"};
+  fs::path audit_dir = dir.path() / "disk" / "audit";
+  fs::path filler = dir.path() / "disk" / "filler";
+  std::unique_ptr<AuditLog> log;
+  std::uintmax_t filled = 0;
+
+  /// Opens the log, then fills the disk; false if the log did not open.
+  bool open() {
+    fs::create_directories(audit_dir);
+    log = open_log(test_options((audit_dir / "pgwarden.jsonl").string()));
+    if (!log) return false;
+    filled = fill(filler);
+    return true;
+  }
+};
+
 // Disk full, block mode, a backlog of large records: freeing a quarter of
 // its size lets the log write the records that fit (progress, not an
 // all-or-nothing retry), it stays refusing while the rest waits, and each
@@ -500,14 +520,12 @@ std::vector<json::object> events_in(const std::vector<json::object>& records, st
 // ones. Once all is written the log is writable again, nothing is lost and
 // the chain verifies.
 TEST(AuditLog, DiskFullBacklogIsWrittenInPiecesThatFit) {
-  TempDir dir;
-  SmallFilesystem disk(dir.path() / "disk", "256k");
-  if (!disk.mounted()) GTEST_SKIP() << "mounting a tmpfs needs root";
-  const fs::path audit_dir = dir.path() / "disk" / "audit", filler = dir.path() / "disk" / "filler";
-  fs::create_directories(audit_dir);
-  auto log = open_log(test_options((audit_dir / "pgwarden.jsonl").string()));
-  ASSERT_TRUE(log);
-  const std::uintmax_t filled = fill(filler);
+  FullDisk full;
+  if (!full.disk.mounted()) GTEST_SKIP() << "mounting a tmpfs needs root";
+  ASSERT_TRUE(full.open());
+  const fs::path &audit_dir = full.audit_dir, &filler = full.filler;
+  AuditLog* log = full.log.get();
+  const std::uintmax_t filled = full.filled;
   const std::string padding(2000, 'p');
   EXPECT_FALSE(submit_and_wait(*log, statement_body("SELECT 'first " + std::string(8000, 'p') + "'", 1)));
   ASSERT_FALSE(log->writable());
@@ -540,14 +558,12 @@ TEST(AuditLog, DiskFullBacklogIsWrittenInPiecesThatFit) {
 // new file holding only a checkpoint (once per retry, eating the space
 // freed); the directory stays as it was until the record fits.
 TEST(AuditLog, NoCheckpointAloneIsWrittenWhileTheBacklogDoesNotFit) {
-  TempDir dir;
-  SmallFilesystem disk(dir.path() / "disk", "256k");
-  if (!disk.mounted()) GTEST_SKIP() << "mounting a tmpfs needs root";
-  const fs::path audit_dir = dir.path() / "disk" / "audit", filler = dir.path() / "disk" / "filler";
-  fs::create_directories(audit_dir);
-  auto log = open_log(test_options((audit_dir / "pgwarden.jsonl").string()));
-  ASSERT_TRUE(log);
-  const std::uintmax_t filled = fill(filler);
+  FullDisk full;
+  if (!full.disk.mounted()) GTEST_SKIP() << "mounting a tmpfs needs root";
+  ASSERT_TRUE(full.open());
+  const fs::path &audit_dir = full.audit_dir, &filler = full.filler;
+  AuditLog* log = full.log.get();
+  const std::uintmax_t filled = full.filled;
   EXPECT_FALSE(submit_and_wait(*log, statement_body("SELECT '" + std::string(20000, 'p') + "'")));
   const auto before = files_in(audit_dir);
   fs::resize_file(filler, filled - 8192);  // a checkpoint fits, the 20 KB record does not
