@@ -7,12 +7,13 @@
 
 #include <chrono>
 
-#include "proxy/metrics.hpp"
-#include "proxy/proxy_metrics.hpp"
+#include "metrics/registry.hpp"
+#include "proxy/session/proxy_metrics.hpp"
 
 namespace {
 
 using namespace pgwarden::proxy;
+namespace metrics = pgwarden::metrics;
 
 metrics::Registry& registry() {
   static metrics::Registry r;

@@ -14,11 +14,11 @@
 #include <string_view>
 #include <vector>
 
-#include "proxy/scram.hpp"
+#include "auth/scram.hpp"
 
 namespace {
 
-using namespace pgwarden::proxy;
+using namespace pgwarden::auth;
 
 constexpr std::string_view password = "pencil";
 constexpr std::string_view salt = "0123456789abcdef";

@@ -44,7 +44,7 @@
 #include "audit/chain.hpp"
 #include "audit/line_reader.hpp"
 #include "audit/record.hpp"
-#include "audit/verifier.hpp"
+#include "audit/tools/verifier.hpp"
 #include "fuzz_common.hpp"
 
 namespace au = pgwarden::audit;

@@ -38,9 +38,9 @@
 #include <string_view>
 
 #include "fuzz_common.hpp"
-#include "proxy/scram.hpp"
+#include "auth/scram.hpp"
 
-namespace px = pgwarden::proxy;
+namespace px = pgwarden::auth;
 namespace fz = pgwarden::protocol::fuzz;
 
 namespace {

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "audit/search.hpp"
+#include "audit/tools/search.hpp"
 #include "audit_test_util.hpp"
 
 namespace pgwarden::audit {

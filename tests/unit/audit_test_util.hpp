@@ -19,7 +19,7 @@
 
 #include "audit/audit_log.hpp"
 #include "audit/record.hpp"
-#include "audit/verifier.hpp"
+#include "audit/tools/verifier.hpp"
 
 namespace pgwarden::audit::testing {
 

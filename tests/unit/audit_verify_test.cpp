@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "audit/chain.hpp"
-#include "audit/verifier.hpp"
+#include "audit/tools/verifier.hpp"
 #include "audit_test_util.hpp"
 
 namespace pgwarden::audit {

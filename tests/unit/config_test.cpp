@@ -10,7 +10,7 @@
 #include <sstream>
 #include <string>
 
-#include "config/check.hpp"
+#include "commands/check.hpp"
 #include "config/config.hpp"
 #include "config/units.hpp"
 
@@ -267,15 +267,15 @@ TEST(Units, DurationsAndSizes) {
 
 TEST(Check, PrintsCountsOrEveryError) {
   std::ostringstream out, err;
-  EXPECT_EQ(run_check(examples("pgwarden.yaml"), out, err), 0);
+  EXPECT_EQ(commands::run_check(examples("pgwarden.yaml"), out, err), 0);
   EXPECT_EQ(out.str(), "ok: 19 rules, 2 groups, 2 networks\n");
   std::ostringstream out2, err2;
-  EXPECT_EQ(run_check(std::string(PGWARDEN_TEST_DATA) + "/config/broken.yaml", out2, err2), 1);
+  EXPECT_EQ(commands::run_check(std::string(PGWARDEN_TEST_DATA) + "/config/broken.yaml", out2, err2), 1);
   EXPECT_EQ(out2.str(), "");
   EXPECT_THAT(err2.str(), HasSubstr("broken.yaml:3:9: error: listen: expected host:port"));
   EXPECT_THAT(err2.str(), HasSubstr("19 errors"));
   std::ostringstream out3, err3;
-  EXPECT_EQ(run_check("/nonexistent/pgwarden.yaml", out3, err3), 1);
+  EXPECT_EQ(commands::run_check("/nonexistent/pgwarden.yaml", out3, err3), 1);
   EXPECT_THAT(err3.str(), HasSubstr("cannot open configuration file"));
 }
 

@@ -4,7 +4,7 @@
 
 #include <boost/json.hpp>
 
-#include "proxy/log_setup.hpp"
+#include "proxy/ops/log_setup.hpp"
 
 namespace pgwarden::proxy {
 namespace {

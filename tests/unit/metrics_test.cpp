@@ -6,10 +6,10 @@
 #include <stdexcept>
 #include <thread>
 
-#include "proxy/metrics.hpp"
-#include "proxy/proxy_metrics.hpp"
+#include "metrics/registry.hpp"
+#include "proxy/session/proxy_metrics.hpp"
 
-namespace pgwarden::proxy::metrics {
+namespace pgwarden::metrics {
 namespace {
 
 std::string exposition(const Registry& r) { return serialize(r.collect()); }
@@ -173,7 +173,7 @@ TEST(MetricsConcurrency, TwoThreadsSumExactly) {
 }
 
 }  // namespace
-}  // namespace pgwarden::proxy::metrics
+}  // namespace pgwarden::metrics
 
 namespace pgwarden::proxy {
 namespace {

@@ -6,9 +6,9 @@
 #include <cstring>
 #include <string>
 
-#include "proxy/batch.hpp"
-#include "proxy/byte_buffer.hpp"
-#include "proxy/cancel_registry.hpp"
+#include "proxy/net/batch.hpp"
+#include "proxy/net/byte_buffer.hpp"
+#include "proxy/session/cancel_registry.hpp"
 
 namespace pgwarden::proxy {
 namespace {

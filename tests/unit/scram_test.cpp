@@ -18,9 +18,9 @@
 #include <string_view>
 #include <vector>
 
-#include "proxy/scram.hpp"
+#include "auth/scram.hpp"
 
-namespace pgwarden::proxy {
+namespace pgwarden::auth {
 namespace {
 
 using ::testing::HasSubstr;
@@ -867,4 +867,4 @@ TEST(AuthError, IsAnErrorCode) {
 }
 
 }  // namespace
-}  // namespace pgwarden::proxy
+}  // namespace pgwarden::auth

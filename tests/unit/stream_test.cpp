@@ -15,7 +15,7 @@
 #include <optional>
 #include <string>
 
-#include "proxy/stream.hpp"
+#include "proxy/net/stream.hpp"
 
 namespace pgwarden::proxy {
 namespace {

@@ -11,9 +11,9 @@
 #include <variant>
 #include <vector>
 
-#include "proxy/userlist.hpp"
+#include "auth/userlist.hpp"
 
-namespace pgwarden::proxy {
+namespace pgwarden::auth {
 namespace {
 
 using ::testing::HasSubstr;
@@ -181,4 +181,4 @@ TEST(Userlist, LoadsFromFile) {
 }
 
 }  // namespace
-}  // namespace pgwarden::proxy
+}  // namespace pgwarden::auth

@@ -1,7 +1,0 @@
-#include "proxy/build_info.hpp"
-
-namespace pgwarden::proxy {
-
-std::string_view version() noexcept { return PGWARDEN_VERSION; }
-
-}  // namespace pgwarden::proxy
