@@ -248,6 +248,7 @@ std::string_view to_string(DecisionReason r) noexcept {
     case DecisionReason::ReplicationNotAllowed: return "replication_not_allowed";
     case DecisionReason::UnreadableText: return "unreadable_text";
     case DecisionReason::ReadOnlySession: return "read_only_session";
+    case DecisionReason::AuditUnavailable: return "audit_unavailable";
   }
   return "unknown";
 }

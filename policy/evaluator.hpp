@@ -29,11 +29,12 @@ enum class DecisionReason : std::uint8_t {
   ReplicationNotAllowed,   ///< replication connection without a rule allowing it
   UnreadableText,          ///< SQL text not valid in the session's client_encoding
   ReadOnlySession,         ///< the statement may turn a read-only session read-write
+  AuditUnavailable,        ///< its audit record could not be written (audit.on_failure: block)
 };
 /// How many DecisionReason values there are: arrays indexed by them are this long.
-inline constexpr std::size_t decision_reason_count = static_cast<std::size_t>(DecisionReason::ReadOnlySession) + 1;
+inline constexpr std::size_t decision_reason_count = static_cast<std::size_t>(DecisionReason::AuditUnavailable) + 1;
 /// "rule", "default", "empty_query", "function_call_not_allowed", "replication_not_allowed",
-/// "unreadable_text", "read_only_session".
+/// "unreadable_text", "read_only_session", "audit_unavailable".
 std::string_view to_string(DecisionReason r) noexcept;
 
 /// One rule that matched one statement (for `pgwarden explain`).

@@ -87,6 +87,7 @@ std::string why(const Decision& d, const RuleSet& rules) {
     case DecisionReason::ReplicationNotAllowed: return "replication connection without a rule allowing protocol replication";
     case DecisionReason::UnreadableText: return "text not valid in the session's client_encoding";
     case DecisionReason::ReadOnlySession: return "the session is read-only and this statement could turn that off";
+    case DecisionReason::AuditUnavailable: return "its audit record could not be written (audit.on_failure: block)";
   }
   return "";
 }

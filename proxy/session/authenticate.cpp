@@ -41,14 +41,14 @@ std::string_view type_name(char t) {
 }  // namespace
 
 void Session::prepare_upstream_startup(const pq::StartupMessage& startup, std::string_view original) {
-  if (!proxy_auth_ && !facts_.read_only) {
-    startup_packet_.assign(original);  // passthrough: the server negotiates with the client itself
+  if (!login_.proxy_auth && !policy_.facts().read_only) {
+    login_.startup_packet.assign(original);  // passthrough: the server negotiates with the client itself
     return;
   }
-  if (!proxy_auth_) {  // the client's own StartupMessage, opened read-only at the server
+  if (!login_.proxy_auth) {  // the client's own StartupMessage, opened read-only at the server
     pq::StartupMessage upstream = startup;
     upstream.parameters.push_back(policy::read_only_startup_parameter);
-    pq::encode(upstream, startup_packet_);
+    pq::encode(upstream, login_.startup_packet);
     return;
   }
   // pgwarden answers the client itself, as PostgreSQL would: protocol 3.0,
@@ -60,19 +60,19 @@ void Session::prepare_upstream_startup(const pq::StartupMessage& startup, std::s
     if (name.starts_with("_pq_.")) negotiation.unrecognized_options.push_back(name);
     else upstream.parameters.emplace_back(name, value);
   }
-  if (facts_.read_only) upstream.parameters.push_back(policy::read_only_startup_parameter);
-  pq::encode(upstream, startup_packet_);
-  negotiate_reply_.clear();
+  if (policy_.facts().read_only) upstream.parameters.push_back(policy::read_only_startup_parameter);
+  pq::encode(upstream, login_.startup_packet);
+  login_.negotiate_reply.clear();
   if ((startup.protocol_version & 0xffff) != 0 || !negotiation.unrecognized_options.empty()) {
-    pq::encode(negotiation, negotiate_reply_);
+    pq::encode(negotiation, login_.negotiate_reply);
   }
 }
 
 CloseReason Session::fail_auth(const auth::AuthFailure& failure) {
-  spdlog::info("authentication of user {} from {} failed: {}{}{}", facts_.user, peer_.address().to_string(),
+  spdlog::info("authentication of user {} from {} failed: {}{}{}", policy_.facts().user, peer_.address().to_string(),
                failure.message, failure.log_detail.empty() ? "" : ": ", failure.log_detail);
   if (fatal_.empty()) pq::append_error(fatal_, "FATAL", failure.sqlstate(), failure.message, failure.detail);
-  audit_event(audit::event::auth_fail, auth_method(), failure.sqlstate(), failure.message);
+  audit_.event(audit::event::auth_fail, login_.method(), failure.sqlstate(), failure.message);
   return CloseReason::AuthenticationFailed;
 }
 
@@ -80,29 +80,29 @@ awaitable<CloseReason> Session::authenticate_client() {
   // Arguments are named first: GCC 12 destroys temporaries of a co_await
   // full-expression twice.
   std::shared_ptr<UpstreamTls> upstream_tls = ctx_.tls ? ctx_.tls->upstream() : nullptr;
-  SecretLookup found = co_await ctx_.secrets->find(facts_.user, facts_.database, ctx_.upstream, std::move(upstream_tls));
+  SecretLookup found = co_await ctx_.secrets->find(policy_.facts().user, policy_.facts().database, ctx_.upstream, std::move(upstream_tls));
   if (!found.error.empty()) {
-    spdlog::error("cannot look up the secret of user {}: {}", facts_.user, found.error);
-    co_return fail(pq::sqlstate::connection_failure, "pgwarden could not look up the credentials of user \"" + facts_.user +
+    spdlog::error("cannot look up the secret of user {}: {}", policy_.facts().user, found.error);
+    co_return fail(pq::sqlstate::connection_failure, "pgwarden could not look up the credentials of user \"" + policy_.facts().user +
                                 "\": " + found.error,
                    CloseReason::UpstreamUnavailable);
   }
   MessageReader reader(client_in_, max_auth_message);
   CloseReason result;
   if (const auto* md5 = found.secret ? std::get_if<auth::Md5Secret>(&*found.secret) : nullptr) {
-    md5_secret_ = md5->hash;
+    login_.md5_secret = md5->hash;
     result = co_await authenticate_md5(reader);
   } else {
     const auth::ServerChannel channel{client_.is_tls(), client_.is_tls() && client_tls_ ? client_tls_->end_point_hash : ""};
     if (found.secret) {
-      scram_ = std::make_unique<auth::ScramServer>(facts_.user, std::get<auth::ScramVerifier>(*found.secret), channel);
+      login_.scram = std::make_unique<auth::ScramServer>(policy_.facts().user, std::get<auth::ScramVerifier>(*found.secret), channel);
     } else {
-      scram_ = std::make_unique<auth::ScramServer>(auth::ScramServer::for_unknown_user(facts_.user, channel));
+      login_.scram = std::make_unique<auth::ScramServer>(auth::ScramServer::for_unknown_user(policy_.facts().user, channel));
     }
     result = co_await authenticate_scram(reader);
   }
   reader.release();
-  bytes_from_client_ += reader.bytes_read();
+  counters_.from_client(reader.bytes_read());
   co_return result;
 }
 
@@ -124,12 +124,12 @@ awaitable<std::optional<pq::Frame>> Session::read_password_message(MessageReader
 }
 
 awaitable<CloseReason> Session::authenticate_scram(MessageReader& reader) {
-  std::string out = negotiate_reply_;
-  pq::encode(pq::AuthenticationSASL{scram_->mechanisms()}, out);
+  std::string out = login_.negotiate_reply;
+  pq::encode(pq::AuthenticationSASL{login_.scram->mechanisms()}, out);
   bool first = true;
   for (;;) {
     auto [ec, n] = co_await client_.write(asio::buffer(out));
-    bytes_to_client_ += n;
+    counters_.to_client(n);
     if (ec) co_return CloseReason::ClientWriteError;
     out.clear();
     auto frame = co_await read_password_message(reader);
@@ -138,16 +138,16 @@ awaitable<CloseReason> Session::authenticate_scram(MessageReader& reader) {
     if (first) {
       pq::SaslInitialResponse initial;
       if (auto perr = pq::parse(frame->bytes, initial)) co_return fail(pq::sqlstate::protocol_violation, "malformed SASL message: " + perr.message());
-      reply = scram_->initial_response(initial.mechanism, initial.data);
+      reply = login_.scram->initial_response(initial.mechanism, initial.data);
       first = false;
     } else {
       pq::SaslResponse response;
       if (auto perr = pq::parse(frame->bytes, response)) co_return fail(pq::sqlstate::protocol_violation, "malformed SASL message: " + perr.message());
-      reply = scram_->response(response.data);
+      reply = login_.scram->response(response.data);
     }
     if (!reply) co_return fail_auth(reply.error());
     if (reply->kind == auth::ServerReply::Kind::Final) {
-      server_final_ = std::move(reply->data);
+      login_.server_final = std::move(reply->data);
       co_return CloseReason::None;
     }
     pq::encode(pq::AuthenticationSASLContinue{reply->data}, out);
@@ -159,26 +159,26 @@ awaitable<CloseReason> Session::authenticate_md5(MessageReader& reader) {
   if (RAND_bytes(reinterpret_cast<unsigned char*>(salt), sizeof salt) != 1) {
     co_return fail(pq::sqlstate::internal_error, "could not generate an md5 salt");
   }
-  std::string out = negotiate_reply_;
+  std::string out = login_.negotiate_reply;
   pq::encode(pq::AuthenticationMD5Password{std::string_view(salt, 4)}, out);
   auto [ec, n] = co_await client_.write(asio::buffer(out));
-  bytes_to_client_ += n;
+  counters_.to_client(n);
   if (ec) co_return CloseReason::ClientWriteError;
   auto frame = co_await read_password_message(reader);
   if (!frame) co_return fatal_.empty() ? CloseReason::ClientClosed : CloseReason::ClientProtocolError;
   pq::PasswordMessage password;
   if (auto perr = pq::parse(frame->bytes, password)) co_return fail(pq::sqlstate::protocol_violation, "malformed password message: " + perr.message());
-  if (auto ok = auth::verify_md5_response(facts_.user, md5_secret_, std::string_view(salt, 4), password.password); !ok) {
+  if (auto ok = auth::verify_md5_response(policy_.facts().user, login_.md5_secret, std::string_view(salt, 4), password.password); !ok) {
     co_return fail_auth(ok.error());
   }
   co_return CloseReason::None;
 }
 
 CloseReason Session::upstream_login_failed(std::string_view why) {
-  spdlog::warn("login of user {} into the upstream {} failed: {}", facts_.user, ctx_.upstream.describe(), why);
-  audit_event(audit::event::auth_fail, auth_method(), pq::sqlstate::connection_failure, why);
+  spdlog::warn("login of user {} into the upstream {} failed: {}", policy_.facts().user, ctx_.upstream.describe(), why);
+  audit_.event(audit::event::auth_fail, login_.method(), pq::sqlstate::connection_failure, why);
   return fail(pq::sqlstate::connection_failure, "pgwarden could not log into the upstream server at " + ctx_.upstream.describe() +
-                           " as user \"" + facts_.user + "\": " + std::string(why),
+                           " as user \"" + policy_.facts().user + "\": " + std::string(why),
               CloseReason::UpstreamLoginFailed);
 }
 
@@ -188,7 +188,7 @@ awaitable<CloseReason> Session::login_upstream(std::shared_ptr<X509> server_cert
   for (bool done = false; !done;) {
     auto r = co_await reader.next(*server_);
     if (r.closed) {
-      startup_result_ = ConnectionResult::UpstreamUnavailable;
+      counters_.set_startup_result(ConnectionResult::UpstreamUnavailable);
       co_return upstream_login_failed("the server closed the connection during authentication");
     }
     if (r.frame.ec) co_return upstream_login_failed("the server sent an invalid message: " + r.frame.ec.message());
@@ -211,14 +211,14 @@ awaitable<CloseReason> Session::login_upstream(std::shared_ptr<X509> server_cert
         done = true;
         continue;
       case pq::AuthenticationSASL::code: {
-        if (!scram_) co_return upstream_login_failed("the server asks for SCRAM, but pgwarden holds only an md5 secret for this user; store its SCRAM secret (pg_authid.rolpassword) in auth_file");
+        if (!login_.scram) co_return upstream_login_failed("the server asks for SCRAM, but pgwarden holds only an md5 secret for this user; store its SCRAM secret (pg_authid.rolpassword) in auth_file");
         pq::AuthenticationSASL sasl;
         if (pq::parse(f.bytes, sasl)) co_return upstream_login_failed("malformed AuthenticationSASL");
         auth::UpstreamChannel channel{server_->is_tls(), {}, auth::ChannelBinding::Prefer};
         if (server_certificate) {
           if (auto hash = auth::tls_server_end_point(server_certificate.get())) channel.end_point_hash = *hash;
         }
-        client = std::make_unique<auth::ScramClient>(facts_.user, scram_->client_key(), scram_->verifier(), channel);
+        client = std::make_unique<auth::ScramClient>(policy_.facts().user, login_.scram->client_key(), login_.scram->verifier(), channel);
         auto initial = client->start(sasl.mechanisms);
         if (!initial) co_return upstream_login_failed(initial.error().message);
         pq::encode(pq::SaslInitialResponse{initial->mechanism, std::string_view(initial->data)}, out);
@@ -237,12 +237,12 @@ awaitable<CloseReason> Session::login_upstream(std::shared_ptr<X509> server_cert
         continue;
       }
       case pq::AuthenticationMD5Password::code:
-        if (md5_secret_.empty() || f.body().size() != 8) {
+        if (login_.md5_secret.empty() || f.body().size() != 8) {
           co_return upstream_login_failed("the server asks for md5, but pgwarden holds a SCRAM secret for this user "
                                           "(the ClientKey it recovers cannot answer md5); use scram-sha-256 in the "
                                           "server's pg_hba.conf for this user");
         }
-        pq::encode(pq::PasswordMessage{auth::md5_response(md5_secret_, f.body().substr(4, 4))}, out);
+        pq::encode(pq::PasswordMessage{auth::md5_response(login_.md5_secret, f.body().substr(4, 4))}, out);
         break;
       case pq::AuthenticationCleartextPassword::code:
         co_return upstream_login_failed("the server asks for a cleartext password, which pgwarden does not have "
@@ -255,20 +255,20 @@ awaitable<CloseReason> Session::login_upstream(std::shared_ptr<X509> server_cert
     if (ec) co_return CloseReason::ServerWriteError;
   }
   reader.release();
-  bytes_from_server_ += reader.bytes_read();
+  counters_.from_server(reader.bytes_read());
   co_return co_await admit_client();
 }
 
 awaitable<CloseReason> Session::admit_client() {
   std::string out;
-  if (scram_) pq::encode(pq::AuthenticationSASLFinal{server_final_}, out);
+  if (login_.scram) pq::encode(pq::AuthenticationSASLFinal{login_.server_final}, out);
   pq::encode(pq::AuthenticationOk{}, out);
   auto [ec, n] = co_await client_.write(asio::buffer(out));
-  bytes_to_client_ += n;
+  counters_.to_client(n);
   if (ec) co_return CloseReason::ClientWriteError;
-  authenticated_ = true;
+  login_.authenticated = true;
   client_framer_ = pq::Framer(pq::TypeSet::all_except({'d'}), ctx_.max_message_bytes);
-  audit_event(audit::event::auth_ok, auth_method());
+  audit_.event(audit::event::auth_ok, login_.method());
   co_return CloseReason::None;
 }
 

@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "proxy/net/upstream.hpp"
+#include "proxy/session/session_identity.hpp"
 
 namespace pgwarden::proxy {
 
@@ -22,10 +23,9 @@ struct CancelTarget {
   UpstreamTarget upstream;
   std::uint32_t process_id = 0;  ///< the upstream backend's pid
   std::string secret_key;        ///< the upstream backend's key
-  /// Whose queries a cancel stops, for its audit record.
-  std::string session_id, user, database, application_name, client_addr;
-  std::uint16_t client_port = 0;
-  bool tls = false;
+  /// Whose queries a cancel stops, for its audit record (empty when the
+  /// audit log is off).
+  SessionIdentity session;
 };
 
 class CancelRegistry {

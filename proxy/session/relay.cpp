@@ -76,9 +76,13 @@ awaitable<CloseReason> Session::relay_client() {
       pos += f.bytes.size();
     }
     if (stop != CloseReason::None && stop != CloseReason::ClientTerminate) co_return stop;
-    if (ctx_.audit && (gated_ != 0 || !audit_backlog_.empty())) {
-      // Synced: this batch's records are on disk before it goes upstream.
-      if (const CloseReason r = co_await audit_settle(); r != CloseReason::None) co_return r;
+    if (audit_.waiting() && !co_await audit_.settle()) {
+      // Synced: this batch's records are on disk before it goes upstream, or
+      // it does not go. Closing the connection rolls back whatever the
+      // client had open, as a crash of the server would.
+      co_return fail(pq::sqlstate::io_error,
+                     "pgwarden could not write the audit records of these statements, so they were not run",
+                     CloseReason::AuditUnavailable);
     }
     if (!client_out_.empty()) {
       auto [ec, n] = co_await server_->write(client_out_.buffers());
@@ -93,10 +97,9 @@ awaitable<CloseReason> Session::relay_client() {
     auto [ec, n] = co_await client_.read_some(space);
     if (ec) co_return drain_stop_ && ec == asio::error::operation_aborted ? shut_down() : CloseReason::ClientClosed;
     client_in_.commit(n);
-    bytes_from_client_ += n;
-    ctx_.metrics->bytes_from_client.increment(n);
+    counters_.from_client(n);
     idle_since_ = std::chrono::steady_clock::time_point::max();
-    if (ctx_.audit) batch_time_ = std::chrono::steady_clock::now();
+    if (audit_.on()) audit_.batch_read(std::chrono::steady_clock::now());
     hint = next_read_hint(hint, n, space.size());
   }
 }
@@ -105,39 +108,29 @@ CloseReason Session::on_client_frame(const pq::Frame& f, std::size_t offset, Bat
   if (!is_frontend_type(f.type)) {
     return fail(pq::sqlstate::protocol_violation, std::string("invalid frontend message type ") + std::to_string(int(f.type)));
   }
-  // Whether the server has answered everything before this message, and
-  // so reported any change to how it reads SQL text.
-  reading_settled_ = ready_seen_ == sync_points_sent_ && !unsynced_;
-  note_client_message(f.type);
   namespace frontend = pq::frontend_type;
   switch (f.type) {
-    case frontend::Query: return gate_query(f, offset, out);
-    case frontend::Parse: return gate_parse(f, offset, out);
-    case frontend::Bind: return gate_bind(f, offset, out);
-    case frontend::FunctionCall: return gate_function_call(f, offset, out);
-    case frontend::Execute:
-      if (ctx_.audit) return gate_execute(f, offset, out);
-      break;
-    case frontend::Close: forget_statement(f); break;
     case frontend::Password:
-      if (!authenticated_) {
+      if (!login_.authenticated) {
         if (const CloseReason r = check_sasl_passthrough(f); r != CloseReason::None) return r;
       }
       break;
-    case frontend::Sync: begin_sync_point(); break;
     case frontend::Terminate:
       terminated_ = true;
       // A connection that goes back to the pool must stay open: the server
       // does not see this client's Terminate.
       if (poolable()) {
-        held_for_pool_ = true;
+        lease_.held_for_pool = true;
         return CloseReason::ClientTerminate;
       }
-      break;
-    default: break;
+      out.forward(offset, f.bytes.size());
+      return CloseReason::ClientTerminate;
+    default:
+      if (auto error = gate_.client_message(f, offset, out)) return fail(pq::sqlstate::protocol_violation, *error);
+      return CloseReason::None;
   }
   out.forward(offset, f.bytes.size());
-  return terminated_ ? CloseReason::ClientTerminate : CloseReason::None;
+  return CloseReason::None;
 }
 
 awaitable<CloseReason> Session::relay_server() {
@@ -165,7 +158,7 @@ awaitable<CloseReason> Session::relay_server() {
     if (!server_out_.empty()) {
       writing_to_client_ = true;
       auto [ec, n] = co_await client_.write(server_out_.buffers());
-      bytes_to_client_ += n;
+      counters_.to_client(n);
       if (ec) co_return CloseReason::ClientWriteError;
       writing_to_client_ = false;
     }
@@ -177,8 +170,7 @@ awaitable<CloseReason> Session::relay_server() {
     auto [ec, n] = co_await server_->read_some(space);
     if (ec) co_return terminated_ ? CloseReason::ClientTerminate : server_closed(ec);
     server_in_.commit(n);
-    bytes_from_server_ += n;
-    ctx_.metrics->bytes_from_server.increment(n);
+    counters_.from_server(n);
     hint = next_read_hint(hint, n, space.size());
   }
 }
@@ -188,9 +180,9 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
   switch (f.type) {
     case backend::Authentication:
       if (f.body().size() >= 4 && static_cast<std::int32_t>(pq::read_u32(f.body().data())) == pq::auth_req_ok) {
-        authenticated_ = true;
-        client_framer_ = pq::Framer(pq::TypeSet::all_except({'d'}), ctx_.max_message_bytes);
-        audit_event(audit::event::auth_ok, auth_method());
+        login_.authenticated = true;
+        client_framer_ = pq::Framer(pq::TypeSet::all_except({pq::frontend_type::CopyData}), ctx_.max_message_bytes);
+        audit_.event(audit::event::auth_ok, login_.method());
       } else if (note_auth_request(f, out)) {
         return;
       }
@@ -199,35 +191,32 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
       if (rewrite_backend_key(f, out)) return;
       break;
     case backend::ReadyForQuery:  // Byte1 status 'I' idle, 'T' in transaction, 'E' failed
-      if (ready_seen_ == 0) {
+      if (gate_.ready_seen() == 0) {
         poke_watchdog();  // from startup timeout to idle timeout
-        count_connection(ConnectionResult::Accepted);
+        counters_.count_connection(ConnectionResult::Accepted);
       }
-      ready_status_ = f.body().empty() ? 0 : f.body()[0];
-      on_ready_for_query();
-      if (ctx_.audit) audit_ready();
-      if (f.body().size() == 1 && f.body()[0] == 'I' && config_->limits.idle_timeout.count() > 0) {
-        idle_since_ = std::chrono::steady_clock::now();
-      }
+      on_ready_for_query(f.body().empty() ? 0 : f.body()[0]);
       break;
     case backend::ParameterStatus:  // rules on application_name follow SET application_name
       track_parameter(f);
       break;
-    case backend::ParseComplete:  // the server did what statements_ assumed
+    case backend::ParseComplete:  // the server did what the gate assumed
     case backend::CloseComplete:
-      on_statement_answer(f.type);
+      gate_.statement_answer(f.type);
       break;
     case backend::ErrorResponse:  // the one standing in for a denial is replaced
-      if (ready_seen_ == 0) note_startup_refusal(f);
-      if (authenticated_) undo_statement_changes();
-      if (rewrite_denial_error(f, out)) return;
-      if (!authenticated_) audit_auth_failure(f);
-      if (ctx_.audit) audit_server_frame(f);
+      if (gate_.ready_seen() == 0) note_startup_refusal(f);
+      if (!login_.authenticated) {
+        audit_auth_failure(f);
+      } else if (gate_.error_response(f, out)) {
+        return;
+      }
+      audit_.server_message(f, gate_.ready_seen());
       break;
     case backend::CommandComplete:  // a statement's outcome
     case backend::EmptyQueryResponse:
     case backend::PortalSuspended:
-      if (ctx_.audit) audit_server_frame(f);
+      audit_.server_message(f, gate_.ready_seen());
       break;
     default:
       break;
@@ -235,23 +224,40 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
   out.forward(offset, f.bytes.size());
 }
 
+void Session::on_ready_for_query(char status) {
+  gate_.ready_for_query(status);
+  counters_.sync_point_answered(gate_.ready_seen());
+  audit_.ready(gate_.ready_seen());
+  if (status == 'I' && policy_.config().limits.idle_timeout.count() > 0) {
+    idle_since_ = std::chrono::steady_clock::now();
+  }
+}
+
+void Session::audit_auth_failure(const pq::Frame& f) {
+  if (!audit_.on()) return;
+  pq::ErrorResponse e;
+  if (pq::parse(f.bytes, e)) return;
+  audit_.event(audit::event::auth_fail, login_.method(), e.field(pq::pg_diag_sqlstate),
+               e.field(pq::pg_diag_message_primary));
+}
+
 void Session::note_startup_refusal(const pq::Frame& f) {
   pq::ErrorResponse error;
   if (pq::parse(f.bytes, error)) return;
   const std::string_view sqlstate = error.field(pq::pg_diag_sqlstate);
-  startup_result_ = sqlstate.starts_with(sqlstate_class_invalid_authorization)
-                        ? ConnectionResult::AuthenticationFailed
-                        : ConnectionResult::RefusedServer;
+  counters_.set_startup_result(sqlstate.starts_with(sqlstate_class_invalid_authorization)
+                                   ? ConnectionResult::AuthenticationFailed
+                                   : ConnectionResult::RefusedServer);
 }
 
 CloseReason Session::server_closed(error_code ec) {
   // operation_aborted: the client side ended first and stopped this read.
-  if (ready_seen_ != 0 || ec == asio::error::operation_aborted) return CloseReason::ServerClosed;
-  if (startup_result_) return CloseReason::ServerRefused;  // after its error, as PostgreSQL closes
+  if (gate_.ready_seen() != 0 || ec == asio::error::operation_aborted) return CloseReason::ServerClosed;
+  if (counters_.startup_result()) return CloseReason::ServerRefused;  // after its error, as PostgreSQL closes
   // Closed during startup without a word (a server shutting down, a
   // half-dead upstream): the client learns which hop failed.
   spdlog::warn("upstream {} closed the connection during startup", ctx_.upstream.describe());
-  startup_result_ = ConnectionResult::UpstreamUnavailable;
+  counters_.set_startup_result(ConnectionResult::UpstreamUnavailable);
   return fail(pq::sqlstate::connection_failure, "the upstream server at " + ctx_.upstream.describe() +
                            " closed the connection during startup",
               CloseReason::UpstreamUnavailable);
@@ -259,8 +265,8 @@ CloseReason Session::server_closed(error_code ec) {
 
 bool Session::note_auth_request(const pq::Frame& f, Batch& out) {
   if (f.body().size() < 4) return false;
-  auth_request_ = static_cast<std::int32_t>(pq::read_u32(f.body().data()));
-  if (auth_request_ != pq::AuthenticationSASL::code) return false;
+  login_.auth_request = static_cast<std::int32_t>(pq::read_u32(f.body().data()));
+  if (login_.auth_request != pq::AuthenticationSASL::code) return false;
   pq::AuthenticationSASL sasl;
   if (pq::parse(f.bytes, sasl)) return false;
   // Channel binding never crosses a relaying proxy: the server offers
@@ -269,8 +275,8 @@ bool Session::note_auth_request(const pq::Frame& f, Batch& out) {
   // TLS client would bind to pgwarden's certificate, which the server
   // rejects. Relay only the mechanisms the client can complete.
   const auto plus = std::find(sasl.mechanisms.begin(), sasl.mechanisms.end(), auth::scram_sha_256_plus_name);
-  server_offered_plus_ = plus != sasl.mechanisms.end();
-  if (!server_offered_plus_) return false;
+  login_.server_offered_plus = plus != sasl.mechanisms.end();
+  if (!login_.server_offered_plus) return false;
   sasl.mechanisms.erase(plus);
   std::string& sub = out.substitute_begin();
   pq::encode(sasl, sub);
@@ -284,13 +290,13 @@ CloseReason Session::check_sasl_passthrough(const pq::Frame& f) {
   // (SCRAM-SHA-256-PLUS) fails the server's binding check, and one saying
   // it could have bound but was not offered to (gs2 flag 'y') is refused by
   // the server as a downgrade. Say so before the server sees either.
-  if (auth_request_ != pq::AuthenticationSASL::code || !client_.is_tls() || !server_->is_tls()) {
+  if (login_.auth_request != pq::AuthenticationSASL::code || !client_.is_tls() || !server_->is_tls()) {
     return CloseReason::None;
   }
   pq::SaslInitialResponse initial;
   if (pq::parse(f.bytes, initial)) return CloseReason::None;
   const bool binds_to_proxy = initial.mechanism == auth::scram_sha_256_plus_name;
-  const bool downgrade = server_offered_plus_ && initial.data && initial.data->starts_with("y,");
+  const bool downgrade = login_.server_offered_plus && initial.data && initial.data->starts_with("y,");
   if (!binds_to_proxy && !downgrade) return CloseReason::None;
   return fail(pq::sqlstate::invalid_authorization_specification,
               "pgwarden cannot relay SCRAM authentication when both the client and the server connection use TLS: "
@@ -303,34 +309,23 @@ CloseReason Session::check_sasl_passthrough(const pq::Frame& f) {
 void Session::track_parameter(const pq::Frame& f) {
   pq::ParameterStatus status;
   if (pq::parse(f.bytes, status)) return;
-  if (pooling()) set_parameter(server_params_, status.name, status.value);
+  if (pooling()) set_parameter(lease_.parameters, status.name, status.value);
   note_parameter(status.name, status.value);
 }
 
 void Session::note_parameter(std::string_view name, std::string_view value) {
-  if (name == "client_encoding") {
-    client_encoding_ = policy::ClientEncoding::named(value);  // unknown: text with non-ASCII bytes is refused
-    return;
-  }
-  if (name == "standard_conforming_strings") {
-    standard_conforming_strings_ = value != "off";
-    return;
-  }
-  if (name == "default_transaction_read_only") {  // reported since PostgreSQL 14
-    read_only_lost_ = read_only_lost_ || (facts_.read_only && value != "on");
-    return;
-  }
-  if (name != "application_name" || facts_.application_name == value) return;
-  facts_.application_name = value;
-  audit_session_json_.clear();  // the records from now on name the new one
-  rule_mask_ = policy::session_mask(config_->policy, facts_);
+  if (gate_.parameter_status(name, value)) return;
+  if (name != "application_name" || policy_.facts().application_name == value) return;
+  policy_.edit_facts().application_name = value;
+  policy_.facts_changed();
+  audit_.edit_identity().application_name = value;  // the records from now on name the new one
 }
 
 bool Session::rewrite_backend_key(const pq::Frame& f, Batch& out) {
   pq::BackendKeyData upstream_key;
   if (pq::parse(f.bytes, upstream_key)) return false;
-  server_process_id_ = upstream_key.process_id;
-  server_secret_key_.assign(upstream_key.secret_key);
+  lease_.process_id = upstream_key.process_id;
+  lease_.secret_key.assign(upstream_key.secret_key);
   std::string& sub = out.substitute_begin();
   sub += issue_backend_key(upstream_key.process_id, upstream_key.secret_key);
   out.substitute_end();
@@ -338,23 +333,15 @@ bool Session::rewrite_backend_key(const pq::Frame& f, Batch& out) {
 }
 
 std::string Session::issue_backend_key(std::int32_t process_id, std::string_view secret_key) {
-  ctx_.cancels->remove(client_key_);
+  ctx_.cancels->remove(lease_.client_key);
   CancelTarget target;
   target.upstream = ctx_.upstream;
   target.process_id = static_cast<std::uint32_t>(process_id);
   target.secret_key.assign(secret_key);
-  if (ctx_.audit) {
-    target.session_id = session_id_;
-    target.user = facts_.user;
-    target.database = facts_.database;
-    target.application_name = facts_.application_name;
-    target.client_addr = client_addr_;
-    target.client_port = peer_.port();
-    target.tls = client_.is_tls();
-  }
-  client_key_ = ctx_.cancels->add(std::move(target), std::max<std::size_t>(4, secret_key.size()));
+  if (audit_.on()) target.session = audit_.identity();
+  lease_.client_key = ctx_.cancels->add(std::move(target), std::max<std::size_t>(4, secret_key.size()));
   std::string out;
-  pq::encode(pq::BackendKeyData{process_id, client_key_.secret_key}, out);
+  pq::encode(pq::BackendKeyData{process_id, lease_.client_key.secret_key}, out);
   return out;
 }
 

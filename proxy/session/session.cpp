@@ -32,6 +32,31 @@ constexpr std::size_t max_backend_inspected_message = 64u << 20;
 constexpr char tls_handshake_record = 0x16;
 }  // namespace
 
+namespace {
+
+/// `bytes` random bytes as lowercase hex.
+std::string random_hex(std::size_t bytes) {
+  std::vector<unsigned char> raw(bytes);
+  RAND_bytes(raw.data(), static_cast<int>(raw.size()));
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : raw) {
+    out += hex[b >> 4];
+    out += hex[b & 15];
+  }
+  return out;
+}
+
+SessionIdentity identity_of(const tcp::endpoint& peer) {
+  SessionIdentity id;
+  id.session_id = random_hex(8);
+  id.client_addr = peer.address().to_string();
+  id.client_port = peer.port();
+  return id;
+}
+
+}  // namespace
+
 Session::Session(Stream client, tcp::endpoint peer, const SessionContext& ctx)
     : client_(std::move(client)),
       peer_(std::move(peer)),
@@ -39,28 +64,18 @@ Session::Session(Stream client, tcp::endpoint peer, const SessionContext& ctx)
       client_tls_(ctx.tls ? ctx.tls->client() : nullptr),
       watchdog_timer_(client_.executor()),
       client_framer_(client_whole_types, std::min(ctx.max_message_bytes, max_unauthenticated_message)),
-      server_framer_(server_whole_types, max_backend_inspected_message) {
-  unsigned char nonce[8];
-  RAND_bytes(nonce, sizeof nonce);
-  static constexpr char hex[] = "0123456789abcdef";
-  marker_ = "pgwarden_denied_";
-  for (unsigned char b : nonce) {
-    marker_ += hex[b >> 4];
-    marker_ += hex[b & 15];
-  }
-  marker_statement_ = "SELECT " + marker_;
-  unsigned char id[8];
-  RAND_bytes(id, sizeof id);
-  for (unsigned char b : id) {
-    session_id_ += hex[b >> 4];
-    session_id_ += hex[b & 15];
-  }
-  client_addr_ = peer_.address().to_string();
-  refresh_config();
-}
+      server_framer_(server_whole_types, max_backend_inspected_message),
+      policy_(*ctx.config),
+      counters_(*ctx.metrics),
+      audit_(ctx.audit, *ctx.metrics, identity_of(peer_)),
+      gate_(policy_, *ctx.classify_cache, *this, "pgwarden_denied_" + random_hex(8), audit_.gate_options()) {}
 
 Session::~Session() {
-  ctx_.cancels->remove(client_key_);
+  ctx_.cancels->remove(lease_.client_key);
+}
+
+void Session::refresh_config() {
+  if (policy_.refresh()) counters_.rules_changed();
 }
 
 awaitable<void> Session::run() {
@@ -73,11 +88,12 @@ awaitable<void> Session::run() {
   if (!fatal_.empty() && !writing_to_client_) co_await send_fatal();
   // The end is recorded before the client can see the close, so a client
   // that reconnects at once finds its next session after this one in the log.
-  audit_session_end(reason);  // nothing for a CancelRequest: it never began a session
+  audit_.session_end(to_string(reason), {std::chrono::steady_clock::now() - started_, counters_.bytes_from_client(),
+                                         counters_.bytes_to_client()});  // nothing for a CancelRequest
   client_.close();
   if (server_) server_->close();
-  count_close(reason);
-  if (reason != CloseReason::CancelRequest && !audit_backlog_.empty()) co_await audit_settle();
+  counters_.count_close(reason);
+  if (reason != CloseReason::CancelRequest && audit_.has_backlog()) co_await audit_.settle();
   log_close(reason);
 }
 
@@ -86,7 +102,7 @@ awaitable<CloseReason> Session::watchdog() {
   for (;;) {
     if (drain_now()) co_return shut_down();
     if (drain_due()) stop_reading_client();  // relay_client ends the session
-    if (ready_seen_ == 0) {
+    if (gate_.ready_seen() == 0) {
       if (clock::now() - started_ >= ctx_.startup_timeout) co_return CloseReason::StartupTimeout;
       watchdog_timer_.expires_at(started_ + ctx_.startup_timeout);
     } else if (!arm_idle_timer()) {
@@ -103,7 +119,7 @@ bool Session::arm_idle_timer() {
   // Like PostgreSQL's idle_session_timeout: only a session idle outside a
   // transaction (last ReadyForQuery 'I', nothing sent since) times out.
   using clock = std::chrono::steady_clock;
-  const auto timeout = std::chrono::duration_cast<clock::duration>(config_->limits.idle_timeout);
+  const auto timeout = std::chrono::duration_cast<clock::duration>(policy_.config().limits.idle_timeout);
   if (timeout.count() <= 0) {
     watchdog_timer_.expires_at(clock::time_point::max());
     return true;
@@ -122,17 +138,17 @@ void Session::poke_watchdog() {
 awaitable<CloseReason> Session::serve() {
   const CloseReason negotiated = co_await negotiate();
   if (negotiated != CloseReason::None) co_return negotiated;
-  if (proxy_auth_) {
+  if (login_.proxy_auth) {
     const CloseReason authenticated = co_await authenticate_client();
     if (authenticated != CloseReason::None) co_return authenticated;
   }
   if (pooling()) {
-    const auto settings = UpstreamPool::settings_of(config_->upstream);
-    if (auto pooled = ctx_.pools->take(startup_packet_, settings, client_.executor())) {
-      pool_key_ = std::move(startup_packet_);
+    const auto settings = UpstreamPool::settings_of(policy_.config().upstream);
+    if (auto pooled = ctx_.pools->take(login_.startup_packet, settings, client_.executor())) {
+      lease_.pool_key = std::move(login_.startup_packet);
       const CloseReason adopted = co_await adopt_pooled(std::move(*pooled));
       if (adopted != CloseReason::None) co_return adopted;
-      count_connection(ConnectionResult::Accepted);
+      counters_.count_connection(ConnectionResult::Accepted);
       co_return co_await relay();
     }
   }
@@ -153,11 +169,11 @@ awaitable<CloseReason> Session::serve() {
   }
   server_.emplace(std::move(*conn.stream));
 
-  auto [ec, n] = co_await server_->write(asio::buffer(startup_packet_));
+  auto [ec, n] = co_await server_->write(asio::buffer(login_.startup_packet));
   if (ec) co_return CloseReason::ServerWriteError;
-  if (pooling()) pool_key_ = std::move(startup_packet_);
-  std::string().swap(startup_packet_);
-  if (proxy_auth_) {
+  if (pooling()) lease_.pool_key = std::move(login_.startup_packet);
+  std::string().swap(login_.startup_packet);
+  if (login_.proxy_auth) {
     const CloseReason login = co_await login_upstream(std::move(conn.server_certificate));
     if (login != CloseReason::None) co_return login;
   }
@@ -168,8 +184,7 @@ awaitable<bool> Session::read_client(std::size_t min_free) {
   auto [ec, n] = co_await client_.read_some(client_in_.prepare(min_free));
   if (ec) co_return false;
   client_in_.commit(n);
-  bytes_from_client_ += n;
-  ctx_.metrics->bytes_from_client.increment(n);
+  counters_.from_client(n);
   co_return true;
 }
 
@@ -206,7 +221,7 @@ awaitable<CloseReason> Session::negotiate() {
           continue;
         }
         auto [ec, n] = co_await client_.write(asio::buffer("N", 1));
-        bytes_to_client_ += n;
+        counters_.to_client(n);
         if (ec) co_return CloseReason::ClientWriteError;
         if (!client_in_.empty()) {
           co_return fail(pq::sqlstate::protocol_violation, "received unencrypted data after SSL request", CloseReason::StartupRefused);
@@ -228,7 +243,7 @@ awaitable<CloseReason> Session::negotiate() {
       co_return fail(pq::sqlstate::protocol_violation, "invalid startup packet: " + ec.message());
     }
     if (const CloseReason refused = check_connect(startup); refused != CloseReason::None) co_return refused;
-    proxy_auth_ = config_->auth.mode == config::AuthMode::Scram;
+    login_.proxy_auth = policy_.config().auth.mode == config::AuthMode::Scram;
     prepare_upstream_startup(startup, packet.bytes);
     client_in_.consume(packet.bytes.size());
     co_return CloseReason::None;
@@ -260,7 +275,7 @@ awaitable<CloseReason> Session::start_tls(bool direct) {
   }
   if (!direct) {
     auto [ec, n] = co_await client_.write(asio::buffer("S", 1));
-    bytes_to_client_ += n;
+    counters_.to_client(n);
     if (ec) co_return CloseReason::ClientWriteError;
   }
   tcp::socket* socket = client_.tcp_socket();
@@ -295,7 +310,7 @@ awaitable<void> Session::cancel_upstream(std::string_view packet) {
   pq::CancelRequest request;
   if (pq::parse(packet, request)) co_return;
   auto target = ctx_.cancels->find(static_cast<std::uint32_t>(request.process_id), request.secret_key);
-  audit_cancel(target ? &*target : nullptr);
+  audit_.cancel(target ? &target->session : nullptr);
   if (!target) {
     spdlog::debug("cancel request for unknown session {}", request.process_id);
     co_return;
@@ -317,46 +332,52 @@ awaitable<void> Session::cancel_upstream(std::string_view packet) {
 }
 
 CloseReason Session::check_connect(const pq::StartupMessage& startup) {
+  policy::SessionFacts& facts = policy_.edit_facts();
   bool replication = false;
   for (const auto& [name, value] : startup.parameters) {
-    if (name == "user") facts_.user = value;
-    else if (name == "database") facts_.database = value;
-    else if (name == "application_name") facts_.application_name = value;
+    if (name == "user") facts.user = value;
+    else if (name == "database") facts.database = value;
+    else if (name == "application_name") facts.application_name = value;
     else if (name == "replication") replication = value != "false" && value != "off" && value != "0" && value != "no";
   }
-  if (!refusal_sqlstate_.empty()) {
-    startup_result_ = ConnectionResult::RefusedLimit;
-    return fail(refusal_sqlstate_, refusal_message_, CloseReason::StartupRefused);
+  if (refusal_) {
+    counters_.set_startup_result(ConnectionResult::RefusedLimit);
+    return fail(refusal_->sqlstate, refusal_->message, CloseReason::StartupRefused);
   }
-  if (facts_.user.empty()) return fail(pq::sqlstate::invalid_authorization_specification, "no PostgreSQL user name specified in startup packet");
-  if (facts_.database.empty()) facts_.database = facts_.user;
-  facts_.client = policy::IpAddress::parse(peer_.address().to_string());
-  facts_.protocol = replication ? policy::ProtocolPath::Replication : policy::ProtocolPath::Simple;
-  facts_.now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-  rule_mask_ = policy::session_mask(config_->policy, facts_);
-  audit_event(audit::event::session_start);
-  const policy::Decision d = policy::evaluate_connect(config_->policy, facts_);
-  note_decision(d);
+  if (facts.user.empty()) return fail(pq::sqlstate::invalid_authorization_specification, "no PostgreSQL user name specified in startup packet");
+  if (facts.database.empty()) facts.database = facts.user;
+  facts.client = policy::IpAddress::parse(peer_.address().to_string());
+  facts.protocol = replication ? policy::ProtocolPath::Replication : policy::ProtocolPath::Simple;
+  facts.now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  policy_.facts_changed();
+  SessionIdentity& identity = audit_.edit_identity();
+  identity.user = facts.user;
+  identity.database = facts.database;
+  identity.application_name = facts.application_name;
+  identity.tls = client_.is_tls();
+  audit_.event(audit::event::session_start);
+  const policy::Decision d = policy::evaluate_connect(policy_.rules(), facts);
+  decided(d);
   if (d.denied()) {
     const std::string_view sqlstate = d.sqlstate.empty() ? pq::sqlstate::invalid_authorization_specification : d.sqlstate;
-    startup_result_ = ConnectionResult::RefusedPolicy;
-    count_denial(d);
-    audit_event(audit::event::auth_fail, "connect_rule", sqlstate, d.message);
+    counters_.set_startup_result(ConnectionResult::RefusedPolicy);
+    counters_.count_denial(policy_.rules(), d);
+    audit_.event(audit::event::auth_fail, "connect_rule", sqlstate, d.message);
     return fail(sqlstate, d.message, CloseReason::StartupRefused);
   }
-  facts_.read_only = d.read_only;  // decided before the startup settings, which must not undo it
+  facts.read_only = d.read_only;  // decided before the startup settings, which must not undo it
   // The settings the StartupMessage makes (`role=admin`, `options=-c
   // role=admin`) are decided as the SETs they are, so a session cannot start
   // as what it could not SET to.
   for (const policy::StartupSetting& setting : policy::startup_settings(startup.parameters)) {
-    const policy::Decision s = policy::evaluate(config_->policy, facts_, policy::classify(setting), rule_mask_);
-    note_decision(s);
+    const policy::Decision s = policy_.evaluate(policy::classify(setting));
+    decided(s);
     if (!s.denied()) continue;
-    startup_result_ = ConnectionResult::RefusedPolicy;
-    count_denial(s);
+    counters_.set_startup_result(ConnectionResult::RefusedPolicy);
+    counters_.count_denial(policy_.rules(), s);
     const std::string message = std::string(s.message) + " (startup parameter " + setting.source + ")";
     const std::string_view sqlstate = s.sqlstate.empty() ? pq::sqlstate::insufficient_privilege : s.sqlstate;
-    audit_event(audit::event::auth_fail, "startup_setting", sqlstate, message);
+    audit_.event(audit::event::auth_fail, "startup_setting", sqlstate, message);
     return fail(sqlstate, message, CloseReason::StartupRefused);
   }
   return CloseReason::None;
@@ -372,7 +393,7 @@ awaitable<void> Session::send_fatal() {
   // The client may not be reading; give the error a moment, not forever.
   asio::steady_timer timer(co_await asio::this_coro::executor, 1s);
   auto written = co_await (client_.write(asio::buffer(fatal_)) || timer.async_wait(use_nothrow));
-  if (written.index() == 0) bytes_to_client_ += std::get<1>(std::get<0>(written));
+  if (written.index() == 0) counters_.to_client(std::get<1>(std::get<0>(written)));
 }
 
 }  // namespace pgwarden::proxy

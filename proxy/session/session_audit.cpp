@@ -1,7 +1,3 @@
-// A session's audit records: who connected and how it went (session.start,
-// auth.ok/auth.fail, session.end), and one record per statement, refused or
-// run, with its outcome.
-//
 // Outcomes are matched to statements the way the server produces them: in
 // order, one CommandComplete (or EmptyQueryResponse, PortalSuspended) per
 // statement run, an ErrorResponse for the statement that failed, and the
@@ -14,12 +10,9 @@
 
 #include <charconv>
 
-#include <spdlog/spdlog.h>
-
 #include "protocol/parser.hpp"
 #include "protocol/sqlstate.hpp"
-#include "proxy/session/audit_trail.hpp"
-#include "proxy/session/session.hpp"
+#include "proxy/session/session_audit.hpp"
 
 namespace pgwarden::proxy {
 
@@ -27,9 +20,38 @@ namespace pq = protocol;
 
 namespace {
 
+/// Where records are encoded before they are submitted: one per thread, reused.
 audit::RecordBuffer& record_buffer() {
   thread_local audit::RecordBuffer buffer;
   return buffer;
+}
+
+/// The views a statement record needs besides its slot, reused.
+struct RecordScratch {
+  std::array<std::string_view, policy::statement_class_count> classes;
+  std::vector<audit::ObjectName> objects;
+  std::vector<audit::Parameter> params;
+};
+
+RecordScratch& record_scratch() {
+  thread_local RecordScratch scratch;
+  return scratch;
+}
+
+/// The classes and objects of `s` into `r`, through `scratch`.
+void classify_record(const policy::StatementFacts& s, RecordScratch& scratch, audit::StatementRecord& r) {
+  std::size_t nclasses = 0;
+  for (std::size_t c = 0; c < policy::statement_class_count; ++c) {
+    if (s.classes.contains(static_cast<policy::StatementClass>(c))) {
+      scratch.classes[nclasses++] = policy::to_string(static_cast<policy::StatementClass>(c));
+    }
+  }
+  scratch.objects.clear();
+  for (const auto& o : s.objects) scratch.objects.push_back({o.schema, o.name, policy::to_string(o.access)});
+  r.command_tags = s.effective_tags;
+  r.unparseable = s.unparseable;
+  r.classes = std::span(scratch.classes.data(), nclasses);
+  r.objects = scratch.objects;
 }
 
 /// Rows from a CommandComplete tag: its last word when that is a number
@@ -68,104 +90,69 @@ constexpr std::string_view not_run =
 
 }  // namespace
 
-audit::SessionFields Session::audit_fields() const {
+SessionAudit::SessionAudit(AuditTrail* trail, ProxyMetrics& metrics, SessionIdentity identity)
+    : trail_(trail), metrics_(metrics), identity_(std::move(identity)) {}
+
+GateOptions SessionAudit::gate_options() const {
+  GateOptions o;
+  o.keep_texts = trail_ != nullptr;
+  o.keep_parameters = trail_ && trail_->encode_options().parameters != audit::ParameterMode::None;
+  return o;
+}
+
+audit::SessionFields SessionAudit::statement_fields() {
+  if (fields_json_.empty()) audit::encode_members(identity_.fields(), fields_json_);
   audit::SessionFields f;
-  f.session_id = session_id_;
-  f.user = facts_.user;
-  f.database = facts_.database;
-  f.application_name = facts_.application_name;
-  f.client_addr = client_addr_;
-  f.client_port = peer_.port();
-  f.tls = client_.is_tls();
+  f.encoded = fields_json_.view();
   return f;
 }
 
-audit::SessionFields Session::audit_statement_fields() {
-  if (audit_session_json_.empty()) audit::encode_members(audit_fields(), audit_session_json_);
-  audit::SessionFields f;
-  f.encoded = audit_session_json_.view();
-  return f;
-}
-
-std::string_view Session::auth_method() const {
-  if (scram_) return scram_->channel_bound() ? "scram-sha-256-plus" : "scram-sha-256";
-  if (!md5_secret_.empty()) return "md5";
-  switch (auth_request_) {
-    case pq::AuthenticationOk::code: return "trust";
-    case pq::AuthenticationMD5Password::code: return "md5";
-    case pq::AuthenticationCleartextPassword::code: return "password";
-    case pq::AuthenticationSASL::code:
-    case pq::AuthenticationSASLContinue::code:
-    case pq::AuthenticationSASLFinal::code: return "scram-sha-256";
-    case -1: return "trust";  // the server asked for nothing
-    default: return "other";
-  }
-}
-
-void Session::audit_event(std::string_view event, std::string_view method, std::string_view sqlstate,
-                          std::string_view message) {
-  if (!ctx_.audit) return;
-  if (event == audit::event::session_start) audit_started_ = true;
+void SessionAudit::event(std::string_view event, std::string_view method, std::string_view sqlstate,
+                         std::string_view message) {
+  if (!trail_) return;
+  if (event == audit::event::session_start) started_ = true;
   audit::SessionEventRecord r;
   r.auth_method = method;
   r.sqlstate = sqlstate;
   r.message = message;
-  audit::encode(audit_fields(), event, r, record_buffer());
-  audit_submit(audit::Purpose::Fact);
+  audit::RecordBuffer& body = record_buffer();
+  audit::encode(identity_.fields(), event, r, body);
+  submit(body, audit::Purpose::Fact);
 }
 
-void Session::audit_cancel(const CancelTarget* target) {
-  if (!ctx_.audit) return;
-  audit::SessionFields f;
-  if (target) {
-    f.session_id = target->session_id;
-    f.user = target->user;
-    f.database = target->database;
-    f.application_name = target->application_name;
-    f.client_addr = target->client_addr;
-    f.client_port = target->client_port;
-    f.tls = target->tls;
-  }
+void SessionAudit::cancel(const SessionIdentity* target) {
+  if (!trail_) return;
   audit::CancelRecord r;
-  r.requester_addr = client_addr_;
-  r.requester_port = peer_.port();
+  r.requester_addr = identity_.client_addr;
+  r.requester_port = identity_.client_port;
   r.matched = target != nullptr;
-  audit::encode(f, r, record_buffer());
-  audit_submit(audit::Purpose::Fact);
+  audit::RecordBuffer& body = record_buffer();
+  audit::encode(target ? target->fields() : audit::SessionFields{}, r, body);
+  submit(body, audit::Purpose::Fact);
 }
 
-void Session::audit_auth_failure(const pq::Frame& f) {
-  if (!ctx_.audit) return;
-  pq::ErrorResponse e;
-  if (pq::parse(f.bytes, e)) return;
-  audit_event(audit::event::auth_fail, auth_method(), e.field('C'), e.field('M'));
-}
-
-void Session::audit_submit(audit::Purpose purpose, audit::Ticket* ticket) {
-  const audit::RecordBuffer& body = record_buffer();
-  if (!audit_backlog_.empty()) {  // keep the order: nothing overtakes what waits
-    audit_backlog_.emplace_back(body.view());
+void SessionAudit::submit(const audit::RecordBuffer& body, audit::Purpose purpose, audit::Ticket* ticket) {
+  if (!backlog_.empty()) {  // keep the order: nothing overtakes what waits
+    backlog_.emplace_back(body.view());
     return;
   }
-  if (ctx_.audit->log().submit(body.view(), ticket, purpose) == audit::Admission::Full) {
-    audit_backlog_.emplace_back(body.view());
+  if (trail_->log().submit(body.view(), ticket, purpose) == audit::Admission::Full) {
+    backlog_.emplace_back(body.view());
   }
 }
 
-awaitable<CloseReason> Session::audit_settle() {
+awaitable<bool> SessionAudit::settle() {
   // A full queue slows this session down; it never loses a record, and the
   // statements of this batch wait for room for theirs.
-  while (!audit_backlog_.empty() || ungated_ > 0) {
-    co_await ctx_.audit->space();
+  while (!backlog_.empty() || ungated_ > 0) {
+    co_await trail_->space();
     std::size_t taken = 0;
-    while (taken < audit_backlog_.size() &&
-           ctx_.audit->log().submit(audit_backlog_[taken]) != audit::Admission::Full) {
-      ++taken;
-    }
-    audit_backlog_.erase(audit_backlog_.begin(), audit_backlog_.begin() + static_cast<std::ptrdiff_t>(taken));
-    if (audit_backlog_.empty() && ungated_ > 0 && !audit_submit_gates(pending_.size() - ungated_)) {
+    while (taken < backlog_.size() && trail_->log().submit(backlog_[taken]) != audit::Admission::Full) ++taken;
+    backlog_.erase(backlog_.begin(), backlog_.begin() + static_cast<std::ptrdiff_t>(taken));
+    if (backlog_.empty() && ungated_ > 0 && !submit_gates(pending_.size() - ungated_)) {
       gate_ticket_ = 0;
-      co_return audit_not_forwarded(std::exchange(gated_, 0));
+      drop_unsent(pending_.size() - std::min(std::exchange(gated_, 0), pending_.size()), true);
+      co_return false;
     }
   }
   const std::size_t gated = std::exchange(gated_, 0);
@@ -174,90 +161,57 @@ awaitable<CloseReason> Session::audit_settle() {
     const auto waited_from = std::chrono::steady_clock::now();
     // on_failure: continue lets the statements run without their records
     // (dropped, counted, declared in the file once it recovers).
-    const bool durable = co_await ctx_.audit->durable(ticket);
+    const bool durable = co_await trail_->durable(ticket);
     // duration_us runs from forwarding, not from before the wait for the disk.
     const auto now = std::chrono::steady_clock::now();
-    ctx_.metrics->audit_durable_wait.observe(std::chrono::duration<double>(now - waited_from).count());
-    if (!durable && ctx_.audit->blocks()) co_return audit_not_forwarded(gated);
+    metrics_.audit_durable_wait.observe(std::chrono::duration<double>(now - waited_from).count());
+    if (!durable && trail_->blocks()) {
+      // The records of statements about to be forwarded did not reach the
+      // disk: they must not run, and their results say so.
+      drop_unsent(pending_.size() - std::min(gated, pending_.size()), true);
+      co_return false;
+    }
     for (std::size_t i = pending_.size() - std::min(gated, pending_.size()); i < pending_.size(); ++i) {
       pending_[i]->started = now;
     }
   }
-  co_return CloseReason::None;
+  co_return true;
 }
 
-CloseReason Session::audit_not_forwarded(std::size_t gated) {
-  // The records of statements about to be forwarded did not reach the disk:
-  // they must not run, and their results say so. Closing the connection
-  // rolls back whatever the client had open, as a crash of the server would.
-  audit_drop_unsent(pending_.size() - std::min(gated, pending_.size()), true);
-  return fail(pq::sqlstate::io_error, "pgwarden could not write the audit records of these statements, so they were not run",
-              CloseReason::AuditUnavailable);
-}
-
-void Session::audit_refused(const policy::ClassifiedText& text, std::string_view sql, audit::Protocol protocol,
-                            const policy::Decision& d, std::string_view statement_name,
-                            std::string_view portal_name, const Portal* portal) {
-  if (!ctx_.audit) return;
-  std::array<std::string_view, policy::statement_class_count> classes;
-  std::vector<audit::ObjectName> objects;
+void SessionAudit::refused(const GatedStatement& s, const policy::Decision& d) {
+  if (!trail_) return;
+  RecordScratch& scratch = record_scratch();
   std::vector<audit::Parameter> params;
-  if (portal) parameters_of(portal->params, portal->param_flags, params);
+  if (s.portal) parameters_of(s.portal->params, s.portal->param_flags, params);
   audit::Outcome outcome;
   outcome.sqlstate = d.sqlstate.empty() ? pq::sqlstate::insufficient_privilege : d.sqlstate;
   outcome.message = d.message;
+  const policy::ClassifiedText& text = s.text;
   const std::size_t n = std::max<std::size_t>(1, text.statements.size());
   statements_seen_ += n;
   for (std::size_t i = 0; i < n; ++i) {
-    const policy::StatementFacts* s = i < text.statements.size() ? &text.statements[i] : nullptr;
+    const policy::StatementFacts* f = i < text.statements.size() ? &text.statements[i] : nullptr;
     audit::StatementRecord r;
     r.statement_id = ++statement_ids_;
-    r.protocol = protocol;
-    r.text = s && n > 1 ? statement_text(sql, *s) : sql;
-    r.statement_name = statement_name;
-    r.portal_name = portal_name;
+    r.protocol = s.protocol;
+    r.text = f && n > 1 ? statement_text(s.sql, *f) : s.sql;
+    r.statement_name = s.statement_name;
+    r.portal_name = s.portal_name;
     r.parameters = params;
-    std::size_t nclasses = 0;
-    if (s) {
-      for (std::size_t c = 0; c < policy::statement_class_count; ++c) {
-        if (s->classes.contains(static_cast<policy::StatementClass>(c))) {
-          classes[nclasses++] = policy::to_string(static_cast<policy::StatementClass>(c));
-        }
-      }
-      objects.clear();
-      for (const auto& o : s->objects) objects.push_back({o.schema, o.name, policy::to_string(o.access)});
-      r.command_tags = s->effective_tags;
-      r.objects = objects;
-      r.unparseable = s->unparseable;
-    }
-    r.classes = std::span(classes.data(), nclasses);
+    if (f) classify_record(*f, scratch, r);
     r.decision = audit::Decision::Deny;
     r.rule = d.rule_name();
-    r.reason = d.sqlstate == pq::sqlstate::io_error ? std::string_view("audit_unavailable") : policy::to_string(d.reason);
+    r.reason = policy::to_string(d.reason);
     r.alert = d.alert;
     r.outcome = &outcome;
-    audit::encode(audit_fields(), r, ctx_.audit->encode_options(), record_buffer());
-    audit_submit(audit::Purpose::Fact);
+    audit::RecordBuffer& body = record_buffer();
+    audit::encode(identity_.fields(), r, trail_->encode_options(), body);
+    submit(body, audit::Purpose::Fact);
   }
 }
 
-namespace {
-
-/// The record of a forwarded statement, from its slot; the views point into
-/// the slot and the thread-local scratch below.
-struct RecordScratch {
-  std::array<std::string_view, policy::statement_class_count> classes;
-  std::vector<audit::ObjectName> objects;
-  std::vector<audit::Parameter> params;
-};
-
-RecordScratch& record_scratch() {
-  thread_local RecordScratch scratch;
-  return scratch;
-}
-
-audit::StatementRecord record_of(const Session::PendingStatement& p, RecordScratch& scratch,
-                                 Session::EncodedClassification& encoded) {
+audit::StatementRecord SessionAudit::record_of(const PendingStatement& p) {
+  RecordScratch& scratch = record_scratch();
   audit::StatementRecord r;
   r.statement_id = p.id;
   r.protocol = p.protocol;
@@ -271,20 +225,9 @@ audit::StatementRecord record_of(const Session::PendingStatement& p, RecordScrat
   parameters_of(p.params, p.param_flags, scratch.params);
   r.parameters = scratch.params;
   if (!p.classified || p.index >= p.classified->statements.size()) return r;
+  EncodedClassification& encoded = classification_;
   if (encoded.classified != p.classified || encoded.index != p.index || encoded.json.empty()) {
-    const policy::StatementFacts& s = p.classified->statements[p.index];
-    std::size_t nclasses = 0;
-    for (std::size_t c = 0; c < policy::statement_class_count; ++c) {
-      if (s.classes.contains(static_cast<policy::StatementClass>(c))) {
-        scratch.classes[nclasses++] = policy::to_string(static_cast<policy::StatementClass>(c));
-      }
-    }
-    scratch.objects.clear();
-    for (const auto& o : s.objects) scratch.objects.push_back({o.schema, o.name, policy::to_string(o.access)});
-    r.command_tags = s.effective_tags;
-    r.unparseable = s.unparseable;
-    r.classes = std::span(scratch.classes.data(), nclasses);
-    r.objects = scratch.objects;
+    classify_record(p.classified->statements[p.index], scratch, r);
     audit::encode_classification(r, encoded.json);
     encoded.classified = p.classified;
     encoded.index = p.index;
@@ -293,17 +236,15 @@ audit::StatementRecord record_of(const Session::PendingStatement& p, RecordScrat
   return r;
 }
 
-}  // namespace
-
-bool Session::audit_forward(const policy::ClassifiedText& text, const policy::ClassifiedTextPtr& keep,
-                            std::string_view sql, audit::Protocol protocol, const AuditedDecision& d,
-                            std::string_view statement_name, std::string_view portal_name,
-                            const Portal* portal) {
-  AuditTrail& trail = *ctx_.audit;
+bool SessionAudit::forwarding(const GatedStatement& s, const AuditedDecision& d) {
+  if (!trail_) return true;
+  AuditTrail& trail = *trail_;
   // Buffered and block: a statement runs only while its record can be written.
   if (!trail.synced() && trail.blocks() && !trail.log().writable()) return false;
+  const policy::ClassifiedText& text = s.text;
   const std::size_t n = std::max<std::size_t>(1, text.statements.size());
   const std::size_t first = pending_.size();
+  const bool keep_parameters = s.portal && trail.encode_options().parameters != audit::ParameterMode::None;
   for (std::size_t i = 0; i < n; ++i) {
     std::unique_ptr<PendingStatement> p;
     if (spare_.empty()) {
@@ -312,25 +253,25 @@ bool Session::audit_forward(const policy::ClassifiedText& text, const policy::Cl
       p = std::move(spare_.back());
       spare_.pop_back();
     }
-    p->sync_point = sync_points_sent_;
+    p->sync_point = s.sync_point;
     p->id = ++statement_ids_;
-    p->protocol = protocol;
-    p->classified = keep;
+    p->protocol = s.protocol;
+    p->classified = s.keep;
     p->index = static_cast<std::uint32_t>(i);
-    const policy::StatementFacts* s = i < text.statements.size() ? &text.statements[i] : nullptr;
-    p->text.assign(s && n > 1 ? statement_text(sql, *s) : sql);
-    p->statement_name.assign(statement_name);
-    p->portal_name.assign(portal_name);
+    const policy::StatementFacts* f = i < text.statements.size() ? &text.statements[i] : nullptr;
+    p->text.assign(f && n > 1 ? statement_text(s.sql, *f) : s.sql);
+    p->statement_name.assign(s.statement_name);
+    p->portal_name.assign(s.portal_name);
     p->rule.assign(d.rule);
     p->dry_run = d.dry_run;
     p->alert = d.alert;
     p->params.clear();
     p->param_flags.clear();
-    if (portal && ctx_.audit->encode_options().parameters != audit::ParameterMode::None) {
-      p->params = portal->params;
-      p->param_flags = portal->param_flags;
+    if (keep_parameters) {
+      p->params = s.portal->params;
+      p->param_flags = s.portal->param_flags;
     }
-    p->logged = p->done = false;
+    p->logged = false;
     p->rows = -1;
     p->sqlstate.clear();
     p->message.clear();
@@ -338,43 +279,43 @@ bool Session::audit_forward(const policy::ClassifiedText& text, const policy::Cl
     pending_.push_back(std::move(p));
   }
   // Synced: each record must be on disk before the batch is forwarded.
-  if (trail.synced() && !audit_gate(first)) return false;
+  if (trail.synced() && !gate(first)) return false;
   statements_seen_ += n;
   if (trail.synced()) gated_ += n;
   return true;
 }
 
-bool Session::audit_gate(std::size_t first) {
+bool SessionAudit::gate(std::size_t first) {
   // Nothing overtakes what waits for room in the queue: records of this
   // session, or the statements before these in the same batch.
-  if (ungated_ > 0 || !audit_backlog_.empty()) {
+  if (ungated_ > 0 || !backlog_.empty()) {
     ungated_ += pending_.size() - first;
     return true;
   }
-  if (audit_submit_gates(first)) return true;
+  if (submit_gates(first)) return true;
   // Refused (the file fails, block mode): none of these statements will
   // run, and the refusal records them. Those logged already get a result
   // that says so; when none was, the refusal records take over their ids.
   if (!pending_[first]->logged) statement_ids_ = pending_[first]->id - 1;
   if (gated_ == 0) gate_ticket_ = 0;
-  audit_drop_unsent(first, false);
+  drop_unsent(first, false);
   return false;
 }
 
-bool Session::audit_submit_gates(std::size_t first) {
-  AuditTrail& trail = *ctx_.audit;
+bool SessionAudit::submit_gates(std::size_t first) {
   ungated_ = 0;
   for (std::size_t i = first; i < pending_.size(); ++i) {
     PendingStatement& p = *pending_[i];
-    audit::StatementRecord r = record_of(p, record_scratch(), audit_classification_);
-    audit::encode(audit_statement_fields(), r, trail.encode_options(), record_buffer());
+    audit::StatementRecord r = record_of(p);
+    audit::RecordBuffer& body = record_buffer();
+    audit::encode(statement_fields(), r, trail_->encode_options(), body);
     audit::Ticket ticket = 0;
-    switch (trail.log().submit(record_buffer().view(), &ticket, audit::Purpose::Gate)) {
+    switch (trail_->log().submit(body.view(), &ticket, audit::Purpose::Gate)) {
       case audit::Admission::Accepted:
         p.logged = true;
         gate_ticket_ = ticket;
         break;
-      case audit::Admission::Full:  // audit_settle() waits for room, then submits the rest
+      case audit::Admission::Full:  // settle() waits for room, then submits the rest
         ungated_ = pending_.size() - i;
         return true;
       case audit::Admission::Refused:
@@ -384,14 +325,14 @@ bool Session::audit_submit_gates(std::size_t first) {
   return true;
 }
 
-void Session::audit_drop_unsent(std::size_t from, bool all) {
+void SessionAudit::drop_unsent(std::size_t from, bool all) {
   for (std::size_t i = from; i < pending_.size(); ++i) {
     PendingStatement& p = *pending_[i];
     if (!all && !p.logged) continue;
     p.rows = -1;
     p.sqlstate.assign(pq::sqlstate::io_error);
     p.message.assign(not_run);
-    audit_write(p);
+    write(p);
   }
   while (pending_.size() > from) {
     spare_.push_back(std::move(pending_.back()));
@@ -399,7 +340,7 @@ void Session::audit_drop_unsent(std::size_t from, bool all) {
   }
 }
 
-void Session::audit_write(PendingStatement& p) {
+void SessionAudit::write(PendingStatement& p) {
   audit::Outcome outcome;
   outcome.rows = p.rows;
   outcome.sqlstate = p.sqlstate;
@@ -407,83 +348,88 @@ void Session::audit_write(PendingStatement& p) {
   const auto elapsed = std::chrono::steady_clock::now() - p.started;
   outcome.duration_us =
       static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count());
+  audit::RecordBuffer& body = record_buffer();
   if (p.logged) {
     audit::StatementResultRecord r;
     r.statement_id = p.id;
     r.outcome = outcome;
-    audit::encode(audit_statement_fields(), r, record_buffer());
+    audit::encode(statement_fields(), r, body);
   } else {
-    audit::StatementRecord r = record_of(p, record_scratch(), audit_classification_);
+    audit::StatementRecord r = record_of(p);
     r.outcome = &outcome;
-    audit::encode(audit_statement_fields(), r, ctx_.audit->encode_options(), record_buffer());
+    audit::encode(statement_fields(), r, trail_->encode_options(), body);
   }
-  audit_submit(audit::Purpose::Fact);
+  submit(body, audit::Purpose::Fact);
   p.classified.reset();
 }
 
-void Session::audit_server_frame(const pq::Frame& f) {
+void SessionAudit::finish_front() {
+  write(*pending_.front());
+  spare_.push_back(std::move(pending_.front()));
+  pending_.pop_front();
+}
+
+void SessionAudit::server_message(const pq::Frame& f, std::uint64_t ready_seen) {
   // Only the statements of the request the server is answering now.
-  if (pending_.empty() || pending_.front()->sync_point != ready_seen_) return;
+  if (pending_.empty() || pending_.front()->sync_point != ready_seen) return;
   PendingStatement& p = *pending_.front();
+  namespace backend = pq::backend_type;
   switch (f.type) {
-    case 'C': {  // CommandComplete: String tag
+    case backend::CommandComplete: {  // String tag
       const std::string_view body = f.body();
       p.rows = rows_of(body.substr(0, body.find('\0')));
       break;
     }
-    case 'I':  // EmptyQueryResponse
-    case 's':  // PortalSuspended: Execute's row limit reached, the portal stays open
+    case backend::EmptyQueryResponse:
+    case backend::PortalSuspended:  // Execute's row limit reached, the portal stays open
       break;
-    case 'E': {  // ErrorResponse: this statement failed; the rest of the request is skipped
+    case backend::ErrorResponse: {  // this statement failed; the rest of the request is skipped
       pq::ErrorResponse e;
       if (!pq::parse(f.bytes, e)) {
-        p.sqlstate.assign(e.field('C'));
-        p.message.assign(e.field('M'));
+        p.sqlstate.assign(e.field(pq::pg_diag_sqlstate));
+        p.message.assign(e.field(pq::pg_diag_message_primary));
       }
       break;
     }
     default:
       return;
   }
-  audit_write(p);
-  spare_.push_back(std::move(pending_.front()));
-  pending_.pop_front();
+  finish_front();
 }
 
-void Session::audit_ready() {
+void SessionAudit::ready(std::uint64_t ready_seen) {
   // ReadyForQuery ended the request: what it did not run was skipped,
   // except a FunctionCall, whose result has no CommandComplete.
-  while (!pending_.empty() && pending_.front()->sync_point < ready_seen_) {
+  while (!pending_.empty() && pending_.front()->sync_point < ready_seen) {
     PendingStatement& p = *pending_.front();
     if (p.protocol != audit::Protocol::Function) {
       p.sqlstate.clear();
       p.message.assign(not_executed);
     }
-    audit_write(p);
-    spare_.push_back(std::move(pending_.front()));
-    pending_.pop_front();
+    finish_front();
   }
   if (spare_.size() > 16) spare_.resize(16);
 }
 
-void Session::audit_session_end(CloseReason reason) {
-  if (!ctx_.audit || !audit_started_) return;
+void SessionAudit::session_end(std::string_view close_reason, const Totals& totals) {
+  if (!trail_ || !started_) return;
   for (auto& p : pending_) {
     p->message.assign("the connection closed before the statement completed");
-    audit_write(*p);
+    write(*p);
   }
   pending_.clear();
   gated_ = ungated_ = 0;
   gate_ticket_ = 0;
   audit::SessionEndRecord r;
-  const auto elapsed = std::chrono::steady_clock::now() - started_;
-  r.duration_us = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count());
-  r.bytes_from_client = bytes_from_client_;
-  r.bytes_to_client = bytes_to_client_;
+  r.duration_us =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(totals.duration).count());
+  r.bytes_from_client = totals.bytes_from_client;
+  r.bytes_to_client = totals.bytes_to_client;
   r.statements = statements_seen_;
-  r.close_reason = to_string(reason);
-  audit::encode(audit_fields(), r, record_buffer());
-  audit_submit(audit::Purpose::Fact);  // run() then settles what the queue could not take
+  r.close_reason = close_reason;
+  audit::RecordBuffer& body = record_buffer();
+  audit::encode(identity_.fields(), r, body);
+  submit(body, audit::Purpose::Fact);  // the session then settles what the queue could not take
 }
 
 }  // namespace pgwarden::proxy

@@ -9,8 +9,6 @@
 // carries this session's random marker is replaced with the denial (42501 and
 // the rule's name); no other message changes.
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <iterator>
 
@@ -18,9 +16,7 @@
 #include "protocol/encoder.hpp"
 #include "protocol/parser.hpp"
 #include "protocol/sqlstate.hpp"
-#include "proxy/session/audit_trail.hpp"
-#include "proxy/ops/log_setup.hpp"
-#include "proxy/session/session.hpp"
+#include "proxy/session/statement_gate.hpp"
 
 namespace pgwarden::proxy {
 
@@ -80,39 +76,70 @@ const policy::Decision& read_only_lost_refusal() {
 /// audit.on_failure is block: refused like a denial, with 58030.
 const policy::Decision& unaudited_refusal() {
   static const policy::Decision d =
-      refusal(policy::DecisionReason::Default, pq::sqlstate::io_error,
+      refusal(policy::DecisionReason::AuditUnavailable, pq::sqlstate::io_error,
               "pgwarden cannot write its audit log, so the statement was not run (audit.on_failure: block); "
               "statements run again as soon as the log is writable");
   return d;
 }
 
-// Bounds of what a session keeps of the statements it PREPAREd in SQL.
-constexpr std::size_t max_sql_prepared_names = 4096;
-constexpr std::size_t max_prepares_per_name = 16;
-
 }  // namespace
 
-void Session::refresh_config() {
-  const std::uint64_t generation = ctx_.config->generation();
-  if (config_ && generation == config_generation_) return;
-  config_ = ctx_.config->current();
-  config_generation_ = generation;
-  facts_.environment = config_->environment;
-  rule_counters_.clear();  // resolved for the previous rules
-  if (!facts_.user.empty()) rule_mask_ = policy::session_mask(config_->policy, facts_);
+StatementGate::StatementGate(SessionPolicy& policy, policy::ClassifyCache& cache, GateObserver& observer,
+                             std::string marker, GateOptions options)
+    : policy_(policy),
+      cache_(cache),
+      observer_(observer),
+      options_(options),
+      marker_(std::move(marker)),
+      marker_statement_("SELECT " + marker_) {}
+
+std::optional<std::string> StatementGate::client_message(const pq::Frame& f, std::size_t offset, Batch& out) {
+  // Whether the server has answered everything before this message, and
+  // so reported any change to how it reads SQL text.
+  reading_settled_ = ready_seen_ == sync_points_sent_ && !unsynced_;
+  namespace frontend = pq::frontend_type;
+  switch (f.type) {
+    case frontend::Parse: case frontend::Bind: case frontend::Execute: case frontend::Describe:
+    case frontend::Close: case frontend::Flush:
+      unsynced_ = true;
+      break;
+    default:
+      break;
+  }
+  switch (f.type) {
+    case frontend::Query: return query(f, offset, out);
+    case frontend::Parse: return parse(f, offset, out);
+    case frontend::Bind: return bind(f, offset, out);
+    case frontend::FunctionCall:
+      function_call(f, offset, out);
+      return std::nullopt;
+    case frontend::Execute:
+      if (options_.keep_texts) return execute(f, offset, out);
+      break;
+    case frontend::Close: close(f); break;
+    case frontend::Sync: begin_sync_point(); break;
+    default: break;
+  }
+  out.forward(offset, f.bytes.size());
+  return std::nullopt;
 }
 
-policy::Decision Session::decide(const policy::ClassifiedText& text, policy::ProtocolPath path) {
+void StatementGate::begin_sync_point() {
+  unsynced_ = false;
+  ++sync_points_sent_;
+  observer_.sync_point_begun(sync_points_sent_, std::exchange(decided_at_, std::nullopt));
+}
+
+policy::Decision StatementGate::decide(const policy::ClassifiedText& text, policy::ProtocolPath path) {
   policy::Decision d = evaluate(text, path);
-  note_decision(d);
+  observer_.decided(d);
   return d;
 }
 
-policy::Decision Session::evaluate(const policy::ClassifiedText& text, policy::ProtocolPath path) {
-  facts_.protocol = path;
-  decided_at_ = std::chrono::system_clock::now();  // also starts statement_duration
-  decided_since_sync_ = true;
-  facts_.now = std::chrono::floor<std::chrono::seconds>(decided_at_);
+policy::Decision StatementGate::evaluate(const policy::ClassifiedText& text, policy::ProtocolPath path) {
+  const auto now = std::chrono::system_clock::now();
+  if (!decided_at_) decided_at_ = now;  // starts statement_duration
+  policy_.set_statement(path, std::chrono::floor<std::chrono::seconds>(now));
   if (read_only_lost_) return read_only_lost_refusal();
   // An EXECUTE (or EXPLAIN EXECUTE) of a statement PREPAREd in SQL in this
   // session runs what pgwarden saw at PREPARE: it is no dynamic SQL, and is
@@ -120,7 +147,7 @@ policy::Decision Session::evaluate(const policy::ClassifiedText& text, policy::P
   // EXECUTE of any other name stays dynamic SQL.
   policy::ClassifiedText known;
   const policy::ClassifiedText& decided = without_known_executes(text, known);
-  policy::Decision d = policy::evaluate(config_->policy, facts_, decided, rule_mask_);
+  policy::Decision d = policy_.evaluate(decided);
   if (d.denied() || sql_prepared_.empty()) return d;
   for (std::size_t i = 0; i < decided.statements.size(); ++i) {
     const policy::StatementFacts& s = decided.statements[i];
@@ -130,7 +157,7 @@ policy::Decision Session::evaluate(const policy::ClassifiedText& text, policy::P
       policy::ClassifiedText one;
       one.statements.push_back(s);
       policy::add_ran(one.statements.back(), prepared);
-      policy::Decision e = policy::evaluate(config_->policy, facts_, one, rule_mask_);
+      policy::Decision e = policy_.evaluate(one);
       if (e.denied()) {
         e.statement = static_cast<std::uint32_t>(i);
         return e;
@@ -140,15 +167,15 @@ policy::Decision Session::evaluate(const policy::ClassifiedText& text, policy::P
   return d;
 }
 
-const Session::SqlPrepares* Session::tracked_prepare(const policy::StatementFacts& s) const {
+const StatementGate::SqlPrepares* StatementGate::tracked_prepare(const policy::StatementFacts& s) const {
   if (s.prepared_name.empty() || s.command_tag == "PREPARE") return nullptr;
   const auto it = sql_prepared_.find(s.prepared_name);
   if (it == sql_prepared_.end() || !it->second || it->second->empty()) return nullptr;
   return &*it->second;
 }
 
-const policy::ClassifiedText& Session::without_known_executes(const policy::ClassifiedText& text,
-                                                              policy::ClassifiedText& copy) const {
+const policy::ClassifiedText& StatementGate::without_known_executes(const policy::ClassifiedText& text,
+                                                                    policy::ClassifiedText& copy) const {
   if (sql_prepared_.empty()) return text;
   bool any = false;
   for (const policy::StatementFacts& s : text.statements) any = any || tracked_prepare(s) != nullptr;
@@ -159,7 +186,7 @@ const policy::ClassifiedText& Session::without_known_executes(const policy::Clas
   return copy;
 }
 
-void Session::note_sql_prepares(const policy::ClassifiedText& text) {
+void StatementGate::note_sql_prepares(const policy::ClassifiedText& text) {
   for (const policy::StatementFacts& s : text.statements) {
     if (s.command_tag != "PREPARE" || s.prepared_name.empty()) continue;
     auto it = sql_prepared_.find(s.prepared_name);
@@ -179,8 +206,8 @@ void Session::note_sql_prepares(const policy::ClassifiedText& text) {
   }
 }
 
-policy::ClassifiedTextPtr Session::classify_as_read(std::string_view sql, bool standard_conforming_strings) {
-  if (standard_conforming_strings) return ctx_.classify_cache->classify(sql);
+policy::ClassifiedTextPtr StatementGate::classify_as_read(std::string_view sql, bool standard_conforming_strings) {
+  if (standard_conforming_strings) return cache_.classify(sql);
   // Rare (a legacy setting): not cached, since the same text means something else.
   return std::make_shared<const policy::ClassifiedText>(policy::classify(sql, {false}));
 }
@@ -192,7 +219,7 @@ policy::ClassifiedTextPtr Session::classify_as_read(std::string_view sql, bool s
 // text whose reading depends on them, one with a byte from 0x80 or a
 // backslash, is also read every other way the server could read it, and
 // the strictest decision stands.
-Session::ReadSql Session::read_sql(std::string_view raw, policy::ProtocolPath path) {
+StatementGate::ReadSql StatementGate::read_sql(std::string_view raw, policy::ProtocolPath path) {
   ReadSql r;
   r.sql = raw;
   // Settled in UTF-8 (nearly every session): the text is read as it is, unscanned.
@@ -201,10 +228,10 @@ Session::ReadSql Session::read_sql(std::string_view raw, policy::ProtocolPath pa
   // In an encoding pgwarden does not know, only ASCII text reads for sure.
   bool readable = client_encoding_ || !non_ascii;
   if (non_ascii && client_encoding_ && !utf8) {
-    readable = client_encoding_->to_utf8(raw, sql_utf8_);
-    if (readable) r.sql = sql_utf8_;
+    readable = client_encoding_->to_utf8(raw, scratch_.utf8);
+    if (readable) r.sql = scratch_.utf8;
   }
-  r.text = readable ? classify_as_read(r.sql, standard_conforming_strings_) : ctx_.classify_cache->classify(raw);
+  r.text = readable ? classify_as_read(r.sql, standard_conforming_strings_) : cache_.classify(raw);
   r.decision = evaluate(*r.text, path);
   if (!readable) r.decision = unreadable_refusal();
   const bool backslash = !reading_settled_ && raw.find('\\') != std::string_view::npos;
@@ -228,22 +255,8 @@ Session::ReadSql Session::read_sql(std::string_view raw, policy::ProtocolPath pa
       if (std::any_of(std::begin(policy::encoding_families), std::end(policy::encoding_families), denied_in)) break;
     }
   }
-  note_decision(r.decision);
+  observer_.decided(r.decision);
   return r;
-}
-
-void Session::note_decision(const policy::Decision& d) {
-  if (!(d.dry_run && d.dry_run_rule) && !d.denied()) return;
-  const std::string client = peer_.address().to_string();
-  if (d.dry_run && d.dry_run_rule) {
-    log_event(spdlog::level::info, "dry run: a rule would have denied a statement",
-              {{"rule", d.dry_run_rule->name}, {"user", facts_.user}, {"client", client}});
-  }
-  if (d.denied()) {
-    log_event(spdlog::level::info, "denied",
-              {{"user", facts_.user}, {"database", facts_.database}, {"client", client}, {"rule", d.rule_name()},
-               {"reason", to_string(d.reason)}});
-  }
 }
 
 namespace {
@@ -255,35 +268,46 @@ std::string_view audited_rule(const policy::Decision& d) {
   return d.dry_run && d.dry_run_rule ? std::string_view(d.dry_run_rule->name) : d.rule_name();
 }
 
-Session::AuditedDecision audited(const policy::Decision& d) {
+AuditedDecision audited(const policy::Decision& d) {
   return {audited_rule(d), d.dry_run, d.alert};
+}
+
+std::string invalid(std::string_view what, std::error_code ec) {
+  return "invalid " + std::string(what) + " message: " + ec.message();
 }
 
 }  // namespace
 
-CloseReason Session::gate_query(const pq::Frame& f, std::size_t offset, Batch& out) {
-  if (auto ec = pq::parse(f.bytes, query_msg_)) return fail(pq::sqlstate::protocol_violation, "invalid Query message: " + ec.message());
-  const ReadSql read = read_sql(query_msg_.sql, policy::ProtocolPath::Simple);
-  const auto& text = read.text;
-  const policy::Decision& d = read.decision;
-  count_execution(*text, d);
-  if (config_->log.statements) log_statement("simple", read.sql, d);
-  if (ctx_.audit) {
-    if (d.denied()) {
-      audit_refused(*text, read.sql, audit::Protocol::Simple, d);
-    } else if (!audit_forward(*text, text, read.sql, audit::Protocol::Simple, audited(d))) {
-      audit_refused(*text, read.sql, audit::Protocol::Simple, unaudited_refusal());
-      return forward_or_deny_query(unaudited_refusal(), f, offset, out);
-    }
-  }
-  if (!d.denied()) note_sql_prepares(*text);
-  return forward_or_deny_query(d, f, offset, out);
+GatedStatement StatementGate::gated(const policy::ClassifiedText& text, std::string_view sql,
+                                    audit::Protocol protocol) const {
+  return GatedStatement{.text = text, .keep = nullptr, .sql = sql, .protocol = protocol, .statement_name = {},
+                        .portal_name = {}, .portal = nullptr, .sync_point = sync_points_sent_};
 }
 
-/// For messages the server answers with ReadyForQuery on their own (Query,
-/// FunctionCall): forward as is, or send the marker Query in their place.
-CloseReason Session::forward_or_deny_query(const policy::Decision& d, const pq::Frame& f, std::size_t offset,
-                                           Batch& out) {
+std::optional<std::string> StatementGate::query(const pq::Frame& f, std::size_t offset, Batch& out) {
+  if (auto ec = pq::parse(f.bytes, scratch_.query)) return invalid("Query", ec);
+  const ReadSql read = read_sql(scratch_.query.sql, policy::ProtocolPath::Simple);
+  const policy::ClassifiedText& text = *read.text;
+  const policy::Decision& d = read.decision;
+  observer_.counted(text, d);
+  observer_.read("simple", read.sql, d);
+  GatedStatement s = gated(text, read.sql, audit::Protocol::Simple);
+  s.keep = read.text;
+  if (d.denied()) {
+    observer_.refused(s, d);
+  } else if (!observer_.forwarding(s, audited(d))) {
+    observer_.refused(s, unaudited_refusal());
+    forward_or_deny_query(unaudited_refusal(), f, offset, out);
+    return std::nullopt;
+  } else {
+    note_sql_prepares(text);
+  }
+  forward_or_deny_query(d, f, offset, out);
+  return std::nullopt;
+}
+
+void StatementGate::forward_or_deny_query(const policy::Decision& d, const pq::Frame& f, std::size_t offset,
+                                          Batch& out) {
   if (d.denied()) {
     deny(d);
     pq::append_query(out.substitute_begin(), marker_statement_);
@@ -292,175 +316,186 @@ CloseReason Session::forward_or_deny_query(const policy::Decision& d, const pq::
     out.forward(offset, f.bytes.size());
   }
   begin_sync_point();
-  return CloseReason::None;
 }
 
 /// In place of an extended-protocol message that must not reach the server:
 /// a Parse that fails at analysis, so the server skips to Sync itself.
-void Session::substitute_marker_parse(Batch& out) {
+void StatementGate::substitute_marker_parse(Batch& out) {
   pq::encode(pq::Parse{"", marker_statement_, {}}, out.substitute_begin());
   out.substitute_end();
 }
 
-CloseReason Session::gate_parse(const pq::Frame& f, std::size_t offset, Batch& out) {
-  if (auto ec = pq::parse(f.bytes, parse_msg_)) return fail(pq::sqlstate::protocol_violation, "invalid Parse message: " + ec.message());
-  ReadSql read = read_sql(parse_msg_.sql, policy::ProtocolPath::Extended);
+std::optional<std::string> StatementGate::parse(const pq::Frame& f, std::size_t offset, Batch& out) {
+  pq::Parse& msg = scratch_.parse;
+  if (auto ec = pq::parse(f.bytes, msg)) return invalid("Parse", ec);
+  ReadSql read = read_sql(msg.sql, policy::ProtocolPath::Extended);
   auto text = std::move(read.text);
   const policy::Decision& d = read.decision;
-  if (config_->log.statements) log_statement("extended", read.sql, d);
+  observer_.read("extended", read.sql, d);
   const std::uint64_t denied_at = d.denied() ? sync_points_sent_ : 0;
-  auto it = statements_.find(parse_msg_.statement);
+  auto it = statements_.find(msg.statement);
   // A statement parsed again with the same text (the unnamed statement of
   // most drivers, pgbench -M extended) keeps its entry: nothing allocated.
   const bool unchanged = it != statements_.end() && it->second->classified == text &&
-                         it->second->denied_at == denied_at && (!ctx_.audit || it->second->text == read.sql);
+                         it->second->denied_at == denied_at && (!options_.keep_texts || it->second->text == read.sql);
   // A denied Parse is never answered (its marker fails), and its entry stays
   // to refuse every later Bind of the name.
-  if (!d.denied()) note_statement_change('1', true, parse_msg_.statement);
+  if (!d.denied()) note_statement_change(pq::backend_type::ParseComplete, true, msg.statement);
   if (!unchanged) {
-    auto prepared = std::make_shared<Prepared>();
+    auto prepared = std::make_shared<PreparedStatement>();
     prepared->classified = std::move(text);
     prepared->denied_at = denied_at;
-    if (ctx_.audit) prepared->text.assign(read.sql);
+    if (options_.keep_texts) prepared->text.assign(read.sql);
     if (it == statements_.end()) {
-      statements_.emplace(std::string(parse_msg_.statement), std::move(prepared));
+      it = statements_.emplace(std::string(msg.statement), std::move(prepared)).first;
     } else {
       it->second = std::move(prepared);
     }
   }
-  const policy::ClassifiedText& classified = *statements_.find(parse_msg_.statement)->second->classified;
+  const policy::ClassifiedText& classified = *it->second->classified;
   if (d.denied()) {
     deny(d);
-    audit_refused(classified, read.sql, audit::Protocol::Extended, d, parse_msg_.statement);
-    pq::encode(pq::Parse{parse_msg_.statement, marker_statement_, {}}, out.substitute_begin());
+    GatedStatement s = gated(classified, read.sql, audit::Protocol::Extended);
+    s.statement_name = msg.statement;
+    observer_.refused(s, d);
+    pq::encode(pq::Parse{msg.statement, marker_statement_, {}}, out.substitute_begin());
     out.substitute_end();
   } else {
     note_sql_prepares(classified);
     out.forward(offset, f.bytes.size());
   }
-  return CloseReason::None;
+  return std::nullopt;
 }
 
-std::shared_ptr<const Session::Prepared> Session::sql_prepared(std::string_view name) {
-  auto p = std::make_shared<Prepared>();
+std::shared_ptr<const PreparedStatement> StatementGate::sql_prepared(std::string_view name) {
+  auto p = std::make_shared<PreparedStatement>();
   p->text = "EXECUTE \"";
   for (char c : name) p->text += c == '"' ? std::string_view("\"\"") : std::string_view(&c, 1);
   p->text += '"';
-  p->classified = ctx_.classify_cache->classify(p->text);
+  p->classified = cache_.classify(p->text);
   return p;
 }
 
-CloseReason Session::gate_bind(const pq::Frame& f, std::size_t offset, Batch& out) {
-  if (auto ec = pq::parse(f.bytes, bind_msg_)) return fail(pq::sqlstate::protocol_violation, "invalid Bind message: " + ec.message());
+std::optional<std::string> StatementGate::bind(const pq::Frame& f, std::size_t offset, Batch& out) {
+  const pq::Bind& msg = scratch_.bind;
+  if (auto ec = pq::parse(f.bytes, scratch_.bind)) return invalid("Bind", ec);
   // The decision made at Parse is made again with the rules in force now, so
   // a reload that denies a prepared statement takes effect at its next use.
-  auto it = statements_.find(bind_msg_.statement);
-  std::shared_ptr<const Prepared> statement;
+  auto it = statements_.find(msg.statement);
+  std::shared_ptr<const PreparedStatement> statement;
   if (it != statements_.end()) {
     statement = it->second;
-  } else if (!bind_msg_.statement.empty()) {
+  } else if (!msg.statement.empty()) {
     // No Parse of this session named it: a statement PREPAREd in SQL, which
     // Bind runs as well. Decided as its SQL EXECUTE would be.
-    statement = sql_prepared(bind_msg_.statement);
+    statement = sql_prepared(msg.statement);
   }
   if (statement) {
-    const Prepared& prepared = *statement;
+    const PreparedStatement& prepared = *statement;
     const policy::Decision d = decide(*prepared.classified, policy::ProtocolPath::Extended);
-    count_execution(*prepared.classified, d);
+    observer_.counted(*prepared.classified, d);
     if (d.denied()) {
       deny(d);
       // Parse, Bind, Execute of one denied statement is one refusal: its
       // Parse in this batch was recorded, and the server skips the rest.
       if (prepared.denied_at != sync_points_sent_) {
         Portal bound;  // the parameters of the refused Bind, for its record
-        if (ctx_.audit) keep_bind_parameters(bound);
-        audit_refused(*prepared.classified, prepared.text, audit::Protocol::Extended, d, bind_msg_.statement,
-                      bind_msg_.portal, &bound);
+        keep_bind_parameters(bound);
+        GatedStatement s = gated(*prepared.classified, prepared.text, audit::Protocol::Extended);
+        s.statement_name = msg.statement;
+        s.portal_name = msg.portal;
+        s.portal = &bound;
+        observer_.refused(s, d);
       }
-      forget_portal(bind_msg_.portal);
+      forget_portal(msg.portal);
       substitute_marker_parse(out);
-      return CloseReason::None;
+      return std::nullopt;
     }
-    if (ctx_.audit) remember_portal(statement, d);
+    if (options_.keep_texts) remember_portal(statement, d);
   } else {
-    forget_portal(bind_msg_.portal);  // the server refuses this Bind; its Execute runs nothing
+    forget_portal(msg.portal);  // the server refuses this Bind; its Execute runs nothing
   }
   out.forward(offset, f.bytes.size());
-  return CloseReason::None;
+  return std::nullopt;
 }
 
-void Session::remember_portal(const std::shared_ptr<const Prepared>& statement, const policy::Decision& d) {
-  auto it = portals_.find(bind_msg_.portal);  // the name's own string only for a new portal
-  if (it == portals_.end()) it = portals_.emplace(std::string(bind_msg_.portal), std::make_unique<Portal>()).first;
+void StatementGate::remember_portal(const std::shared_ptr<const PreparedStatement>& statement,
+                                   const policy::Decision& d) {
+  const pq::Bind& msg = scratch_.bind;
+  auto it = portals_.find(msg.portal);  // the name's own string only for a new portal
+  if (it == portals_.end()) it = portals_.emplace(std::string(msg.portal), std::make_unique<Portal>()).first;
   Portal& portal = *it->second;
   portal.statement = statement;
-  portal.statement_name.assign(bind_msg_.statement);
+  portal.statement_name.assign(msg.statement);
   portal.rule.assign(audited_rule(d));
   portal.dry_run = d.dry_run;
   portal.alert = d.alert;
   keep_bind_parameters(portal);
 }
 
-void Session::keep_bind_parameters(Portal& portal) const {
+void StatementGate::keep_bind_parameters(Portal& portal) const {
+  const pq::Bind& msg = scratch_.bind;
   portal.params.clear();
   portal.param_flags.clear();
-  if (ctx_.audit->encode_options().parameters == audit::ParameterMode::None) return;
-  for (std::size_t i = 0; i < bind_msg_.params.size(); ++i) {
-    const auto& value = bind_msg_.params[i];
-    const std::int16_t format = bind_msg_.param_formats.empty()        ? 0
-                                : bind_msg_.param_formats.size() == 1 ? bind_msg_.param_formats[0]
-                                                                      : bind_msg_.param_formats[i];
+  if (!options_.keep_parameters) return;
+  for (std::size_t i = 0; i < msg.params.size(); ++i) {
+    const auto& value = msg.params[i];
+    const std::int16_t format = msg.param_formats.empty()        ? 0
+                                : msg.param_formats.size() == 1 ? msg.param_formats[0]
+                                                                : msg.param_formats[i];
     portal.params.emplace_back(value ? *value : std::string_view{});
     portal.param_flags.push_back(static_cast<std::uint8_t>((value ? 0 : 1) | (format == 1 ? 2 : 0)));
   }
 }
 
-CloseReason Session::gate_execute(const pq::Frame& f, std::size_t offset, Batch& out) {
-  if (auto ec = pq::parse(f.bytes, execute_msg_)) return fail(pq::sqlstate::protocol_violation, "invalid Execute message: " + ec.message());
-  auto it = portals_.find(execute_msg_.portal);
+std::optional<std::string> StatementGate::execute(const pq::Frame& f, std::size_t offset, Batch& out) {
+  if (auto ec = pq::parse(f.bytes, scratch_.execute)) return invalid("Execute", ec);
+  auto it = portals_.find(scratch_.execute.portal);
   if (it != portals_.end()) {
     const Portal& portal = *it->second;
-    const AuditedDecision d{portal.rule, portal.dry_run, portal.alert};
-    if (!audit_forward(*portal.statement->classified, portal.statement->classified, portal.statement->text,
-                       audit::Protocol::Extended, d, portal.statement_name, execute_msg_.portal, &portal)) {
+    GatedStatement s = gated(*portal.statement->classified, portal.statement->text, audit::Protocol::Extended);
+    s.keep = portal.statement->classified;
+    s.statement_name = portal.statement_name;
+    s.portal_name = scratch_.execute.portal;
+    s.portal = &portal;
+    if (!observer_.forwarding(s, {portal.rule, portal.dry_run, portal.alert})) {
       deny(unaudited_refusal());
-      audit_refused(*portal.statement->classified, portal.statement->text, audit::Protocol::Extended,
-                    unaudited_refusal(), portal.statement_name, execute_msg_.portal, &portal);
+      observer_.refused(s, unaudited_refusal());
       substitute_marker_parse(out);
-      return CloseReason::None;
+      return std::nullopt;
     }
   }
   out.forward(offset, f.bytes.size());
-  return CloseReason::None;
+  return std::nullopt;
 }
 
-CloseReason Session::gate_function_call(const pq::Frame& f, std::size_t offset, Batch& out) {
+void StatementGate::function_call(const pq::Frame& f, std::size_t offset, Batch& out) {
   const policy::Decision d = decide(function_call_facts(), policy::ProtocolPath::FunctionCall);
-  count_execution(function_call_facts(), d);
-  if (ctx_.audit) {
-    pq::FunctionCall call;
-    std::string text = "function call";
-    if (!pq::parse(f.bytes, call)) text = "function call, oid " + std::to_string(call.function_oid);
-    if (d.denied()) {
-      audit_refused(function_call_facts(), text, audit::Protocol::Function, d);
-    } else if (!audit_forward(function_call_facts(), nullptr, text, audit::Protocol::Function, audited(d))) {
-      audit_refused(function_call_facts(), text, audit::Protocol::Function, unaudited_refusal());
-      return forward_or_deny_query(unaudited_refusal(), f, offset, out);
-    }
+  observer_.counted(function_call_facts(), d);
+  pq::FunctionCall call;
+  std::string text = "function call";
+  if (!pq::parse(f.bytes, call)) text = "function call, oid " + std::to_string(call.function_oid);
+  const GatedStatement s = gated(function_call_facts(), text, audit::Protocol::Function);
+  if (d.denied()) {
+    observer_.refused(s, d);
+  } else if (!observer_.forwarding(s, audited(d))) {
+    observer_.refused(s, unaudited_refusal());
+    forward_or_deny_query(unaudited_refusal(), f, offset, out);
+    return;
   }
-  return forward_or_deny_query(d, f, offset, out);
+  forward_or_deny_query(d, f, offset, out);
 }
 
-void Session::forget_portal(std::string_view name) {
+void StatementGate::forget_portal(std::string_view name) {
   if (portals_.empty()) return;
   auto it = portals_.find(name);
   if (it != portals_.end()) portals_.erase(it);
 }
 
-void Session::forget_statement(const pq::Frame& f) {
+void StatementGate::close(const pq::Frame& f) {
   pq::Close close;
   if (pq::parse(f.bytes, close)) return;
-  note_statement_change('3', close.kind == 'S', close.name);
+  note_statement_change(pq::backend_type::CloseComplete, close.kind == 'S', close.name);
   if (close.kind == 'S') {
     auto it = statements_.find(close.name);
     if (it != statements_.end()) statements_.erase(it);
@@ -469,14 +504,16 @@ void Session::forget_statement(const pq::Frame& f) {
   }
 }
 
-void Session::deny(const policy::Decision& d) {
+void StatementGate::deny(const policy::Decision& d) {
   PendingDenial pending;
   pending.sync_point = sync_points_sent_;
-  pq::append_error(pending.error, "ERROR", d.sqlstate.empty() ? pq::sqlstate::insufficient_privilege : d.sqlstate, d.message);
+  pq::append_error(pending.error, "ERROR", d.sqlstate.empty() ? pq::sqlstate::insufficient_privilege : d.sqlstate,
+                   d.message);
   denials_.push_back(std::move(pending));
 }
 
-bool Session::rewrite_denial_error(const pq::Frame& f, Batch& out) {
+bool StatementGate::error_response(const pq::Frame& f, Batch& out) {
+  undo_statement_changes();
   if (denials_.empty() || f.body().find(marker_) == std::string_view::npos) return false;
   std::string& sub = out.substitute_begin();
   sub += denials_.front().error;
@@ -490,7 +527,7 @@ bool Session::rewrite_denial_error(const pq::Frame& f, Batch& out) {
 // already fails there, and so does anything after an error. Either way the
 // name keeps the statement it had, and so must statements_, or a Bind later
 // (after a reload) would be decided on a text the server does not hold.
-void Session::note_statement_change(char answer, bool statement, std::string_view name) {
+void StatementGate::note_statement_change(char answer, bool statement, std::string_view name) {
   StatementChange c;
   c.sync_point = sync_points_sent_;
   c.answer = answer;
@@ -502,11 +539,11 @@ void Session::note_statement_change(char answer, bool statement, std::string_vie
   statement_changes_.push_back(std::move(c));
 }
 
-void Session::on_statement_answer(char answer) {
-  if (!statement_changes_.empty() && statement_changes_.front().answer == answer) statement_changes_.pop_front();
+void StatementGate::statement_answer(char type) {
+  if (!statement_changes_.empty() && statement_changes_.front().answer == type) statement_changes_.pop_front();
 }
 
-void Session::undo_statement_changes() {
+void StatementGate::undo_statement_changes() {
   // What the server was doing when it failed, and what it skips up to
   // Sync: this sync point's changes still unanswered, undone newest first.
   // A name changed again by a later request (pipelined) keeps that change,
@@ -529,15 +566,36 @@ void Session::undo_statement_changes() {
   statement_changes_.erase(statement_changes_.begin(), statement_changes_.begin() + static_cast<std::ptrdiff_t>(n));
 }
 
-void Session::on_ready_for_query() {
+void StatementGate::ready_for_query(char status) {
   ++ready_seen_;
-  observe_sync_point();
+  ready_status_ = status;
   while (!statement_changes_.empty() && statement_changes_.front().sync_point < ready_seen_) {
     statement_changes_.pop_front();  // answered or undone before; nothing is left of it
   }
   // A denial whose marker the server never ran (it was already skipping to
   // Sync after an earlier error) has nothing left to rewrite.
   while (!denials_.empty() && denials_.front().sync_point < ready_seen_) denials_.pop_front();
+}
+
+void StatementGate::assume_ready(char status) {
+  ready_seen_ = sync_points_sent_ - 1;
+  ready_for_query(status);
+}
+
+bool StatementGate::parameter_status(std::string_view name, std::string_view value) {
+  if (name == "client_encoding") {
+    client_encoding_ = policy::ClientEncoding::named(value);  // unknown: text with non-ASCII bytes is refused
+    return true;
+  }
+  if (name == "standard_conforming_strings") {
+    standard_conforming_strings_ = value != "off";
+    return true;
+  }
+  if (name == "default_transaction_read_only") {  // reported since PostgreSQL 14
+    read_only_lost_ = read_only_lost_ || (policy_.facts().read_only && value != "on");
+    return true;
+  }
+  return false;
 }
 
 }  // namespace pgwarden::proxy
