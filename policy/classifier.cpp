@@ -20,8 +20,20 @@ namespace {
 
 using Descriptor = ProtobufCMessageDescriptor;
 
-// Deeper trees than this are refused rather than walked (fail closed).
+// Deeper trees than this, or a walk that has used this much of the thread's
+// stack, are refused rather than walked (fail closed). The stack bound is
+// what holds under sanitizers and on small thread stacks, where frames are
+// larger than in a release build; PostgreSQL guards its own recursion the
+// same way (check_stack_depth).
 constexpr int max_walk_depth = 2000;
+constexpr std::ptrdiff_t max_walk_stack = 512 * 1024;
+
+/// How far the stack has grown from `base` (a local of an outer frame).
+std::ptrdiff_t stack_used(const char* base) {
+  const char here = 0;
+  const std::ptrdiff_t d = base - &here;
+  return d < 0 ? -d : d;
+}
 
 /// Owns one libpg_query result.
 struct ParseOutput {
@@ -211,7 +223,8 @@ struct Scope {
 /// Fills one StatementFacts from the serialised parse tree of one statement.
 class StatementWalker {
  public:
-  StatementWalker(StatementFacts& facts, bool executes) : f_(facts), executes_(executes) {}
+  StatementWalker(StatementFacts& facts, bool executes, const char* stack_base)
+      : f_(facts), executes_(executes), stack_base_(stack_base) {}
 
   /// Classifies the statement Node `node`; false when the tree was malformed
   /// or too deep to walk.
@@ -264,6 +277,7 @@ class StatementWalker {
   bool executes_;
   bool failed_ = false;
   int depth_ = 0;
+  const char* stack_base_;  ///< a local of the frame that started the walk
   std::vector<std::string_view> cte_names_;
   /// While walking `SELECT ... FROM pg_settings WHERE name = 'x'`: 'x'.
   std::string_view settings_row_;
@@ -364,7 +378,7 @@ void StatementWalker::executes_prepared(std::string_view execute_stmt) {
 // Merges the facts of a statement wrapped in EXPLAIN, PREPARE or COPY.
 void StatementWalker::wrapped(std::string_view inner_node, bool executes) {
   StatementFacts inner;
-  StatementWalker w(inner, executes);
+  StatementWalker w(inner, executes, stack_base_);
   if (!w.statement(inner_node)) failed_ = true;
   if (!executes) return add_touched(f_, inner);
   if (f_.prepared_name.empty()) f_.prepared_name = inner.prepared_name;  // EXPLAIN ANALYZE EXECUTE
@@ -565,7 +579,7 @@ void StatementWalker::node(std::string_view node_bytes, Scope s) {
 // fields whose bit is set in `skip`.
 void StatementWalker::message(std::string_view body, const Descriptor* d, Scope s, std::uint64_t skip) {
   if (d == nullptr) return;
-  if (++depth_ > max_walk_depth) {
+  if (++depth_ > max_walk_depth || stack_used(stack_base_) > max_walk_stack) {
     failed_ = true;
     --depth_;
     return;
@@ -797,7 +811,8 @@ ClassifiedText classify_tree(std::string_view tree, std::size_t text_length) {
     StatementFacts facts;
     auto location = static_cast<std::uint32_t>(pb::varint_of(f.bytes, 2));
     auto length = static_cast<std::uint32_t>(pb::varint_of(f.bytes, 3));
-    StatementWalker walker(facts, true);
+    const char stack_base = 0;
+    StatementWalker walker(facts, true, &stack_base);
     if (!walker.statement(pb::bytes_of(f.bytes, 1)))
       facts = unparseable_statement("classifier: malformed or too deeply nested parse tree", 0);
     out.unparseable = out.unparseable || facts.unparseable;

@@ -208,6 +208,9 @@ AUDIT = {  # selector byte, then edits or a whole file (see the comment atop fuz
 def main():
     for i, text in enumerate(classifier_seeds()):
         write("classifier", f"sql_{i:03d}", text.encode())
+    # A deep tree of unary operators: it once overflowed the walker's stack
+    # in an instrumented build before its depth bound was reached.
+    write("classifier", "deep_operator_chain", b"SELECT " + b"+" * 3000 + b"purge_all()")
     for name, m in FRONTEND.items():
         write("frontend_parser", name, b"\0" + m)
     for name, (kind, m) in FRONTEND_P.items():

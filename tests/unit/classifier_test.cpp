@@ -1,6 +1,8 @@
 #include "policy/classifier.hpp"
 
 #include <gtest/gtest.h>
+
+#include <pthread.h>
 #include <pg_query/pg_query.pb-c.h>
 
 #include <algorithm>
@@ -382,6 +384,36 @@ TEST(Classifier, DeepNestingDoesNotCrash) {
   if (!t.unparseable) {
     EXPECT_EQ(t.statements[0].command_tag, "SELECT");
   }
+}
+
+// A long chain of operators is a deep tree: on a thread stack of a few
+// MiB (sanitizer builds have much larger frames) it is classified or, past
+// the walker's stack bound, refused as unparseable; never a stack overflow.
+// Found by fuzz_classifier.
+TEST(Classifier, DeepOperatorChainOnASmallStack) {
+  struct Job {
+    std::string sql;
+    ClassifiedText result;
+  } job{"SELECT " + std::string(3000, '+') + "purge_all()", {}};
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 4u << 20);
+  pthread_t thread;
+  ASSERT_EQ(pthread_create(
+                &thread, &attr,
+                [](void* p) -> void* {
+                  auto* j = static_cast<Job*>(p);
+                  j->result = classify(j->sql);
+                  return nullptr;
+                },
+                &job),
+            0);
+  pthread_join(thread, nullptr);
+  pthread_attr_destroy(&attr);
+  ASSERT_EQ(job.result.statements.size(), 1u);
+  const StatementFacts& f = job.result.statements[0];
+  // Either way the call of purge_all() cannot pass as a plain read.
+  EXPECT_TRUE(f.unparseable || f.classes.contains(StatementClass::Function));
 }
 
 // Random bytes and truncated statements never crash the classifier, and
