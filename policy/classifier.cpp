@@ -1,6 +1,5 @@
 #include "policy/classifier.hpp"
 
-#include <pg_query.h>
 #include <pg_query/pg_query.pb-c.h>
 
 #include <algorithm>
@@ -11,9 +10,7 @@
 #include "policy/function_catalog.hpp"
 #include "policy/parse_node.hpp"
 #include "policy/pb_wire.hpp"
-
-// libpg_query's copy of the GUC its lexer reads (one per thread).
-extern "C" thread_local bool standard_conforming_strings;
+#include "policy/pg_query_adapter.hpp"
 
 namespace pgwarden::policy {
 namespace {
@@ -34,15 +31,6 @@ std::ptrdiff_t stack_used(const char* base) {
   const std::ptrdiff_t d = base - &here;
   return d < 0 ? -d : d;
 }
-
-/// Owns one libpg_query result.
-struct ParseOutput {
-  PgQueryProtobufParseResult result;
-  explicit ParseOutput(const char* sql) : result(pg_query_parse_protobuf(sql)) {}
-  ~ParseOutput() { pg_query_free_protobuf_parse_result(result); }
-  ParseOutput(const ParseOutput&) = delete;
-  ParseOutput& operator=(const ParseOutput&) = delete;
-};
 
 /// A Node message: its type and serialised body.
 struct NodeView {
@@ -846,17 +834,13 @@ ClassifiedText unparseable_text(std::string message, std::size_t length) {
 ClassifiedText classify(std::string_view sql, LexerSettings settings) {
   if (sql.find('\0') != std::string_view::npos) return unparseable_text("text contains a zero byte", sql.size());
   if (sql.size() > 0x7fffffff) return unparseable_text("text too long", sql.size());
-  thread_local std::string buffer;
-  buffer.assign(sql);
-  standard_conforming_strings = settings.standard_conforming_strings;
-  ParseOutput parsed(buffer.c_str());
-  standard_conforming_strings = true;
-  if (parsed.result.error != nullptr) {
-    std::string message = parsed.result.error->message != nullptr ? parsed.result.error->message : "syntax error";
-    if (parsed.result.error->cursorpos > 0) message += " at position " + std::to_string(parsed.result.error->cursorpos);
+  const RawParse parsed(sql, settings.standard_conforming_strings);
+  if (!parsed.ok()) {
+    std::string message = parsed.error();
+    if (parsed.error_position() > 0) message += " at position " + std::to_string(parsed.error_position());
     return unparseable_text(std::move(message), sql.size());
   }
-  return classify_tree({parsed.result.parse_tree.data, parsed.result.parse_tree.len}, sql.size());
+  return classify_tree(parsed.tree(), sql.size());
 }
 
 }  // namespace pgwarden::policy

@@ -2,7 +2,6 @@
 // libpg_query's parse alone, a full classification (cache miss), and a cache
 // hit. Figures are per statement.
 #include <benchmark/benchmark.h>
-#include <pg_query.h>
 
 #include <array>
 #include <string>
@@ -10,6 +9,7 @@
 
 #include "policy/classifier.hpp"
 #include "policy/classify_cache.hpp"
+#include "policy/pg_query_adapter.hpp"
 
 namespace {
 
@@ -47,9 +47,8 @@ void BM_ParseProtobufOnly(benchmark::State& state) {
   auto mix = mix_strings();
   for (auto _ : state) {
     for (const std::string& sql : mix) {
-      PgQueryProtobufParseResult r = pg_query_parse_protobuf(sql.c_str());
-      benchmark::DoNotOptimize(r.parse_tree.len);
-      pg_query_free_protobuf_parse_result(r);
+      const pgwarden::policy::RawParse r(sql, true);
+      benchmark::DoNotOptimize(r.tree().size());
     }
   }
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(mix.size()));
