@@ -117,7 +117,7 @@ void AuditLog::count_queued(std::size_t records, std::size_t bytes) {
 void AuditLog::take_tallies(std::string_view body) {
   const std::size_t before = pending_.bytes();
   const std::size_t n = tally_.take_session_of(body, pending_);
-  tallied_records_ += n;
+  tally_report_.records += n;
   count_queued(n, pending_.bytes() - before);
 }
 
@@ -125,14 +125,14 @@ void AuditLog::take_all_tallies() {
   const std::size_t before = pending_.bytes();
   const std::size_t n = tally_.take_all(pending_);
   count_queued(n, pending_.bytes() - before);
-  tallied_records_ += n;
-  if (tallied_records_ == 0) return;
-  const std::uint64_t counted = tally_.counted() - tallied_before_;
+  tally_report_.records += n;
+  if (tally_report_.records == 0) return;
+  const std::uint64_t counted = tally_.counted() - tally_report_.counted_before;
   log(LogLevel::Warning, "audit: " + std::to_string(counted) +
                              " statements denied while the file could not be written are counted in " +
-                             std::to_string(tallied_records_) + " statement.refusals records");
-  tallied_before_ = tally_.counted();
-  tallied_records_ = 0;
+                             std::to_string(tally_report_.records) + " statement.refusals records");
+  tally_report_.counted_before = tally_.counted();
+  tally_report_.records = 0;
 }
 
 void AuditLog::when_durable(Ticket ticket, std::function<void(bool)> done) {
@@ -220,7 +220,7 @@ void AuditLog::run() {
 void AuditLog::wait_for_work(std::unique_lock<std::mutex>& lock) {
   auto deadline = std::chrono::steady_clock::now() + options_.flush_interval;
   // Blocked on a failed file: nothing to do before the next retry.
-  if (failing_ && options_.on_failure == OnFailure::Block) deadline = std::max(deadline, next_retry_);
+  if (outage_.active && options_.on_failure == OnFailure::Block) deadline = std::max(deadline, outage_.next_retry);
   writer_idle_ = true;
   wake_.wait_until(lock, deadline, [&] { return stopping_ || wake_requested_; });
   writer_idle_ = false;
@@ -229,18 +229,18 @@ void AuditLog::wait_for_work(std::unique_lock<std::mutex>& lock) {
 
 AuditLog::Progress AuditLog::write_batch(bool stopping) {
   Progress p;
-  if (sink_.broken() && (stopping || std::chrono::steady_clock::now() >= next_retry_)) try_recover();
+  if (sink_.broken() && (stopping || std::chrono::steady_clock::now() >= outage_.next_retry)) try_recover();
   if (!sink_.broken() && !batch_.empty()) {
     std::error_code ec;
-    const bool was_failing = failing_;
+    const bool was_failing = outage_.active;
     p.written = sink_.append(batch_, 0, options_.durability == Durability::Synced, ec);
-    if (was_failing) episode_written_ += p.written;
+    if (was_failing) outage_.written += p.written;
     if (ec) enter_failure(was_failing ? p.written : 0, p.written);
   }
-  if (failing_ && !sink_.broken()) end_failure();
+  if (outage_.active && !sink_.broken()) end_failure();
   if (sink_.broken() && (options_.on_failure == OnFailure::Continue || stopping)) {
     p.dropped = batch_.size() - p.written;
-    episode_.records_lost += p.dropped;
+    outage_.episode.records_lost += p.dropped;
     if (stopping && p.dropped > 0)
       log(LogLevel::Error, "audit: " + std::to_string(p.dropped) + " records could not be written before shutdown (" +
                                sink_.last_error() + ")");
@@ -251,21 +251,21 @@ AuditLog::Progress AuditLog::write_batch(bool stopping) {
 /// The file failed after `progress` records of this episode's backlog (and
 /// `written` of the batch in all) reached it: says so, and what waits.
 void AuditLog::enter_failure(std::size_t progress, std::size_t written) {
-  next_retry_ = std::chrono::steady_clock::now() + options_.retry_interval;
+  outage_.next_retry = std::chrono::steady_clock::now() + options_.retry_interval;
   const bool block = options_.on_failure == OnFailure::Block;
   const std::string waiting = std::to_string(batch_.size() - written) + " records (" +
                               std::to_string(batch_.bytes() - batch_.bytes_before(written)) + " bytes) waiting";
-  if (failing_) {
+  if (outage_.active) {
     if (progress > 0)
       log(LogLevel::Warning, "audit: wrote " + std::to_string(progress) + " of the records kept during the failure, then " +
                                  sink_.last_error() + "; " + waiting);
     return;
   }
-  failing_ = true;
-  failing_since_ = std::chrono::steady_clock::now();
-  episode_ = {sink_.last_error(), options_.clock(), 0};
-  episode_written_ = 0;
-  log(LogLevel::Error, "audit: " + episode_.error +
+  outage_.active = true;
+  outage_.since = std::chrono::steady_clock::now();
+  outage_.episode = {sink_.last_error(), options_.clock(), 0};
+  outage_.written = 0;
+  log(LogLevel::Error, "audit: " + outage_.episode.error +
                            (block ? "; refusing statements until the audit file can be written again; " + waiting
                                   : "; statements continue, their records are dropped and counted"));
 }
@@ -274,18 +274,18 @@ void AuditLog::enter_failure(std::size_t progress, std::size_t written) {
 /// dropped): the episode is over.
 void AuditLog::end_failure() {
   log(LogLevel::Warning, "audit: writing " + options_.file + " again after " +
-                             seconds_text(std::chrono::steady_clock::now() - failing_since_) + "; wrote " +
-                             std::to_string(episode_written_) + " records kept during the failure, " +
-                             std::to_string(episode_.records_lost) + " records lost");
-  failing_ = false;
-  episode_ = {};
-  episode_written_ = 0;
+                             seconds_text(std::chrono::steady_clock::now() - outage_.since) + "; wrote " +
+                             std::to_string(outage_.written) + " records kept during the failure, " +
+                             std::to_string(outage_.episode.records_lost) + " records lost");
+  outage_.active = false;
+  outage_.episode = {};
+  outage_.written = 0;
   sink_.end_episode();
 }
 
 void AuditLog::try_recover() {
-  if (sink_.recover(episode_, batch_.empty() ? 0 : batch_[0].size()))
-    next_retry_ = std::chrono::steady_clock::now() + options_.retry_interval;
+  if (sink_.recover(outage_.episode, batch_.empty() ? 0 : batch_[0].size()))
+    outage_.next_retry = std::chrono::steady_clock::now() + options_.retry_interval;
 }
 
 void AuditLog::settle(const Progress& p) {

@@ -181,19 +181,25 @@ class AuditLog {
   bool stopping_ = false;
   bool closed_ = false;
   std::atomic<bool> writable_{true};
-  RefusalTally tally_;                ///< block mode, while the file fails
-  std::uint64_t tallied_records_ = 0; ///< statement.refusals records queued since the last report
-  std::uint64_t tallied_before_ = 0;  ///< tally_.counted() at the last report
+  RefusalTally tally_;  ///< block mode, while the file fails
+  /// What the log reports of the tally once the file is back.
+  struct TallyReport {
+    std::uint64_t records = 0;         ///< statement.refusals records queued since the last report
+    std::uint64_t counted_before = 0;  ///< tally_.counted() at the last report
+  } tally_report_;
 
   // The writer thread's own.
   FileSink sink_;
   BodyBatch batch_;  ///< taken from pending_; tickets done_+1 ... in order
   Completions completions_;
-  bool failing_ = false;
-  FailureEpisode episode_;
-  std::uint64_t episode_written_ = 0;  ///< records written since the file failed
-  std::chrono::steady_clock::time_point failing_since_{};
-  std::chrono::steady_clock::time_point next_retry_{};
+  /// The file failed and is not writable yet (writer thread only).
+  struct Outage {
+    bool active = false;
+    FailureEpisode episode;
+    std::uint64_t written = 0;  ///< records written since the file failed
+    std::chrono::steady_clock::time_point since{};
+    std::chrono::steady_clock::time_point next_retry{};  ///< also paces retries after a failed recovery
+  } outage_;
   std::thread thread_;
 };
 

@@ -127,6 +127,17 @@ void append_json_string(RecordBuffer& out, std::string_view s) {
   out.push_back('"');
 }
 
+void append_json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  const std::size_t at = out.size();
+  out.resize(at + 6 * s.size());  // the worst case: every byte escaped
+  char* const begin = out.data() + at;
+  std::size_t i = 0;
+  const char* end = escape_chunk(s, i, s.size(), begin);
+  out.resize(at + static_cast<std::size_t>(end - begin));
+  out.push_back('"');
+}
+
 namespace {
 
 constexpr char hex_digits[] = "0123456789abcdef";

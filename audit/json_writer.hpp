@@ -16,6 +16,7 @@ namespace pgwarden::audit {
 
 /// Appends `s` to `out` as a quoted JSON string (see the file comment).
 void append_json_string(RecordBuffer& out, std::string_view s);
+void append_json_string(std::string& out, std::string_view s);
 
 /// Appends the lowercase hex form of `bytes`.
 void append_hex(RecordBuffer& out, std::string_view bytes);

@@ -6,6 +6,8 @@
 #include <charconv>
 #include <ctime>
 
+#include "audit/json_writer.hpp"
+
 namespace pgwarden::proxy {
 
 namespace {
@@ -14,55 +16,10 @@ namespace {
 /// logger formats on the calling thread, inside log_event's call.
 thread_local std::span<const LogField> current_fields;
 
-/// Length of the well-formed UTF-8 sequence at s[i] (which is >= 0x80), or 0.
-std::size_t utf8_length(std::string_view s, std::size_t i) {
-  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = byte(i);
-  std::size_t n = 0;
-  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-  if (c >= 0xC2 && c <= 0xDF) n = 2;
-  else if (c >= 0xE0 && c <= 0xEF) n = 3, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-  else if (c >= 0xF0 && c <= 0xF4) n = 4, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-  if (n == 0 || i + n > s.size()) return 0;
-  if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
-  for (std::size_t k = 2; k < n; ++k) {
-    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
-  }
-  return n;
-}
-
-void append_hex_escape(std::string& out, const char* prefix, unsigned char c) {
-  static constexpr char hex[] = "0123456789abcdef";
-  out += prefix;
-  out += hex[c >> 4];
-  out += hex[c & 15];
-}
-
-/// A JSON string literal of `s` (RFC 8259), invalid UTF-8 as U+FFFD.
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      const std::size_t n = utf8_length(s, i);
-      if (n == 0) out += "\\ufffd";
-      else out.append(s.substr(i, n));
-      i += n == 0 ? 1 : n;
-      continue;
-    }
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) append_hex_escape(out, "\\u00", c);
-        else out += static_cast<char>(c);
-    }
-    ++i;
-  }
-  out += '"';
+void append_hex_escape(std::string& out, unsigned char c) {
+  const char byte = static_cast<char>(c);
+  out += "\\x";
+  audit::append_hex(out, std::string_view(&byte, 1));
 }
 
 /// Text: control characters escaped so a value never breaks the line.
@@ -72,7 +29,7 @@ void append_text_escaped(std::string& out, std::string_view s, bool quote) {
     if (c == '\n') out += "\\n";
     else if (c == '\r') out += "\\r";
     else if (c == '\t') out += "\\t";
-    else if (c < 0x20 || c == 0x7f) append_hex_escape(out, "\\x", c);
+    else if (c < 0x20 || c == 0x7f) append_hex_escape(out, c);
     else if (quote && (c == '"' || c == '\\')) (out += '\\') += ch;
     else out += ch;
   }
@@ -98,7 +55,7 @@ void append_int(std::string& out, Int v) {
 void append_value(std::string& out, const LogField& f, config::LogFormat format) {
   if (const auto* s = std::get_if<std::string_view>(&f.value)) {
     if (format == config::LogFormat::Json) {
-      append_json_string(out, *s);
+      audit::append_json_string(out, *s);
     } else if (plain_text_value(*s)) {
       out += *s;
     } else {
@@ -190,10 +147,10 @@ void format_log_line(std::string& out, config::LogFormat format, std::chrono::sy
     out += "\",\"level\":\"";
     out += level_name(level);
     out += "\",\"message\":";
-    append_json_string(out, message);
+    audit::append_json_string(out, message);
     for (const LogField& f : fields) {
       out += ',';
-      append_json_string(out, f.key);
+      audit::append_json_string(out, f.key);
       out += ':';
       append_value(out, f, format);
     }

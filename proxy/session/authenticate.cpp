@@ -87,7 +87,7 @@ awaitable<CloseReason> Session::authenticate_client() {
                                 "\": " + found.error,
                    CloseReason::UpstreamUnavailable);
   }
-  MessageReader reader(client_in_, max_auth_message);
+  MessageReader reader(from_client_.in, max_auth_message);
   CloseReason result;
   if (const auto* md5 = found.secret ? std::get_if<auth::Md5Secret>(&*found.secret) : nullptr) {
     login_.md5_secret = md5->hash;
@@ -183,7 +183,7 @@ CloseReason Session::upstream_login_failed(std::string_view why) {
 }
 
 awaitable<CloseReason> Session::login_upstream(std::shared_ptr<X509> server_certificate) {
-  MessageReader reader(server_in_, max_auth_message);
+  MessageReader reader(from_server_.in, max_auth_message);
   std::unique_ptr<auth::ScramClient> client;
   for (bool done = false; !done;) {
     auto r = co_await reader.next(*server_);
@@ -267,7 +267,7 @@ awaitable<CloseReason> Session::admit_client() {
   counters_.to_client(n);
   if (ec) co_return CloseReason::ClientWriteError;
   login_.authenticated = true;
-  client_framer_ = pq::Framer(pq::TypeSet::all_except({'d'}), ctx_.max_message_bytes);
+  from_client_.framer = pq::Framer(pq::TypeSet::all_except({'d'}), ctx_.max_message_bytes);
   audit_.event(audit::event::auth_ok, login_.method());
   co_return CloseReason::None;
 }

@@ -94,12 +94,6 @@ ProxyMetrics::ProxyMetrics(metrics::Registry& registry)
 #undef PGWARDEN_INIT_GAUGE
 #undef PGWARDEN_INIT_HISTOGRAM
 
-ProxyMetrics& ProxyMetrics::detached() {
-  static metrics::Registry registry;
-  static ProxyMetrics metrics(registry);
-  return metrics;
-}
-
 void ProxyMetrics::add_rules(const policy::RuleSet& rules) {
   for (const policy::Rule& r : rules.rules()) {
     if (r.action != policy::Action::Deny || r.name.empty()) continue;

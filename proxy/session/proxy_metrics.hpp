@@ -111,10 +111,6 @@ struct ProxyMetrics {
   /// the audit metrics read 0 until the audit log attaches its callbacks.
   explicit ProxyMetrics(metrics::Registry& registry);
 
-  /// A ProxyMetrics on a registry nobody scrapes, for sessions made
-  /// without one (tests, tools).
-  static ProxyMetrics& detached();
-
 #define PGWARDEN_FAMILY_COUNTER(member, help, ...) metrics::Family<metrics::Counter>& member;
 #define PGWARDEN_FAMILY_GAUGE(member, help, ...) metrics::Family<metrics::Gauge>& member;
 #define PGWARDEN_FAMILY_HISTOGRAM(member, bounds, help, ...) metrics::Family<metrics::Histogram>& member;

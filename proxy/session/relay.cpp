@@ -56,12 +56,12 @@ awaitable<CloseReason> Session::relay_client() {
   std::size_t hint = min_read;
   for (;;) {
     refresh_config();
-    const std::string_view pending = client_in_.data();
-    client_out_.reset(pending.data());
+    const std::string_view pending = from_client_.in.data();
+    from_client_.out.reset(pending.data());
     std::size_t pos = 0;
     CloseReason stop = CloseReason::None;
     while (stop == CloseReason::None) {
-      const pq::Frame f = client_framer_.put(pending.substr(pos));
+      const pq::Frame f = from_client_.framer.put(pending.substr(pos));
       if (f.ec) {
         spdlog::warn("client {}:{} sent a malformed message: {}", peer_.address().to_string(),
                      peer_.port(), f.ec.message());
@@ -69,9 +69,9 @@ awaitable<CloseReason> Session::relay_client() {
       }
       if (f.kind == pq::FrameKind::NeedMore) break;
       if (f.kind == pq::FrameKind::Streamed) {
-        client_out_.forward(pos, f.bytes.size());
+        from_client_.out.forward(pos, f.bytes.size());
       } else {
-        stop = on_client_frame(f, pos, client_out_);
+        stop = on_client_frame(f, pos, from_client_.out);
       }
       pos += f.bytes.size();
     }
@@ -84,19 +84,19 @@ awaitable<CloseReason> Session::relay_client() {
                      "pgwarden could not write the audit records of these statements, so they were not run",
                      CloseReason::AuditUnavailable);
     }
-    if (!client_out_.empty()) {
-      auto [ec, n] = co_await server_->write(client_out_.buffers());
+    if (!from_client_.out.empty()) {
+      auto [ec, n] = co_await server_->write(from_client_.out.buffers());
       if (ec) co_return CloseReason::ServerWriteError;
     }
-    client_in_.consume(pos);
+    from_client_.in.consume(pos);
     if (stop != CloseReason::None) co_return stop;
 
-    client_in_.shrink_if_idle(idle_buffer_limit);
-    auto space = client_in_.prepare(std::max(bytes_needed(client_framer_, client_in_.data()), hint));
+    from_client_.in.shrink_if_idle(idle_buffer_limit);
+    auto space = from_client_.in.prepare(std::max(bytes_needed(from_client_.framer, from_client_.in.data()), hint));
     if (drain_stop_ && drain_due()) co_return shut_down();  // nothing more came meanwhile
     auto [ec, n] = co_await client_.read_some(space);
     if (ec) co_return drain_stop_ && ec == asio::error::operation_aborted ? shut_down() : CloseReason::ClientClosed;
-    client_in_.commit(n);
+    from_client_.in.commit(n);
     counters_.from_client(n);
     idle_since_ = std::chrono::steady_clock::time_point::max();
     if (audit_.on()) audit_.batch_read(std::chrono::steady_clock::now());
@@ -136,11 +136,11 @@ CloseReason Session::on_client_frame(const pq::Frame& f, std::size_t offset, Bat
 awaitable<CloseReason> Session::relay_server() {
   std::size_t hint = 4 * min_read;
   for (;;) {
-    const std::string_view pending = server_in_.data();
-    server_out_.reset(pending.data());
+    const std::string_view pending = from_server_.in.data();
+    from_server_.out.reset(pending.data());
     std::size_t pos = 0;
     for (;;) {
-      const pq::Frame f = server_framer_.put(pending.substr(pos));
+      const pq::Frame f = from_server_.framer.put(pending.substr(pos));
       if (f.ec) {
         spdlog::error("upstream {} sent a malformed message: {}", ctx_.upstream.describe(),
                       f.ec.message());
@@ -149,27 +149,27 @@ awaitable<CloseReason> Session::relay_server() {
       }
       if (f.kind == pq::FrameKind::NeedMore) break;
       if (f.kind == pq::FrameKind::Streamed) {
-        server_out_.forward(pos, f.bytes.size());
+        from_server_.out.forward(pos, f.bytes.size());
       } else {
-        on_server_frame(f, pos, server_out_);
+        on_server_frame(f, pos, from_server_.out);
       }
       pos += f.bytes.size();
     }
-    if (!server_out_.empty()) {
+    if (!from_server_.out.empty()) {
       writing_to_client_ = true;
-      auto [ec, n] = co_await client_.write(server_out_.buffers());
+      auto [ec, n] = co_await client_.write(from_server_.out.buffers());
       counters_.to_client(n);
       if (ec) co_return CloseReason::ClientWriteError;
       writing_to_client_ = false;
     }
-    server_in_.consume(pos);
+    from_server_.in.consume(pos);
     if (drain_due()) stop_reading_client();
 
-    server_in_.shrink_if_idle(idle_buffer_limit);
-    auto space = server_in_.prepare(std::max(bytes_needed(server_framer_, server_in_.data()), hint));
+    from_server_.in.shrink_if_idle(idle_buffer_limit);
+    auto space = from_server_.in.prepare(std::max(bytes_needed(from_server_.framer, from_server_.in.data()), hint));
     auto [ec, n] = co_await server_->read_some(space);
     if (ec) co_return terminated_ ? CloseReason::ClientTerminate : server_closed(ec);
-    server_in_.commit(n);
+    from_server_.in.commit(n);
     counters_.from_server(n);
     hint = next_read_hint(hint, n, space.size());
   }
@@ -181,7 +181,7 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
     case backend::Authentication:
       if (f.body().size() >= 4 && static_cast<std::int32_t>(pq::read_u32(f.body().data())) == pq::auth_req_ok) {
         login_.authenticated = true;
-        client_framer_ = pq::Framer(pq::TypeSet::all_except({pq::frontend_type::CopyData}), ctx_.max_message_bytes);
+        from_client_.framer = pq::Framer(pq::TypeSet::all_except({pq::frontend_type::CopyData}), ctx_.max_message_bytes);
         audit_.event(audit::event::auth_ok, login_.method());
       } else if (note_auth_request(f, out)) {
         return;

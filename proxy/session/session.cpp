@@ -4,6 +4,7 @@
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
+#include "audit/json_writer.hpp"
 #include "policy/startup_settings.hpp"
 #include "protocol/encoder.hpp"
 #include "protocol/messages.hpp"
@@ -36,14 +37,10 @@ namespace {
 
 /// `bytes` random bytes as lowercase hex.
 std::string random_hex(std::size_t bytes) {
-  std::vector<unsigned char> raw(bytes);
-  RAND_bytes(raw.data(), static_cast<int>(raw.size()));
-  static constexpr char hex[] = "0123456789abcdef";
+  std::string raw(bytes, '\0');
+  RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(raw.size()));
   std::string out;
-  for (unsigned char b : raw) {
-    out += hex[b >> 4];
-    out += hex[b & 15];
-  }
+  audit::append_hex(out, raw);
   return out;
 }
 
@@ -63,8 +60,9 @@ Session::Session(Stream client, tcp::endpoint peer, const SessionContext& ctx)
       ctx_(ctx),
       client_tls_(ctx.tls ? ctx.tls->client() : nullptr),
       watchdog_timer_(client_.executor()),
-      client_framer_(client_whole_types, std::min(ctx.max_message_bytes, max_unauthenticated_message)),
-      server_framer_(server_whole_types, max_backend_inspected_message),
+      from_client_{ByteBuffer(8 * 1024),
+                   pq::Framer(client_whole_types, std::min(ctx.max_message_bytes, max_unauthenticated_message)), {}},
+      from_server_{ByteBuffer(16 * 1024), pq::Framer(server_whole_types, max_backend_inspected_message), {}},
       policy_(*ctx.config),
       counters_(*ctx.metrics),
       audit_(ctx.audit, *ctx.metrics, identity_of(peer_)),
@@ -181,9 +179,9 @@ awaitable<CloseReason> Session::serve() {
 }
 
 awaitable<bool> Session::read_client(std::size_t min_free) {
-  auto [ec, n] = co_await client_.read_some(client_in_.prepare(min_free));
+  auto [ec, n] = co_await client_.read_some(from_client_.in.prepare(min_free));
   if (ec) co_return false;
-  client_in_.commit(n);
+  from_client_.in.commit(n);
   counters_.from_client(n);
   co_return true;
 }
@@ -194,12 +192,12 @@ awaitable<CloseReason> Session::negotiate() {
   for (int round = 0; round < 3; ++round) {
     pq::StartupFrame packet;
     for (;;) {
-      if (round == 0 && !client_in_.empty() && client_in_.data()[0] == tls_handshake_record) {
+      if (round == 0 && !from_client_.in.empty() && from_client_.in.data()[0] == tls_handshake_record) {
         const CloseReason tls = co_await start_tls(true);
         if (tls != CloseReason::None) co_return tls;
         break;
       }
-      packet = pq::frame_startup(client_in_.data());
+      packet = pq::frame_startup(from_client_.in.data());
       if (packet.ec || packet.complete) break;
       if (!co_await read_client(64)) co_return CloseReason::ClientClosed;
     }
@@ -209,10 +207,10 @@ awaitable<CloseReason> Session::negotiate() {
       case pq::StartupKind::SslRequest:
       case pq::StartupKind::GssEncRequest: {
         if (client_.is_tls()) co_return fail(pq::sqlstate::protocol_violation, "unsupported frontend protocol: encryption was already negotiated");
-        client_in_.consume(packet.bytes.size());
+        from_client_.in.consume(packet.bytes.size());
         // Bytes sent before our answer could not have been encrypted: a
         // client that pipelines them is injecting (CVE-2021-23214).
-        if (!client_in_.empty()) {
+        if (!from_client_.in.empty()) {
           co_return fail(pq::sqlstate::protocol_violation, "received unencrypted data after SSL request", CloseReason::StartupRefused);
         }
         if (packet.kind == pq::StartupKind::SslRequest && client_tls_) {
@@ -223,7 +221,7 @@ awaitable<CloseReason> Session::negotiate() {
         auto [ec, n] = co_await client_.write(asio::buffer("N", 1));
         counters_.to_client(n);
         if (ec) co_return CloseReason::ClientWriteError;
-        if (!client_in_.empty()) {
+        if (!from_client_.in.empty()) {
           co_return fail(pq::sqlstate::protocol_violation, "received unencrypted data after SSL request", CloseReason::StartupRefused);
         }
         continue;
@@ -245,7 +243,7 @@ awaitable<CloseReason> Session::negotiate() {
     if (const CloseReason refused = check_connect(startup); refused != CloseReason::None) co_return refused;
     login_.proxy_auth = policy_.config().auth.mode == config::AuthMode::Scram;
     prepare_upstream_startup(startup, packet.bytes);
-    client_in_.consume(packet.bytes.size());
+    from_client_.in.consume(packet.bytes.size());
     co_return CloseReason::None;
   }
   co_return fail(pq::sqlstate::protocol_violation, "too many negotiation requests before the startup packet");
@@ -256,8 +254,8 @@ CloseReason Session::refuse_startup_packet(std::error_code ec) {
   // FATAL 0A000; a length it cannot accept is reported in its own log only
   // and the connection closed without a reply. So a client that sends
   // Terminate or anything else before its startup packet sees a clean close.
-  if (ec == pq::Error::UnsupportedProtocol && client_in_.size() >= 8) {
-    const std::uint32_t version = pq::read_u32(client_in_.data().data() + 4);
+  if (ec == pq::Error::UnsupportedProtocol && from_client_.in.size() >= 8) {
+    const std::uint32_t version = pq::read_u32(from_client_.in.data().data() + 4);
     return fail(pq::sqlstate::feature_not_supported, "unsupported frontend protocol " + std::to_string(version >> 16) + "." +
                              std::to_string(version & 0xffff) + ": server supports 3.0 to 3.2",
                 CloseReason::StartupRefused);
@@ -282,10 +280,10 @@ awaitable<CloseReason> Session::start_tls(bool direct) {
   if (!socket) co_return CloseReason::StartupRefused;
   TlsStream tls(std::move(*socket), client_tls_->context);
   // Direct TLS: the ClientHello is already in our buffer; hand it over.
-  const std::string_view early = direct ? client_in_.data() : std::string_view{};
+  const std::string_view early = direct ? from_client_.in.data() : std::string_view{};
   auto [ec, used] = co_await tls.async_handshake(asio::ssl::stream_base::server,
                                                  asio::buffer(early.data(), early.size()), use_nothrow);
-  client_in_.consume(client_in_.size());
+  from_client_.in.consume(from_client_.in.size());
   ctx_.metrics->count_tls_handshake(TlsSide::Client, ec ? TlsResult::Error : TlsResult::Ok);
   if (ec) {
     spdlog::info("TLS handshake with client {}:{} failed: {}", peer_.address().to_string(), peer_.port(),

@@ -53,9 +53,7 @@ struct SessionContext {
   class AuditTrail* audit = nullptr;     ///< null when the audit log is off
   class UpstreamPool* pools = nullptr;   ///< reuse of server connections (auth: scram)
   policy::ClassifyCache* classify_cache = nullptr;
-  /// Never null: sessions built without the process's metrics count into a
-  /// registry nobody scrapes.
-  ProxyMetrics* metrics = &ProxyMetrics::detached();
+  ProxyMetrics* metrics = nullptr;  ///< the process's; required
 };
 
 /// One client and the server behind it. A thin coroutine shell that owns
@@ -171,12 +169,15 @@ class Session : private GateObserver {
   asio::steady_timer watchdog_timer_;  // startup timeout, then idle timeout
   bool watchdog_poked_ = false;
 
-  ByteBuffer client_in_{8 * 1024};
-  ByteBuffer server_in_{16 * 1024};
-  protocol::Framer client_framer_;
-  protocol::Framer server_framer_;
-  Batch client_out_;  // bytes going to the server
-  Batch server_out_;  // bytes going to the client
+  /// One relay direction: what was read, how it is framed, and what the
+  /// current step sends on (to the other side).
+  struct Direction {
+    ByteBuffer in;
+    protocol::Framer framer;
+    Batch out;
+  };
+  Direction from_client_;
+  Direction from_server_;
 
   SessionPolicy policy_;
   SessionCounters counters_;

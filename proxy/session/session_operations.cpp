@@ -20,7 +20,7 @@ bool Session::at_transaction_boundary() const {
   // Idle outside a transaction, every sync point answered, no extended
   // batch open and no partial message from the client: closing now
   // interrupts nothing.
-  return gate_.at_boundary() && client_in_.empty();
+  return gate_.at_boundary() && from_client_.in.empty();
 }
 
 bool Session::drain_now() const {

@@ -24,7 +24,7 @@ bool Session::pooling() const {
 bool Session::poolable() const {
   // Idle outside a transaction with every request answered, nothing the
   // server still owes, and no denial or audit record waiting on it.
-  return pooling() && server_ && gate_.at_boundary() && server_in_.empty() && gate_.no_denials_pending() &&
+  return pooling() && server_ && gate_.at_boundary() && from_server_.in.empty() && gate_.no_denials_pending() &&
          audit_.idle() && lease_.process_id != 0;
 }
 
