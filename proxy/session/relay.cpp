@@ -56,6 +56,7 @@ awaitable<CloseReason> Session::relay_client() {
   std::size_t hint = min_read;
   for (;;) {
     refresh_config();
+    if (!catalog_awaited_ && authenticated_) co_await await_catalog();
     const std::string_view pending = client_in_.data();
     client_out_.reset(pending.data());
     std::size_t pos = 0;
@@ -205,6 +206,7 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
       }
       ready_status_ = f.body().empty() ? 0 : f.body()[0];
       on_ready_for_query();
+      if (catalog_changed_) note_catalog_ready();
       if (ctx_.audit) audit_ready();
       if (f.body().size() == 1 && f.body()[0] == 'I' && config_->limits.idle_timeout.count() > 0) {
         idle_since_ = std::chrono::steady_clock::now();
@@ -225,6 +227,8 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
       if (ctx_.audit) audit_server_frame(f);
       break;
     case backend::CommandComplete:  // a statement's outcome
+      if (ctx_.catalogs) note_command_complete(f);
+      [[fallthrough]];
     case backend::EmptyQueryResponse:
     case backend::PortalSuspended:
       if (ctx_.audit) audit_server_frame(f);

@@ -16,6 +16,7 @@
 #include "protocol/messages.hpp"
 #include "policy/classify_cache.hpp"
 #include "policy/client_encoding.hpp"
+#include "policy/database_catalog.hpp"
 #include "policy/evaluator.hpp"
 #include "audit/audit_log.hpp"
 #include "audit/record.hpp"
@@ -48,6 +49,7 @@ struct SessionContext {
   class AuditTrail* audit = nullptr;     ///< null when the audit log is off
   class UpstreamPool* pools = nullptr;   ///< reuse of server connections (auth: scram)
   policy::ClassifyCache* classify_cache = nullptr;
+  class CatalogLookup* catalogs = nullptr;  ///< each database's catalog; null: calls not known stay FUNCTION
   /// Never null: sessions built without the process's metrics count into a
   /// registry nobody scrapes.
   ProxyMetrics* metrics = &ProxyMetrics::detached();
@@ -234,6 +236,11 @@ class Session {
   void deny(const policy::Decision& d);
   bool rewrite_denial_error(const protocol::Frame& f, Batch& out);
   void on_ready_for_query();
+  // The database's catalog (session_catalog.cpp).
+  const policy::ClassifiedText& with_catalog(const policy::ClassifiedText& text, policy::ClassifiedText& scratch);
+  awaitable<void> await_catalog();
+  void note_command_complete(const protocol::Frame& f);
+  void note_catalog_ready();
   CloseReason check_connect(const protocol::StartupMessage& startup);
 
   // Operations (session_operations.cpp): drain, metrics, the operational log.
@@ -416,6 +423,11 @@ class Session {
   /// Draining and at a boundary: the client read was cancelled, and ends the
   /// session unless it had already received something (see stop_reading_client).
   bool drain_stop_ = false;
+
+  // The database's catalog (session_catalog.cpp).
+  std::shared_ptr<const policy::DatabaseCatalog> catalog_;  // held while a decision uses it
+  bool catalog_awaited_ = false;  // the first lookup was waited for
+  bool catalog_changed_ = false;  // DDL ran in the open transaction: read again once it ends
 };
 
 }  // namespace pgwarden::proxy

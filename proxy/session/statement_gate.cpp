@@ -118,8 +118,8 @@ policy::Decision Session::evaluate(const policy::ClassifiedText& text, policy::P
   // session runs what pgwarden saw at PREPARE: it is no dynamic SQL, and is
   // decided as the statement it runs, with the rules in force now. An
   // EXECUTE of any other name stays dynamic SQL.
-  policy::ClassifiedText known;
-  const policy::ClassifiedText& decided = without_known_executes(text, known);
+  policy::ClassifiedText known, cleared;
+  const policy::ClassifiedText& decided = with_catalog(without_known_executes(text, known), cleared);
   policy::Decision d = policy::evaluate(config_->policy, facts_, decided, rule_mask_);
   if (d.denied() || sql_prepared_.empty()) return d;
   for (std::size_t i = 0; i < decided.statements.size(); ++i) {
@@ -130,7 +130,8 @@ policy::Decision Session::evaluate(const policy::ClassifiedText& text, policy::P
       policy::ClassifiedText one;
       one.statements.push_back(s);
       policy::add_ran(one.statements.back(), prepared);
-      policy::Decision e = policy::evaluate(config_->policy, facts_, one, rule_mask_);
+      policy::ClassifiedText cleared_one;
+      policy::Decision e = policy::evaluate(config_->policy, facts_, with_catalog(one, cleared_one), rule_mask_);
       if (e.denied()) {
         e.statement = static_cast<std::uint32_t>(i);
         return e;
