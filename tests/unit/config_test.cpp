@@ -307,7 +307,7 @@ TEST(Config, CatalogLookupIsOffUnlessConfigured) {
   auto r = load_config_string(kHead, "t.yaml");
   ASSERT_TRUE(r.ok());
   EXPECT_FALSE(r.config->catalog_lookup.enabled());
-  EXPECT_THAT(only_error("catalog_lookup: { refresh: 1m }\n"), HasSubstr("t.yaml:3:17: catalog_lookup: "));
+  EXPECT_EQ(only_error("catalog_lookup: { refresh: 1m }\n"), "t.yaml:3:17: missing required key 'user' in catalog_lookup");
   EXPECT_EQ(only_error("catalog_lookup: { user: '' }\n"), "t.yaml:3:25: catalog_lookup.user: must not be empty");
 }
 
