@@ -369,6 +369,8 @@ void CatalogLookup::invalidate(const std::string& database, const asio::any_io_e
 
 awaitable<void> CatalogLookup::load(std::string database, std::uint64_t generation, std::uint64_t epoch,
                                     config::CatalogLookupConfig settings, asio::any_io_executor executor) {
+  // co_spawn may start this inline, under the caller's lock: run from a post.
+  co_await asio::post(executor, asio::use_awaitable);
   std::shared_ptr<UpstreamTls> tls = tls_ ? tls_->upstream() : nullptr;
   CatalogLoad loaded = co_await read_database_catalog(target_, std::move(tls), settings, database);
   std::lock_guard lock(mutex_);
