@@ -10,6 +10,7 @@ The junior `cl_bob` is a PostgreSQL superuser, so a denial is pgwarden's.
 
 from __future__ import annotations
 
+import signal
 import time
 
 import psycopg
@@ -170,3 +171,30 @@ def test_wrong_lookup_password_fails_closed_and_keeps_serving(db, workdir, pgwar
     assert "catalog_lookup: cannot read the catalog of database cl_db" in log, log
     assert "password authentication failed" in log, log
     assert log.count("catalog_lookup: cannot read the catalog") == 1, log
+
+
+def reload(proxy, config_text: str) -> None:
+    """Makes `config_text` the proxy's configuration and waits for SIGHUP to apply it."""
+    start = proxy.log_path.stat().st_size
+    proxy.config_path.write_text(config_text.replace("{listen_port}", str(proxy.port)))
+    proxy.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "configuration reloaded" not in proxy.log_path.read_bytes()[start:].decode("utf-8", "replace"):
+        assert time.monotonic() < deadline, proxy.log_tail()
+        time.sleep(0.05)
+
+
+# A reload forgets every catalog and reads it with the new settings: the
+# right password turns a failing lookup into a working one, and removing the
+# section turns the lookup off (fail closed) for sessions already open.
+def test_reload_applies_new_lookup_settings(db, workdir, pgwarden_factory):
+    proxy = pgwarden_factory(config(db, workdir, "not-the-password"))
+    with connect(proxy) as conn:
+        assert denied(conn, "SELECT item_count()")
+        reload(proxy, config(db, workdir, LOOKUP_PASSWORD))
+        deadline = time.monotonic() + 10
+        while denied(conn, "SELECT item_count()"):
+            assert time.monotonic() < deadline, proxy.log_tail()
+            time.sleep(0.1)
+        reload(proxy, config(db, workdir, None))
+        assert denied(conn, "SELECT item_count()")
