@@ -88,10 +88,16 @@ class Builder {
     }
     if ((f.volatility != 'i' && f.volatility != 's') || f.language != "sql" || f.security_definer || f.atomic_body)
       return false;
-    const ClassifiedText body = classify(f.body);
-    if (body.unparseable || body.statements.empty()) return false;
-    return std::all_of(body.statements.begin(), body.statements.end(),
-                       [&](const StatementFacts& s) { return reads_only(s, clears); });
+    // The body is parsed when called, with the caller's
+    // standard_conforming_strings: it must be a read either way.
+    for (bool standard_strings : {true, false}) {
+      const ClassifiedText body = classify(f.body, LexerSettings{standard_strings});
+      if (body.unparseable || body.statements.empty()) return false;
+      if (!std::all_of(body.statements.begin(), body.statements.end(),
+                       [&](const StatementFacts& s) { return reads_only(s, clears); }))
+        return false;
+    }
+    return true;
   }
 
   const CatalogRows& rows_;

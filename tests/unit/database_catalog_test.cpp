@@ -121,6 +121,19 @@ TEST(DatabaseCatalog, StableSqlFunctionCallingAWriterStaysFunction) {
   EXPECT_EQ(classes_with(r.rows, "SELECT files()"), "READ FUNCTION ");
 }
 
+// A body is parsed at each call with the caller's standard_conforming_strings:
+// one that is a read only when backslashes are not escapes is no read.
+TEST(DatabaseCatalog, BodyMustReadUnderEitherStringSetting) {
+  Rows r;
+  const std::string tricky = "SELECT 'x\\', ';DELETE FROM t;--'";
+  ASSERT_EQ(classify(tricky).statements.size(), 1u);  // a read as written (strings standard)
+  ASSERT_EQ(classify(tricky, LexerSettings{false}).statements.size(), 2u);  // a DELETE with backslash escapes
+  r.function("public", "tricky", 's', "sql", tricky);
+  r.function("public", "plain", 's', "sql", "SELECT 'a\\b'");
+  EXPECT_EQ(classes_with(r.rows, "SELECT tricky()"), "READ FUNCTION ");
+  EXPECT_EQ(classes_with(r.rows, "SELECT plain()"), "READ ");
+}
+
 // SECURITY DEFINER runs with its owner's rights; a recursive body is not
 // decided; a body in BEGIN ATOMIC is not read.
 TEST(DatabaseCatalog, SecurityDefinerRecursionAndAtomicBodiesStayFunction) {
