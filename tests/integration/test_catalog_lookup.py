@@ -157,6 +157,29 @@ def test_create_or_replace_is_seen_at_the_next_call(db, workdir, pgwarden_factor
     assert log_rows(db) == 0
 
 
+# DDL inside a transaction is not visible to the lookup until the commit:
+# a catalog read meanwhile still shows the reader, so it is dropped again
+# when the transaction ends, and the junior's call after the commit is refused.
+def test_ddl_committed_later_is_seen_after_the_commit(db, workdir, pgwarden_factory):
+    proxy = pgwarden_factory(config(db, workdir, LOOKUP_PASSWORD))
+    writer = ("CREATE OR REPLACE FUNCTION item_count() RETURNS bigint LANGUAGE plpgsql VOLATILE AS "
+              "$$ BEGIN INSERT INTO log VALUES ('replaced'); RETURN 0; END $$")
+    reader = f"CREATE OR REPLACE FUNCTION item_count() RETURNS bigint LANGUAGE sql STABLE AS '{READER_BODY}'"
+    with connect(proxy) as junior, connect(proxy, ADMIN) as admin:
+        assert junior.execute("SELECT item_count()").fetchone()[0] == 3
+        with admin.transaction():
+            admin.execute(writer)
+            deadline = time.monotonic() + 10  # the catalog is read again, still with the reader
+            while denied(junior, "SELECT item_count()"):
+                assert time.monotonic() < deadline, proxy.log_tail()
+                time.sleep(0.1)
+        assert denied(junior, "SELECT item_count()")
+        time.sleep(0.5)
+        assert denied(junior, "SELECT item_count()")
+        admin.execute(reader)
+    assert log_rows(db) == 0
+
+
 # A lookup that cannot log in (wrong password) leaves every unknown call
 # FUNCTION, says so once in the log, and the proxy keeps serving.
 def test_wrong_lookup_password_fails_closed_and_keeps_serving(db, workdir, pgwarden_factory):
