@@ -33,7 +33,7 @@ SET password_encryption = 'scram-sha-256';
 CREATE ROLE {LOOKUP} LOGIN PASSWORD '{LOOKUP_PASSWORD}';
 CREATE DATABASE {DB};
 REVOKE CONNECT ON DATABASE {DB} FROM PUBLIC;
-GRANT CONNECT ON DATABASE {DB} TO {JUNIOR}, {ADMIN}, {LOOKUP};
+GRANT CONNECT ON DATABASE {DB} TO {JUNIOR}, {ADMIN}, {LOOKUP}, {harness.MD5_USER};
 """
 
 READER_BODY = "SELECT count(*) FROM items"
@@ -73,7 +73,7 @@ def db(postgres):
     postgres.psql_admin(f"SELECT pg_reload_conf(); DROP DATABASE {DB}; DROP ROLE {JUNIOR}, {ADMIN}, {LOOKUP};")
 
 
-def config(postgres, workdir, lookup: str | None) -> str:
+def config(postgres, workdir, lookup: str | None, user: str = LOOKUP) -> str:
     text = (f"listen: 127.0.0.1:{{listen_port}}\n"
             f"upstream: {{ host: {postgres.host}, port: {postgres.port}, tls: disable }}\n"
             f"groups:\n  juniors: [{JUNIOR}]\n"
@@ -84,7 +84,7 @@ def config(postgres, workdir, lookup: str | None) -> str:
         password_file = workdir / f"cl_lookup_{len(lookup)}_{abs(hash(lookup))}.pass"
         password_file.write_text(lookup + "\n")
         password_file.chmod(0o600)
-        text += f"catalog_lookup:\n  user: {LOOKUP}\n  password_file: {password_file}\n  refresh: 10m\n"
+        text += f"catalog_lookup:\n  user: {user}\n  password_file: {password_file}\n  refresh: 10m\n"
     return text
 
 
@@ -119,6 +119,16 @@ def test_catalog_clears_side_effect_free_calls_only(db, workdir, pgwarden_factor
         for sql in DENIED:
             assert denied(conn, sql), sql
     assert log_rows(db) == 0
+
+
+# A lookup role the server asks for md5 logs in with the same password file.
+def test_md5_lookup_role(db, workdir, pgwarden_factory):
+    proxy = pgwarden_factory(config(db, workdir, harness.MD5_PASSWORD, user=harness.MD5_USER))
+    with connect(proxy) as conn:
+        for sql, value in ALLOWED:
+            assert conn.execute(sql).fetchone()[0] == value, sql
+        for sql in DENIED:
+            assert denied(conn, sql), sql
 
 
 # Without catalog_lookup every call pgwarden does not know is FUNCTION.
