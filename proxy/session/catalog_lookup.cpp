@@ -372,7 +372,12 @@ awaitable<void> CatalogLookup::load(std::string database, std::uint64_t generati
   // co_spawn may start this inline, under the caller's lock: run from a post.
   co_await asio::post(executor, asio::use_awaitable);
   std::shared_ptr<UpstreamTls> tls = tls_ ? tls_->upstream() : nullptr;
-  CatalogLoad loaded = co_await read_database_catalog(target_, std::move(tls), settings, database);
+  CatalogLoad loaded;
+  try {
+    loaded = co_await read_database_catalog(target_, std::move(tls), settings, database);
+  } catch (const std::exception& e) {  // never a worker's end: the catalog stays unknown
+    loaded = lookup_error(e.what());
+  }
   std::lock_guard lock(mutex_);
   if (generation != generation_) co_return;  // the configuration changed: entries_ was cleared
   Entry& e = entries_[database];
