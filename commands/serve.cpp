@@ -18,6 +18,7 @@
 #include "proxy/ops/log_setup.hpp"
 #include "proxy/ops/readiness.hpp"
 #include "proxy/session/secret_store.hpp"
+#include "proxy/session/catalog_lookup.hpp"
 #include "proxy/net/server.hpp"
 #include "proxy/session/upstream_pool.hpp"
 #include "proxy/session/session.hpp"
@@ -203,6 +204,10 @@ int serve(const std::string& config_path) {
     secrets.replace(std::move(settings));
   }
 
+  // Each database's catalog, read as catalog_lookup.user; outlives the sessions.
+  CatalogLookup catalogs(upstream_target(cfg), &tls);
+  catalogs.replace(cfg.catalog_lookup);
+
   CancelRegistry cancels;
   ConfigHolder config_holder(loaded.config);
   policy::ClassifyCache classify_cache;
@@ -211,6 +216,7 @@ int serve(const std::string& config_path) {
   ctx.tls = &tls;
   ctx.secrets = &secrets;
   ctx.classify_cache = &classify_cache;
+  ctx.catalogs = &catalogs;
   ctx.upstream = upstream_target(cfg);
   ctx.max_message_bytes = cfg.limits.max_message_bytes;
   ctx.startup_timeout = cfg.limits.startup_timeout;
@@ -226,6 +232,9 @@ int serve(const std::string& config_path) {
   Readiness readiness(ctx.upstream);
   LifecycleHooks hooks;
   add_reload_hooks(hooks, tls, secrets);
+  hooks.reload.push_back([&catalogs](const config::Config& next) -> ReloadStep {
+    return {[&catalogs, settings = next.catalog_lookup] { catalogs.replace(settings); }, {}};
+  });
 
   std::unique_ptr<AuditTrail> audit;  // opened once every socket is bound; outlives the sessions
   std::unique_ptr<Server> server;

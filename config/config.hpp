@@ -126,6 +126,24 @@ struct AuditConfig {
   bool enabled() const noexcept { return !file.empty(); }
 };
 
+/// The connected database's catalog, read by a role of its own, so that
+/// functions, operators and casts a user created are FUNCTION only when they
+/// may change something (policy::DatabaseCatalog). Off when `user` is empty:
+/// every such call is then FUNCTION (fail closed).
+struct CatalogLookupConfig {
+  std::string user;           ///< the lookup role: CONNECT and catalog reads suffice
+  std::string password_file;  ///< absolute path, mode 0600 or stricter; "" = no password (trust, cert)
+  /// How often a database's catalog is read again; 0 = only after a reload
+  /// or DDL seen through pgwarden.
+  Duration refresh = std::chrono::minutes(10);
+  /// How long a session's first statement waits for its database's first
+  /// catalog read before it is decided without one (fail closed).
+  Duration first_load_wait = std::chrono::seconds(2);
+
+  bool enabled() const noexcept { return !user.empty(); }
+  friend bool operator==(const CatalogLookupConfig&, const CatalogLookupConfig&) = default;
+};
+
 /// The whole configuration.
 struct Config {
   std::string source;  ///< the file it was loaded from (absolute) or the name given
@@ -141,6 +159,7 @@ struct Config {
   /// networks, groups, rules and default, resolved.
   policy::RuleSet policy;
   AuditConfig audit;
+  CatalogLookupConfig catalog_lookup;
   Duration shutdown_timeout = std::chrono::seconds(30);
   /// Event loops (threads), each with its own listening socket; 0 = one per
   /// CPU the process may run on.

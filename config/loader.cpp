@@ -4,6 +4,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <sys/stat.h>
+
 #include "config/config.hpp"
 #include "config/rule_loader.hpp"
 #include "config/yaml_reader.hpp"
@@ -24,7 +26,7 @@ struct Slot {
 struct Sections {
   YAML::Node root;
   Slot listen, upstream, tls, auth, limits, admin, log, environment, networks, groups, rules,
-      default_action, audit, shutdown_timeout, workers;
+      default_action, audit, catalog_lookup, shutdown_timeout, workers;
 };
 
 void read_listen(Reader& r, const YAML::Node& node, std::vector<Endpoint>& out) {
@@ -137,6 +139,40 @@ void read_audit(Reader& r, const YAML::Node& node, AuditConfig& a) {
   });
 }
 
+// The password file of the catalog lookup role must be private to pgwarden.
+void check_password_file(Reader& r, const YAML::Node& node, const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    r.error(node, "catalog_lookup.password_file: cannot read " + path + ": " + std::strerror(errno));
+  } else if (!S_ISREG(st.st_mode)) {
+    r.error(node, "catalog_lookup.password_file: " + path + " is not a regular file");
+  } else if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    r.error(node, "catalog_lookup.password_file: " + path + " has mode " + mode +
+                      ", readable or writable by group or others; make it 0600 (chmod 600)");
+  }
+}
+
+void read_catalog_lookup(Reader& r, const YAML::Node& node, CatalogLookupConfig& c) {
+  r.read_map(node, "catalog_lookup", {
+    {"user", [&](auto& v) {
+       assign(c.user, r.string(v, "catalog_lookup.user"));
+       if (c.user.empty()) r.error(v, "catalog_lookup.user: must not be empty");
+     }, true},
+    {"password_file", [&](auto& v) {
+       assign(c.password_file, r.file_path(v, "catalog_lookup.password_file", true));
+       if (!c.password_file.empty()) check_password_file(r, v, c.password_file);
+     }},
+    {"refresh", [&](auto& v) { assign(c.refresh, r.duration(v, "catalog_lookup.refresh")); }},
+    {"first_load_wait", [&](auto& v) {
+       assign(c.first_load_wait, r.duration(v, "catalog_lookup.first_load_wait"));
+       if (c.first_load_wait > std::chrono::seconds(30))
+         r.error(v, "catalog_lookup.first_load_wait: must be at most 30s (a session's first statement waits this long)");
+     }},
+  });
+}
+
 Sections read_sections(Reader& r, const YAML::Node& root) {
   Sections s;
   s.root = root;
@@ -151,6 +187,7 @@ Sections read_sections(Reader& r, const YAML::Node& root) {
     {"auth", keep(s.auth)}, {"limits", keep(s.limits)}, {"admin", keep(s.admin)}, {"log", keep(s.log)},
     {"environment", keep(s.environment)}, {"networks", keep(s.networks)}, {"groups", keep(s.groups)},
     {"rules", keep(s.rules)}, {"default", keep(s.default_action)}, {"audit", keep(s.audit)},
+    {"catalog_lookup", keep(s.catalog_lookup)},
     {"shutdown_timeout", keep(s.shutdown_timeout)}, {"workers", keep(s.workers)},
   });
   return s;
@@ -169,6 +206,7 @@ void read_config(Reader& r, const Sections& s, Config& c) {
   if (s.log) read_log(r, s.log, c.log);
   if (s.environment) assign(c.environment, r.string(s.environment, "environment"));
   if (s.audit) read_audit(r, s.audit, c.audit);
+  if (s.catalog_lookup) read_catalog_lookup(r, s.catalog_lookup, c.catalog_lookup);
   if (s.shutdown_timeout) assign(c.shutdown_timeout, r.duration(s.shutdown_timeout, "shutdown_timeout"));
   if (s.workers) assign(c.workers, r.unsigned_int(s.workers, "workers", 256));
   policy::NetworkMap networks;

@@ -251,7 +251,19 @@ class StatementWalker {
   void dml(NodeKind kind, std::string_view body, Scope s, bool top);
   void dml_details(NodeKind kind, std::string_view body);
 
-  void add_class(StatementClass c) { f_.classes.insert(c); }
+  /// Adds a class; FUNCTION added here is settled (no catalog clears it).
+  void add_class(StatementClass c) {
+    f_.classes.insert(c);
+    if (c == StatementClass::Function) f_.function_settled = true;
+  }
+  /// FUNCTION because of a call the classifier does not know, which the
+  /// connected database's catalog may clear.
+  void add_catalog_call(CatalogCall::Kind kind, const std::vector<std::string_view>& names) {
+    f_.classes.insert(StatementClass::Function);
+    CatalogCall c{kind, std::string(schema_of(names)), std::string(names.back())};
+    if (std::find(f_.catalog_calls.begin(), f_.catalog_calls.end(), c) == f_.catalog_calls.end())
+      f_.catalog_calls.push_back(std::move(c));
+  }
   void add_tag(std::string_view tag) { add_unique(f_.effective_tags, tag); }
   void add_object(std::string_view schema, std::string_view name, Access a);
   void add_named_object(const std::vector<std::string_view>& names, Access a);
@@ -613,7 +625,10 @@ void StatementWalker::call(const std::vector<std::string_view>& names, Scope s, 
   FunctionInfo info = function_info(schema_of(names), names.back());
   // set_config() is a SET by another name: MISC_SET, and a role change when it may be one.
   if (info.effects & fx::set_config) set_config_call(func_call_body);
-  if (!info.side_effect_free && info.effects != fx::set_config) add_class(StatementClass::Function);
+  if (!info.builtin && info.effects == 0)
+    add_catalog_call(CatalogCall::Kind::Function, names);
+  else if (!info.side_effect_free && info.effects != fx::set_config)
+    add_class(StatementClass::Function);
   f_.dynamic_sql = f_.dynamic_sql || (info.effects & fx::dynamic_sql);
   f_.server_file_access = f_.server_file_access || (info.effects & fx::server_file);
   f_.signals_backends = f_.signals_backends || (info.effects & fx::signals);
@@ -670,7 +685,7 @@ void StatementWalker::type_cast(std::string_view body, Scope s) {
   std::vector<std::string_view> names = name_list(type, 1);  // TypeName.names
   if (!names.empty() && !builtin_type(schema_of(names), names.back())) {
     add_unique(f_.functions, "CAST(" + dotted(names) + ")");
-    if (s.executes) add_class(StatementClass::Function);
+    if (s.executes) add_catalog_call(CatalogCall::Kind::Cast, names);
   }
   node(pb::bytes_of(body, 1), s);  // TypeCast.arg
 }
@@ -705,7 +720,7 @@ void StatementWalker::operator_in(std::string_view body, NodeKind kind, Scope s)
 void StatementWalker::operator_call(const std::vector<std::string_view>& names, Scope s) {
   if (!s.executes || names.empty() || builtin_operator(schema_of(names), names.back())) return;
   add_unique(f_.functions, "OPERATOR(" + dotted(names) + ")");
-  add_class(StatementClass::Function);
+  add_catalog_call(CatalogCall::Kind::Operator, names);
 }
 
 // set_config(name, value, is_local): a SET by another name. A name that is not

@@ -38,6 +38,11 @@ void add_ran(StatementFacts& outer, const StatementFacts& inner) {
   for (std::size_t c = 0; c < statement_class_count; ++c) {
     if (inner.classes.contains(static_cast<StatementClass>(c))) outer.classes.insert(static_cast<StatementClass>(c));
   }
+  for (const CatalogCall& c : inner.catalog_calls) {
+    if (std::find(outer.catalog_calls.begin(), outer.catalog_calls.end(), c) == outer.catalog_calls.end())
+      outer.catalog_calls.push_back(c);
+  }
+  outer.function_settled |= inner.function_settled;
   outer.update_or_delete_without_where |= inner.update_or_delete_without_where;
   outer.dynamic_sql |= inner.dynamic_sql;
   outer.hidden_write |= inner.hidden_write || inner.classes.contains(StatementClass::Write);

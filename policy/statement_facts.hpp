@@ -28,6 +28,7 @@ class ClassSet {
  public:
   constexpr ClassSet() = default;
   constexpr void insert(StatementClass c) { bits_ |= bit(c); }
+  constexpr void erase(StatementClass c) { bits_ &= std::uint8_t(~bit(c)); }
   constexpr bool contains(StatementClass c) const { return (bits_ & bit(c)) != 0; }
   constexpr bool intersects(ClassSet o) const { return (bits_ & o.bits_) != 0; }
   constexpr bool empty() const { return bits_ == 0; }
@@ -58,6 +59,22 @@ struct ObjectRef {
   friend bool operator==(const ObjectRef&, const ObjectRef&) = default;
 };
 
+/// A call that made a statement FUNCTION only because the classifier does
+/// not know it: a function, operator or cast target type that is not one of
+/// PostgreSQL 15's own. The connected database's catalog may clear it
+/// (DatabaseCatalog); names as the parser produced them.
+struct CatalogCall {
+  enum class Kind : std::uint8_t {
+    Function,  ///< name(...)
+    Operator,  ///< a OP b: the function behind OP
+    Cast,      ///< x::name: the cast function, a domain's CHECK
+  };
+  Kind kind = Kind::Function;
+  std::string schema;  ///< empty when not schema-qualified in the text
+  std::string name;
+  friend bool operator==(const CatalogCall&, const CatalogCall&) = default;
+};
+
 /// Facts about one statement of a (possibly multi-statement) SQL text.
 struct StatementFacts {
   /// PostgreSQL's command tag for the statement ("SELECT", "DROP TABLE", ...).
@@ -71,6 +88,12 @@ struct StatementFacts {
   std::vector<ObjectRef> objects;
   /// Functions called, lower-cased, schema-qualified where written ("pg_catalog.lo_import").
   std::vector<std::string> functions;
+  /// The calls not known to the classifier that put FUNCTION in `classes`.
+  std::vector<CatalogCall> catalog_calls;
+  /// FUNCTION is in `classes` for a reason no database catalog can clear: a
+  /// built-in that is not side-effect free or acts outside the database, a
+  /// DO block, CALL. When false, FUNCTION comes from `catalog_calls` alone.
+  bool function_settled = false;
   bool update_or_delete_without_where = false;
   /// Code the classifier cannot see into: DO blocks, CALL, EXECUTE of dynamic text,
   /// CREATE FUNCTION bodies in procedural languages.

@@ -56,6 +56,7 @@ awaitable<CloseReason> Session::relay_client() {
   std::size_t hint = min_read;
   for (;;) {
     refresh_config();
+    if (!catalog_.awaited && login_.authenticated) co_await await_catalog();
     const std::string_view pending = from_client_.in.data();
     from_client_.out.reset(pending.data());
     std::size_t pos = 0;
@@ -214,6 +215,8 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
       audit_.server_message(f, gate_.ready_seen());
       break;
     case backend::CommandComplete:  // a statement's outcome
+      if (ctx_.catalogs) note_command_complete(f);
+      [[fallthrough]];
     case backend::EmptyQueryResponse:
     case backend::PortalSuspended:
       audit_.server_message(f, gate_.ready_seen());
@@ -226,6 +229,7 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
 
 void Session::on_ready_for_query(char status) {
   gate_.ready_for_query(status);
+  if (catalog_.changed) note_catalog_ready();
   counters_.sync_point_answered(gate_.ready_seen());
   audit_.ready(gate_.ready_seen());
   if (status == 'I' && policy_.config().limits.idle_timeout.count() > 0) {

@@ -53,6 +53,7 @@ struct SessionContext {
   class AuditTrail* audit = nullptr;     ///< null when the audit log is off
   class UpstreamPool* pools = nullptr;   ///< reuse of server connections (auth: scram)
   policy::ClassifyCache* classify_cache = nullptr;
+  class CatalogLookup* catalogs = nullptr;  ///< each database's catalog; null: calls not known stay FUNCTION
   ProxyMetrics* metrics = nullptr;  ///< the process's; required
 };
 
@@ -148,6 +149,13 @@ class Session : private GateObserver {
   void refused(const GatedStatement& s, const policy::Decision& d) override;
   bool forwarding(const GatedStatement& s, const AuditedDecision& d) override;
   void sync_point_begun(std::uint64_t n, std::optional<std::chrono::system_clock::time_point> decided) override;
+  policy::DatabaseCatalogPtr catalog() override;
+
+  // The database's catalog (session_catalog.cpp): the first lookup waited
+  // for, and DDL seen on the way back making it be read again.
+  awaitable<void> await_catalog();
+  void note_command_complete(const protocol::Frame& f);
+  void note_catalog_ready();
 
   // Operations (session_operations.cpp): drain, timeouts, the operational log.
   awaitable<CloseReason> watchdog();
@@ -185,6 +193,10 @@ class Session : private GateObserver {
   StatementGate gate_;
   ClientLogin login_;
   ServerLease lease_;
+  struct CatalogState {
+    bool awaited = false;  ///< the first lookup was waited for
+    bool changed = false;  ///< DDL ran in the open transaction: read again once it ends
+  } catalog_;
 
   std::optional<Refusal> refusal_;  // refuse_at_startup()
   std::string fatal_;               // ErrorResponse to send before closing

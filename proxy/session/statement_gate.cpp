@@ -145,8 +145,8 @@ policy::Decision StatementGate::evaluate(const policy::ClassifiedText& text, pol
   // session runs what pgwarden saw at PREPARE: it is no dynamic SQL, and is
   // decided as the statement it runs, with the rules in force now. An
   // EXECUTE of any other name stays dynamic SQL.
-  policy::ClassifiedText known;
-  const policy::ClassifiedText& decided = without_known_executes(text, known);
+  policy::ClassifiedText known, cleared;
+  const policy::ClassifiedText& decided = with_catalog(without_known_executes(text, known), cleared);
   policy::Decision d = policy_.evaluate(decided);
   if (d.denied() || sql_prepared_.empty()) return d;
   for (std::size_t i = 0; i < decided.statements.size(); ++i) {
@@ -157,7 +157,8 @@ policy::Decision StatementGate::evaluate(const policy::ClassifiedText& text, pol
       policy::ClassifiedText one;
       one.statements.push_back(s);
       policy::add_ran(one.statements.back(), prepared);
-      policy::Decision e = policy_.evaluate(one);
+      policy::ClassifiedText cleared_one;
+      policy::Decision e = policy_.evaluate(with_catalog(one, cleared_one));
       if (e.denied()) {
         e.statement = static_cast<std::uint32_t>(i);
         return e;
@@ -165,6 +166,13 @@ policy::Decision StatementGate::evaluate(const policy::ClassifiedText& text, pol
     }
   }
   return d;
+}
+
+const policy::ClassifiedText& StatementGate::with_catalog(const policy::ClassifiedText& text,
+                                                          policy::ClassifiedText& scratch) {
+  if (!policy::may_clear(text)) return text;
+  catalog_ = observer_.catalog();
+  return policy::apply_catalog(catalog_.get(), text, scratch);
 }
 
 const StatementGate::SqlPrepares* StatementGate::tracked_prepare(const policy::StatementFacts& s) const {

@@ -21,6 +21,7 @@
 #include "audit/record.hpp"
 #include "policy/classify_cache.hpp"
 #include "policy/client_encoding.hpp"
+#include "policy/database_catalog.hpp"
 #include "policy/evaluator.hpp"
 #include "protocol/framer.hpp"
 #include "protocol/messages.hpp"
@@ -68,9 +69,13 @@ struct GatedStatement {
   std::uint64_t sync_point = 0;    ///< the Sync/Query whose ReadyForQuery ends it
 };
 
-/// What the gate tells the session: audit records, metrics and log lines.
+/// What the gate tells the session (audit records, metrics and log lines),
+/// and the one thing it asks of it: the database's catalog.
 class GateObserver {
  public:
+  /// The catalog of the session's database as known now; null when none is
+  /// (calls the built-in list does not know then stay FUNCTION).
+  virtual policy::DatabaseCatalogPtr catalog() = 0;
   /// Every decision (the operational log notes denials and dry runs).
   virtual void decided(const policy::Decision& d) = 0;
   /// One run of `text`: a Query, a Bind or a FunctionCall.
@@ -194,6 +199,8 @@ class StatementGate {
   policy::Decision decide(const policy::ClassifiedText& text, policy::ProtocolPath path);
   policy::Decision evaluate(const policy::ClassifiedText& text, policy::ProtocolPath path);
   ReadSql read_sql(std::string_view raw, policy::ProtocolPath path);
+  /// `text` as the database's catalog sees it (see policy::apply_catalog).
+  const policy::ClassifiedText& with_catalog(const policy::ClassifiedText& text, policy::ClassifiedText& scratch);
   policy::ClassifiedTextPtr classify_as_read(std::string_view sql, bool standard_conforming_strings);
   GatedStatement gated(const policy::ClassifiedText& text, std::string_view sql, audit::Protocol protocol) const;
   /// For messages the server answers with ReadyForQuery on their own (Query,
@@ -243,6 +250,7 @@ class StatementGate {
   bool reading_settled_ = false;  ///< every request forwarded so far is answered
   bool read_only_lost_ = false;   ///< opened read-only, and the server reported it off
 
+  policy::DatabaseCatalogPtr catalog_;  ///< held while a decision uses it
   Scratch scratch_;
 };
 

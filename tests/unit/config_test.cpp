@@ -279,5 +279,37 @@ TEST(Check, PrintsCountsOrEveryError) {
   EXPECT_THAT(err3.str(), HasSubstr("cannot open configuration file"));
 }
 
+// The catalog lookup role's password file must be private to pgwarden: one
+// readable by group or others is refused where it is named.
+TEST(Config, CatalogLookupPasswordFileMustBePrivate) {
+  const auto dir = std::filesystem::temp_directory_path() / "pgwarden_config_test";
+  std::filesystem::create_directories(dir);
+  const auto file = dir / "lookup.pass";
+  std::ofstream(file) << "secret\n";
+  std::filesystem::permissions(file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
+                                         std::filesystem::perms::group_read);
+  const std::string yaml = kHead + "catalog_lookup:\n  user: pgwarden_lookup\n  password_file: " + file.string() +
+                           "\n  refresh: 5m\n";
+  EXPECT_THAT(only_error(yaml.substr(kHead.size())),
+              HasSubstr("t.yaml:5:18: catalog_lookup.password_file: " + file.string() + " has mode 0640"));
+  std::filesystem::permissions(file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  auto r = load_config_string(yaml, "t.yaml");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config->catalog_lookup.user, "pgwarden_lookup");
+  EXPECT_EQ(r.config->catalog_lookup.password_file, file.string());
+  EXPECT_EQ(r.config->catalog_lookup.refresh, 5min);
+  EXPECT_TRUE(r.config->catalog_lookup.enabled());
+}
+
+// Without the section nothing is looked up (fail closed); a section without
+// a user is an error at the section.
+TEST(Config, CatalogLookupIsOffUnlessConfigured) {
+  auto r = load_config_string(kHead, "t.yaml");
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r.config->catalog_lookup.enabled());
+  EXPECT_EQ(only_error("catalog_lookup: { refresh: 1m }\n"), "t.yaml:3:17: missing required key 'user' in catalog_lookup");
+  EXPECT_EQ(only_error("catalog_lookup: { user: '' }\n"), "t.yaml:3:25: catalog_lookup.user: must not be empty");
+}
+
 }  // namespace
 }  // namespace pgwarden::config

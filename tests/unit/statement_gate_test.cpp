@@ -60,6 +60,7 @@ class RecordingObserver : public GateObserver {
   int counted_runs = 0;
   bool refuse_records = false;  // the audit log fails and blocks
 
+  policy::DatabaseCatalogPtr catalog() override { return nullptr; }
   void decided(const policy::Decision&) override {}
   void counted(const policy::ClassifiedText&, const policy::Decision&) override { ++counted_runs; }
   void read(std::string_view, std::string_view, const policy::Decision&) override {}
