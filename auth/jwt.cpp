@@ -40,6 +40,8 @@ std::string quoted(std::string_view s) {
 }
 
 /// The three segments of a compact JWS and the bytes the signature covers.
+/// (An empty signature segment passes here, so that an unsigned "alg":"none"
+/// token is refused for what it is.)
 struct Parts {
   json::object header;
   json::object claims;
@@ -60,7 +62,7 @@ AuthResult<Parts> split(std::string_view token) {
   const std::size_t first = token.find('.');
   const std::size_t second = first == std::string_view::npos ? first : token.find('.', first + 1);
   if (second == std::string_view::npos || token.find('.', second + 1) != std::string_view::npos || first == 0 ||
-      second == first + 1 || second + 1 == token.size())
+      second == first + 1)
     return refuse("the password is not a token: expected three base64url segments separated by \".\"");
   Parts parts;
   auto header = decode_object(token.substr(0, first));
