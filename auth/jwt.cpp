@@ -24,8 +24,9 @@ namespace {
 using Clock = std::chrono::system_clock;
 constexpr std::size_t es256_signature_bytes = 64;  // r || s, 32 bytes each (RFC 7518 section 3.4)
 constexpr std::size_t max_quoted = 64;
-// NumericDate values beyond this (year 5138) are not times a token means.
-constexpr double max_numeric_date = 1e11;
+// NumericDate values from 2200 on are not times a token means (and past
+// 2262 they would not fit system_clock's nanoseconds).
+constexpr double max_numeric_date = 7258118400;  // 2200-01-01T00:00:00Z
 
 AuthFailure refuse(std::string message) {
   return AuthFailure{AuthError::TokenRefused, std::move(message), {}, {}};

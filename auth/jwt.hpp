@@ -24,7 +24,9 @@
 /// Every refusal is an AuthFailure with code TokenRefused whose message says
 /// what is wrong in words a user can act on; it never contains the token.
 /// Claim values are only quoted after the signature verified, cut short and
-/// with unprintable bytes replaced.
+/// with unprintable bytes replaced. A member named twice in the header or
+/// the payload counts with its last value (Boost.JSON's reading, one of
+/// the two RFC 7519 allows).
 
 #include <chrono>
 #include <cstddef>

@@ -229,6 +229,10 @@ TEST_F(Jwt, ExpiryWithSkew) {
   c.erase("exp");
   EXPECT_EQ(outcome(token(rsa1(), header("RS256", "r1"), c), *keys),
             "token has no expiry (\"exp\"): pgwarden accepts only tokens that expire");
+  c["exp"] = 1e19;  // past what system_clock can hold
+  EXPECT_EQ(outcome(token(rsa1(), header("RS256", "r1"), c), *keys), "token claim \"exp\" is not a plausible time");
+  c["exp"] = -1;
+  EXPECT_EQ(outcome(token(rsa1(), header("RS256", "r1"), c), *keys), "token claim \"exp\" is not a plausible time");
   c["exp"] = "tomorrow";
   EXPECT_EQ(outcome(token(rsa1(), header("RS256", "r1"), c), *keys), "token claim \"exp\" is not a number of seconds");
 }
