@@ -320,6 +320,8 @@ class AuthCategory final : public std::error_category {
       case AuthError::UnexpectedMessage: return "unexpected SASL message";
       case AuthError::InvalidSecret: return "invalid SCRAM secret";
       case AuthError::ChannelBindingUnavailable: return "no channel-binding data for the certificate";
+      case AuthError::TokenRefused: return "token refused";
+      case AuthError::CertificateRefused: return "client certificate refused";
       case AuthError::Internal: return "internal authentication error";
     }
     return "unknown authentication error";
@@ -345,6 +347,8 @@ std::string_view AuthFailure::sqlstate() const noexcept {
     case AuthError::ChannelBindingDowngrade:
     case AuthError::ChannelBindingMismatch:
     case AuthError::InvalidSecret:
+    case AuthError::TokenRefused:
+    case AuthError::CertificateRefused:
       return protocol::sqlstate::invalid_authorization_specification;
     case AuthError::AuthzidNotSupported:
     case AuthError::ExtensionNotSupported:
@@ -412,6 +416,38 @@ AuthResult<ScramVerifier> ScramVerifier::parse(std::string_view text) {
 std::string ScramVerifier::to_string() const {
   return std::string(secret_prefix) + std::to_string(iterations) + ':' + base64_encode(salt) + '$' +
          base64_encode(as_view(stored_key)) + ':' + base64_encode(as_view(server_key));
+}
+
+AuthResult<ScramVerifier> make_scram_verifier(std::string_view password, int iterations) {
+  std::string salt(mock_salt_length, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(salt.data()), static_cast<int>(salt.size())) != 1)
+    return failure(AuthError::Internal, "internal authentication error", "The random generator failed.");
+  return make_scram_verifier(password, iterations, salt);
+}
+
+AuthResult<ScramVerifier> make_scram_verifier(std::string_view password, int iterations, std::string_view salt) {
+  auto invalid = [](std::string detail) {
+    return failure(AuthError::InvalidSecret, "cannot make a SCRAM secret", std::move(detail));
+  };
+  if (password.empty()) return invalid("The password is empty.");
+  if (!std::all_of(password.begin(), password.end(), [](char c) { return c >= 0x20 && c < 0x7f; }))
+    return invalid("The password has a byte outside printable ASCII; pgwarden does not apply SASLprep.");
+  if (iterations < 1) return invalid("The iteration count must be at least 1.");
+  if (salt.empty()) return invalid("The salt is empty.");
+  ScramKey salted{};
+  if (PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
+                        reinterpret_cast<const unsigned char*>(salt.data()), static_cast<int>(salt.size()),
+                        iterations, EVP_sha256(), static_cast<int>(salted.size()), salted.data()) != 1)
+    return failure(AuthError::Internal, "internal authentication error", "PBKDF2 failed.");
+  ScramKey client_key = hmac_sha256(as_view(salted), "Client Key");
+  ScramVerifier v;
+  v.iterations = iterations;
+  v.salt = std::string(salt);
+  v.stored_key = sha256(client_key);
+  v.server_key = hmac_sha256(as_view(salted), "Server Key");
+  cleanse(client_key);
+  cleanse(salted);
+  return v;
 }
 
 std::string random_nonce() {

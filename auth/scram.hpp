@@ -6,7 +6,7 @@
 /// With `auth: scram` pgwarden verifies the client itself (ScramServer),
 /// recovers the ClientKey from the client's proof, and logs into the upstream
 /// as the same user with that key (ScramClient). No plaintext password is
-/// stored or derived: nothing here runs PBKDF2.
+/// stored or derived: no login runs PBKDF2 (only make_scram_verifier does).
 ///
 /// Pure computation: the caller moves the payloads of AuthenticationSASL*,
 /// SASLInitialResponse and SASLResponse; nothing here does I/O or logs.
@@ -60,6 +60,9 @@ enum class AuthError {
   UnexpectedMessage,          ///< 08P01 a SASL message at a step where none is expected
   InvalidSecret,              ///< 28000 a stored SCRAM secret that does not parse
   ChannelBindingUnavailable,  ///< XX000 no tls-server-end-point hash for a certificate
+  // Identities of people (auth/jwt, auth/certificate_identity).
+  TokenRefused,               ///< 28000 a token used as the password did not verify
+  CertificateRefused,         ///< 28000 a client certificate names no usable person
   Internal,                   ///< XX000 the random number generator failed
 };
 
@@ -151,6 +154,23 @@ struct ScramVerifier {
 
   friend bool operator==(const ScramVerifier&, const ScramVerifier&) = default;
 };
+
+/// PostgreSQL's default iteration count (SCRAM_SHA_256_DEFAULT_ITERATIONS).
+inline constexpr int scram_default_iterations = 4096;
+
+/// Makes the stored secret of `password` with a random 16-byte salt, as
+/// PostgreSQL's `ALTER ROLE ... PASSWORD` does; for files pgwarden reads
+/// (the people file). This is the one place that runs PBKDF2. PostgreSQL
+/// applies SASLprep, which leaves ASCII unchanged; pgwarden does not
+/// implement it, so a password with a byte outside printable ASCII is
+/// refused (InvalidSecret) rather than hashed differently from PostgreSQL.
+/// Also refused: an empty password, an iteration count below 1 or a failing
+/// random generator (Internal).
+AuthResult<ScramVerifier> make_scram_verifier(std::string_view password,
+                                              int iterations = scram_default_iterations);
+/// The same with a given salt (raw bytes, not empty): deterministic, for tests.
+AuthResult<ScramVerifier> make_scram_verifier(std::string_view password, int iterations,
+                                              std::string_view salt);
 
 /// Makes the printable nonce each side contributes; injectable so tests can
 /// replay fixed exchanges.

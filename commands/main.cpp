@@ -5,9 +5,11 @@
 #include <iostream>
 #include <string>
 
+#include "auth/scram.hpp"
 #include "audit/tools/search.hpp"
 #include "audit/tools/verifier.hpp"
 #include "commands/check.hpp"
+#include "commands/people_hash.hpp"
 #include "commands/serve.hpp"
 #include "proxy/ops/build_info.hpp"
 #include "commands/explain.hpp"
@@ -63,7 +65,17 @@ int main(int argc, char** argv) {
   search->add_option("--event", search_request.event, "Event, * matches any run (\"auth.*\"); checkpoints only when asked for");
   search->add_option("--format", search_request.format, "table (default) or jsonl");
 
+  auto* people = app.add_subcommand("people", "Tools for the people file");
+  people->require_subcommand(1);
+  int hash_iterations = pgwarden::auth::scram_default_iterations;
+  auto* hash = people->add_subcommand(
+      "hash", "Read a password on standard input and print its SCRAM-SHA-256 secret for the people file");
+  hash->add_option("--iterations", hash_iterations, "PBKDF2 iterations (default 4096, as PostgreSQL)")
+      ->check(CLI::Range(1, 100000000));
+
   CLI11_PARSE(app, argc, argv);
+
+  if (*hash) return pgwarden::commands::run_people_hash(hash_iterations);
 
   if (*verify) return pgwarden::audit::run_verify(verify_request, std::cout, std::cerr);
   if (*search) return pgwarden::audit::run_search(search_request, std::cout, std::cerr);

@@ -1,6 +1,7 @@
 #pragma once
 /// Typed, position-aware access to a yaml-cpp tree that records every problem
-/// as a Diagnostic instead of stopping at the first. Internal to config/.
+/// as a Diagnostic instead of stopping at the first. For config/ and the
+/// YAML files auth/ reads (the people file).
 
 #include <yaml-cpp/yaml.h>
 

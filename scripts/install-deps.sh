@@ -13,6 +13,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libspdlog-dev libcli11-dev
   postgresql-15 postgresql-client-15 pgbouncer
   python3 python3-pytest python3-psycopg python3-asyncpg python3-psycopg2 python3-sqlalchemy
+  python3-jwt python3-cryptography
   default-jdk-headless libpostgresql-jdbc-java
   prometheus
   procps iproute2 util-linux

@@ -4,8 +4,10 @@
 Run from anywhere: ./tests/fuzz/make_corpus.py. Each seed starts with the
 selector byte(s) its target expects (see the comment atop each fuzz_*.cpp).
 """
+import base64
 import gzip
 import hashlib
+import json
 import pathlib
 import re
 import struct
@@ -205,6 +207,55 @@ AUDIT = {  # selector byte, then edits or a whole file (see the comment atop fuz
 }
 
 
+# Tokens and key sets, as fuzz_jwt.cpp reads them (selector byte first).
+def b64url(data): return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def jws(header, claims, signature):
+    return b".".join([b64url(json.dumps(header).encode()), b64url(json.dumps(claims).encode()), b64url(signature)])
+
+
+JWT_CLAIMS = {"iss": "https://idp.example", "aud": "pgwarden", "sub": "alice", "exp": 1796640000,
+              "iat": 1796637000, "nbf": 1796637000, "groups": ["dba", "oncall"]}
+# fuzz_jwt.cpp's fixed identity-provider key set (public keys only).
+JWT_FOREIGN_JWKS = (
+    '{"keys": [{"kty": "RSA", "kid": "idp-rsa", "n": "qqruOmiW_kEMyInpfm77YtM1ERNyKfhVms3rgyV0sDSRIKR'
+    'T9LM5uxeXonvlcNnf73Pc2FLdqXDTDA6dOXLcUqikMqBD1vU3AJRzv2lv6wHBWCTTteN-n_cv0aj0TugHuoQ5qkF9RWmzIWz'
+    'R07ziY6BZKtHOIf5uA1-HN6ItjSSl89WPa9-qowviH5bIt1dFYBARLH6vuXLkqX7T_jnHtE_s9qMTsI9Fp8iMfYbu1zFeJ3L'
+    'k4OpL5TmdjNn9w3d2258S2mErTm0eoJxL6stN9LPh2xxkYdIOmFEUJ5Cbrt6YtFNhie5jyxPHSC1Lo2Ymqqyij2BcXjm8DxV'
+    'tzHntmQ", "e": "AQAB"}, {"kty": "EC", "crv": "P-256", "kid": "idp-ec", "x": "DQwJNU3x7Wq9SH2nB-R'
+    'jSxLKZn5RdNcmGmqmQajE22M", "y": "QIx4DEwtQ-Vw0eyDN_YwO68jpKFaDz9EtyC9S7YpoC4"}]}'
+).encode()
+
+
+def jwt_seeds(foreign_jwks):
+    fake_rsa = hashlib.sha512(b"rsa").digest() * 4  # 256 bytes, the size of an RS256 signature
+    fake_ec = hashlib.sha512(b"ec").digest()         # 64 bytes, r || s
+    claims_list = dict(JWT_CLAIMS, aud=["other", "pgwarden"], groups="dba oncall")
+    seeds = {
+        "foreign_rs256": b"\x00" + jws({"alg": "RS256", "kid": "idp-rsa", "typ": "JWT"}, JWT_CLAIMS, fake_rsa),
+        "foreign_es256": b"\x00" + jws({"alg": "ES256", "kid": "idp-ec"}, JWT_CLAIMS, fake_ec),
+        "foreign_no_kid": b"\x08" + jws({"alg": "ES256"}, claims_list, fake_ec),
+        "alg_none": b"\x00" + jws({"alg": "none"}, JWT_CLAIMS, b""),
+        "alg_hs256": b"\x00" + jws({"alg": "HS256", "kid": "idp-rsa"}, JWT_CLAIMS, hashlib.sha256(b"k").digest()),
+        "not_a_token": b"\x00hunter2",
+        "jwks_foreign": b"\x01" + foreign_jwks,
+        "jwks_unsupported": b"\x01" + json.dumps({"keys": [
+            {"kty": "oct", "kid": "h", "k": "c2VjcmV0"}, {"kty": "OKP", "crv": "Ed25519", "x": "AAAA"},
+            {"kty": "EC", "crv": "P-384", "x": "AAAA", "y": "AAAA"}]}).encode(),
+    }
+    for name, (selector, header, claims) in {
+        "own_rs256": (0x02, {"alg": "RS256", "kid": "own-rsa"}, JWT_CLAIMS),
+        "own_es256": (0x06, {"alg": "ES256", "kid": "own-ec"}, claims_list),
+        "own_roles": (0x0e, {"alg": "ES256"}, dict(JWT_CLAIMS, roles=["juniors"])),
+        "own_expired": (0x02, {"alg": "RS256", "kid": "own-rsa"}, dict(JWT_CLAIMS, exp=1796630000)),
+        "own_wrong_alg": (0x02, {"alg": "ES256", "kid": "own-rsa"}, JWT_CLAIMS),
+    }.items():
+        h = json.dumps(header).encode()
+        seeds[name] = bytes([selector, len(h)]) + h + json.dumps(claims).encode()
+    return seeds
+
+
 def main():
     for i, text in enumerate(classifier_seeds()):
         write("classifier", f"sql_{i:03d}", text.encode())
@@ -244,6 +295,8 @@ def main():
     write("config_loader", "error_positions", b"listen: [127.0.0.1:6432\nupstream: {host: 1, port: x}\nrules:\n - nme: a\n")
     for name, data in AUDIT.items():
         write("audit_verifier", name, data)
+    for name, data in jwt_seeds(JWT_FOREIGN_JWKS).items():
+        write("jwt", name, data)
 
 
 if __name__ == "__main__":

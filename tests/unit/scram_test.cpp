@@ -866,5 +866,35 @@ TEST(AuthError, IsAnErrorCode) {
   EXPECT_EQ(ec.message(), "SCRAM channel binding negotiation error");
 }
 
+// make_scram_verifier writes the secret PostgreSQL would store for the
+// password: RFC 7677's "pencil" with its salt gives the secret the
+// exchanges above verify against, and logs in.
+TEST(MakeScramVerifier, MatchesPostgresStoredForm) {
+  auto v = make_scram_verifier("pencil", 4096, unb64(rfc_salt_b64));
+  ASSERT_TRUE(v);
+  EXPECT_EQ(*v, pencil().verifier);
+  EXPECT_EQ(v->to_string(),
+            "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:"
+            "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=");
+  ScramServer server("user", *v, {}, fixed(rfc_server_nonce));
+  ScramClient client("user", pencil().client_key, pencil().verifier, {}, fixed(rfc_client_nonce));
+  EXPECT_FALSE(run(client, server).has_value());
+}
+
+// Each secret gets a fresh 16-byte salt; what cannot be hashed as
+// PostgreSQL would is refused.
+TEST(MakeScramVerifier, RandomSaltAndRefusals) {
+  auto a = make_scram_verifier("correct horse", 4096);
+  auto b = make_scram_verifier("correct horse", 4096);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->salt.size(), 16u);
+  EXPECT_NE(a->salt, b->salt);
+  EXPECT_EQ(ScramVerifier::parse(a->to_string()).value(), *a);
+  EXPECT_EQ(make_scram_verifier("", 4096).error().detail, "The password is empty.");
+  EXPECT_EQ(make_scram_verifier("p\xc3\xa4ss", 4096).error().detail,
+            "The password has a byte outside printable ASCII; pgwarden does not apply SASLprep.");
+  EXPECT_EQ(make_scram_verifier("pencil", 0).error().detail, "The iteration count must be at least 1.");
+}
+
 }  // namespace
 }  // namespace pgwarden::auth
