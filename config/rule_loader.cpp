@@ -63,16 +63,6 @@ std::string undefined(std::string_view kind, const std::string& name, const std:
   return msg;
 }
 
-std::vector<Glob> read_globs(Reader& r, const YAML::Node& v, const std::string& what, GlobCase mode) {
-  std::vector<Glob> out;
-  for (const auto& [text, node] : r.strings(v, what)) {
-    std::string why;
-    if (auto g = Glob::compile(text, mode, &why)) out.push_back(std::move(*g));
-    else r.error(node, what + ": bad pattern '" + text + "': " + why);
-  }
-  return out;
-}
-
 // Command tag patterns. A plain word also matches the tags it begins:
 // TRUNCATE matches PostgreSQL's tag "TRUNCATE TABLE", DROP every "DROP ...".
 std::vector<Glob> read_commands(Reader& r, const YAML::Node& v, const std::string& what) {
@@ -98,20 +88,7 @@ bool looks_like_address(const std::string& s) {
 }
 
 std::vector<std::string> read_network_refs(Context& c, const YAML::Node& v, const std::string& what) {
-  std::vector<std::string> out;
-  for (const auto& [name, node] : c.r.strings(v, what)) {
-    std::string why;
-    if (c.networks.contains(name) || name == "local") {
-      out.push_back(name);
-    } else if (!looks_like_address(name)) {
-      c.r.error(node, what + ": " + undefined("network", name, names_of(c.networks)));
-    } else if (policy::Cidr::parse(name, &why)) {
-      out.push_back(name);
-    } else {
-      c.r.error(node, what + ": bad CIDR: " + why);
-    }
-  }
-  return out;
+  return read_network_refs(c.r, c.networks, v, what);
 }
 
 policy::ClassSet read_classes(Reader& r, const YAML::Node& v, const std::string& what) {
@@ -140,6 +117,15 @@ std::uint8_t read_protocols(Reader& r, const YAML::Node& v, const std::string& w
   return bits;
 }
 
+std::uint8_t read_auth_methods(Reader& r, const YAML::Node& v, const std::string& what) {
+  std::uint8_t bits = 0;
+  for (const auto& [name, node] : r.strings(v, what)) {
+    policy::AuthMethod m;
+    if (policy::parse_auth_method(name, m)) bits |= policy::auth_method_bit(m);
+    else r.error(node, what + ": '" + name + "' is not one of passthrough, scram, md5, certificate, token, people");
+  }
+  return bits;
+}
 
 // Splits "schema.table" at the first dot outside double quotes.
 // The schema part is nullopt when there is no such dot.
@@ -302,6 +288,9 @@ void read_conditions(Context& c, const YAML::Node& v, const std::string& what, p
        for (auto& [name, node] : r.strings(n, k("environment"))) w.environments.push_back(name);
      }},
     {"protocol", [&](auto& n) { w.protocols = read_protocols(r, n, k("protocol")); }},
+    {"person", [&](auto& n) { w.persons = read_globs(r, n, k("person"), GlobCase::Exact); }},
+    {"person_in", [&](auto& n) { w.person_in = read_person_groups(r, n, k("person_in")); }},
+    {"auth_method", [&](auto& n) { w.auth_methods = read_auth_methods(r, n, k("auth_method")); }},
     {"time", [&](auto& n) { w.time = read_time(c, n, k("time")); }},
     {"command", stmt("command", [&](auto& n) { w.commands = read_commands(r, n, k("command")); })},
     {"class", stmt("class", [&](auto& n) { w.classes = read_classes(r, n, k("class")); })},
@@ -384,6 +373,46 @@ void read_rule(Context& c, const YAML::Node& node, std::size_t index, std::map<s
 }
 
 }  // namespace
+
+std::vector<Glob> read_globs(Reader& r, const YAML::Node& v, const std::string& what, GlobCase mode) {
+  std::vector<Glob> out;
+  for (const auto& [text, node] : r.strings(v, what)) {
+    std::string why;
+    if (auto g = Glob::compile(text, mode, &why)) out.push_back(std::move(*g));
+    else r.error(node, what + ": bad pattern '" + text + "': " + why);
+  }
+  return out;
+}
+
+std::vector<std::string> read_network_refs(Reader& r, const policy::NetworkMap& networks, const YAML::Node& v,
+                                           const std::string& what) {
+  std::vector<std::string> out;
+  for (const auto& [name, node] : r.strings(v, what)) {
+    std::string why;
+    if (networks.contains(name) || name == "local") {
+      out.push_back(name);
+    } else if (!looks_like_address(name)) {
+      r.error(node, what + ": " + undefined("network", name, names_of(networks)));
+    } else if (policy::Cidr::parse(name, &why)) {
+      out.push_back(name);
+    } else {
+      r.error(node, what + ": bad CIDR: " + why);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> read_person_groups(Reader& r, const YAML::Node& v, const std::string& what) {
+  std::vector<std::string> out;
+  for (const auto& [name, node] : r.strings(v, what)) {
+    if (name.empty() || name.find_first_of("*?") != std::string::npos) {
+      r.error(node, what + ": '" + name + "' is not a group name (no patterns)");
+      continue;
+    }
+    out.push_back(name);
+  }
+  return out;
+}
 
 void read_networks(Reader& r, const YAML::Node& node, policy::NetworkMap& out) {
   if (!node.IsMap()) {

@@ -25,6 +25,16 @@ bool member(const std::vector<std::string>& sorted, const std::string& user) noe
   return std::binary_search(sorted.begin(), sorted.end(), user);
 }
 
+// The person is in one of `groups`: by their credential's own groups, or by
+// a pgwarden group (resolved into `members`) that lists them.
+bool person_in(const std::vector<std::string>& groups, const std::vector<std::string>& members,
+               const SessionFacts& s) noexcept {
+  if (!s.person.empty() && member(members, s.person)) return true;
+  for (const auto& g : s.person_groups)
+    if (std::find(groups.begin(), groups.end(), g) != groups.end()) return true;
+  return false;
+}
+
 // Session-level conditions other than the protocol path; `set` holds the
 // session_cond_* bits of those the rule has.
 bool session_matches(std::uint16_t set, const CompiledRule& c, const Conditions& w, const SessionFacts& s) noexcept {
@@ -38,6 +48,9 @@ bool session_matches(std::uint16_t set, const CompiledRule& c, const Conditions&
   if ((set & session_cond_environments) &&
       std::find(w.environments.begin(), w.environments.end(), s.environment) == w.environments.end())
     return false;
+  if ((set & session_cond_persons) && !any_glob(w.persons, s.person)) return false;
+  if ((set & session_cond_person_in) && !person_in(w.person_in, c.person_in_members, s)) return false;
+  if ((set & session_cond_auth_methods) && (w.auth_methods & auth_method_bit(s.auth_method)) == 0) return false;
   return !(set & session_cond_time) || w.time->contains(s.now);
 }
 

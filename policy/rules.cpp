@@ -45,7 +45,10 @@ std::uint16_t session_condition_bits(const Conditions& w) noexcept {
                        (w.applications.empty() ? 0 : session_cond_applications) |
                        (w.client_in.empty() ? 0 : session_cond_client_in) |
                        (w.client_not_in.empty() ? 0 : session_cond_client_not_in) |
-                       (w.environments.empty() ? 0 : session_cond_environments) | (w.time ? session_cond_time : 0));
+                       (w.environments.empty() ? 0 : session_cond_environments) | (w.time ? session_cond_time : 0) |
+                       (w.persons.empty() ? 0 : session_cond_persons) |
+                       (w.person_in.empty() ? 0 : session_cond_person_in) |
+                       (w.auth_methods == 0 ? 0 : session_cond_auth_methods));
 }
 
 RuleSet RuleSet::build(std::vector<Rule> rules, GroupMap groups, NetworkMap networks, Action default_action) {
@@ -74,6 +77,7 @@ CompiledRule RuleSet::compile(std::uint32_t index) const {
   c.index = index;
   c.in_members = resolve_members(w.user_in);
   c.not_in_members = resolve_members(w.user_not_in);
+  c.person_in_members = resolve_members(w.person_in);
   c.client_in = resolve_networks(w.client_in);
   c.client_not_in = resolve_networks(w.client_not_in);
   auto flag = [&](const std::optional<bool>& v, std::uint16_t bit) {

@@ -79,6 +79,12 @@ struct Conditions {
   std::vector<std::string> environments;
   std::uint8_t protocols = 0;  ///< protocol_bit()s; 0 = any
   std::optional<TimeWindow> time;
+  /// Who is connected (SessionFacts::person), byte for byte.
+  std::vector<Glob> persons;
+  /// Group names: the person is in one when their credential states it, or
+  /// when a pgwarden group of that name lists them.
+  std::vector<std::string> person_in;
+  std::uint8_t auth_methods = 0;  ///< auth_method_bit()s; 0 = any
   // Statement level.
   std::vector<Glob> commands;  ///< against StatementFacts::effective_tags
   ClassSet classes;
@@ -142,6 +148,7 @@ struct CompiledRule {
   std::uint32_t index = 0;              ///< into RuleSet::rules()
   std::vector<std::string> in_members;  ///< sorted union of user_in groups
   std::vector<std::string> not_in_members;
+  std::vector<std::string> person_in_members;  ///< sorted union of the pgwarden groups person_in names
   Network client_in;
   Network client_not_in;
   std::uint16_t flag_mask = 0;   ///< statement_flag_* bits the rule constrains
@@ -164,7 +171,9 @@ struct RuleGuard {
 inline constexpr std::uint16_t session_cond_users = 1, session_cond_user_in = 2, session_cond_user_not_in = 4,
                                session_cond_databases = 8, session_cond_applications = 16,
                                session_cond_client_in = 32, session_cond_client_not_in = 64,
-                               session_cond_environments = 128, session_cond_time = 256;
+                               session_cond_environments = 128, session_cond_time = 256,
+                               session_cond_persons = 512, session_cond_person_in = 1024,
+                               session_cond_auth_methods = 2048;
 
 /// The session_cond_* bits of the session-level conditions `w` sets.
 std::uint16_t session_condition_bits(const Conditions& w) noexcept;
