@@ -276,7 +276,7 @@ void read_conditions(Context& c, const YAML::Node& v, const std::string& what, p
     return stmt(key, [&, key](const YAML::Node& n) { out = r.boolean(n, what + "." + std::string(key)); });
   };
   const auto k = [&](const char* key) { return what + "." + key; };
-  r.read_map(v, what, {
+  std::vector<Reader::Key> keys = {
     {"user", [&](auto& n) { w.users = read_globs(r, n, k("user"), GlobCase::Identifier); }},
     {"user_in", [&](auto& n) { w.user_in = read_group_refs(c, n, k("user_in")); }},
     {"user_not_in", [&](auto& n) { w.user_not_in = read_group_refs(c, n, k("user_not_in")); }},
@@ -296,19 +296,9 @@ void read_conditions(Context& c, const YAML::Node& v, const std::string& what, p
     {"class", stmt("class", [&](auto& n) { w.classes = read_classes(r, n, k("class")); })},
     {"object", stmt("object", [&](auto& n) { w.objects = read_objects(r, n, k("object")); })},
     {"function", stmt("function", [&](auto& n) { w.functions = read_globs(r, n, k("function"), GlobCase::Identifier); })},
-    {"update_or_delete_without_where", flag("update_or_delete_without_where", w.update_or_delete_without_where)},
-    {"dynamic_sql", flag("dynamic_sql", w.dynamic_sql)},
-    {"role_change", flag("role_change", w.role_change)},
-    {"unparseable", flag("unparseable", w.unparseable)},
-    {"runs_program", flag("runs_program", w.runs_program)},
-    {"server_file_access", flag("server_file_access", w.server_file_access)},
-    {"signals_backends", flag("signals_backends", w.signals_backends)},
-    {"large_objects", flag("large_objects", w.large_objects)},
-    {"remote_database", flag("remote_database", w.remote_database)},
-    {"locks", flag("locks", w.locks)},
-    {"notify", flag("notify", w.notify)},
-    {"maintenance", flag("maintenance", w.maintenance)},
-  });
+  };
+  for (const auto& f : policy::statement_flags) keys.push_back({f.name, flag(f.name, w.*f.condition)});
+  r.read_map(v, what, keys);
 }
 
 bool valid_sqlstate(const std::string& s) {

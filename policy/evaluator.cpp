@@ -60,16 +60,10 @@ bool session_matches(const CompiledRule& c, const Conditions& w, const SessionFa
 }
 
 std::uint16_t fact_flags(const StatementFacts& f) noexcept {
-  return std::uint16_t((f.update_or_delete_without_where ? statement_flag_without_where : 0) |
-                      (f.dynamic_sql ? statement_flag_dynamic_sql : 0) |
-                      (f.role_change ? statement_flag_role_change : 0) |
-                      (f.unparseable ? statement_flag_unparseable : 0) |
-                      (f.runs_program ? statement_flag_runs_program : 0) |
-                      (f.server_file_access ? statement_flag_server_file_access : 0) |
-                      (f.signals_backends ? statement_flag_signals_backends : 0) |
-                      (f.large_objects ? statement_flag_large_objects : 0) |
-                      (f.remote_database ? statement_flag_remote_database : 0) | (f.locks ? statement_flag_locks : 0) |
-                      (f.notify ? statement_flag_notify : 0) | (f.maintenance ? statement_flag_maintenance : 0));
+  std::uint16_t bits = 0;
+  for (const auto& flag : statement_flags)
+    if (f.*flag.fact) bits |= flag.bit;
+  return bits;
 }
 
 bool function_matches(const std::vector<Glob>& globs, std::string_view fn) noexcept {
