@@ -19,10 +19,23 @@ void begin(JsonWriter& w, std::string_view event, Clock::time_point time) {
   w.plain_value(event);
 }
 
+void string_array(JsonWriter& w, std::string_view name, auto const& items) {
+  w.key(name);
+  w.begin_array();
+  for (const auto& s : items) w.value(std::string_view(s));
+  w.end_array();
+}
+
 /// The session's members from its fields (encode_members() keeps the result).
 void write_session_members(JsonWriter& w, const SessionFields& s) {
   w.member("session_id", s.session_id);
   w.member("user", s.user);
+  if (!s.person.empty()) {
+    w.member("person", s.person);
+    string_array(w, "person_groups", s.person_groups);
+    w.optional("auth_method", s.auth_method);
+    w.optional("grant", s.grant);
+  }
   w.member("database", s.database);
   w.member("application_name", s.application_name);
   w.member("client_addr", s.client_addr);
@@ -40,13 +53,6 @@ void outcome_members(JsonWriter& w, const Outcome& o) {
   w.optional("sqlstate", o.sqlstate);
   w.optional("message", o.message);
   w.member("duration_us", o.duration_us);
-}
-
-void string_array(JsonWriter& w, std::string_view name, auto const& items) {
-  w.key(name);
-  w.begin_array();
-  for (const auto& s : items) w.value(std::string_view(s));
-  w.end_array();
 }
 
 void parameter_members(JsonWriter& w, std::span<const Parameter> params, ParameterMode mode) {
@@ -132,7 +138,12 @@ void encode(const SessionFields& s, std::string_view event, const SessionEventRe
   JsonWriter w(out);
   begin(w, event, r.time);
   session_members(w, s);
-  w.optional("auth_method", r.auth_method);
+  // One auth_method per record: the session's (how the person logged in)
+  // when known, with the wire mechanism beside it. Inside encoded members a
+  // quote that ends a key is never escaped, so the search cannot hit a value.
+  const bool session_method = s.encoded.empty() ? !s.person.empty() && !s.auth_method.empty()
+                                                : s.encoded.find("\"auth_method\":") != std::string_view::npos;
+  w.optional(session_method ? "auth_mechanism" : "auth_method", r.auth_method);
   w.optional("sqlstate", r.sqlstate);
   w.optional("message", r.message);
   w.end_object();

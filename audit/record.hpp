@@ -23,15 +23,25 @@ inline constexpr int schema_version = 1;
 /// records so a single line answers "who, from where".
 struct SessionFields {
   std::string_view session_id;
-  std::string_view user;      ///< as authenticated (claimed, in session.start)
+  std::string_view user;      ///< the database role, as authenticated (claimed, in session.start)
+  /// Who is connected, once authenticated: the person a certificate, token
+  /// or people file names, or the role itself (auth: passthrough, scram).
+  /// "" = not yet known: person, person_groups, auth_method and grant are
+  /// then not written.
+  std::string_view person;
+  std::span<const std::string> person_groups;  ///< as the credential states them
+  /// How the person authenticated: passthrough, scram, md5, certificate,
+  /// token or people (policy::AuthMethod). Written with the person.
+  std::string_view auth_method;
+  std::string_view grant;  ///< the grant that gave a person the role; "" = none needed
   std::string_view database;
   std::string_view application_name;
   std::string_view client_addr;  ///< IP address, or "local" for a Unix-socket client
   std::uint16_t client_port = 0;  ///< 0 = not written
   bool tls = false;               ///< client connection uses TLS
-  /// The members above as encode_members() wrote them: a session encodes
-  /// them once, not for each of its records. When set, the encoders copy it
-  /// and ignore the fields above.
+  /// The members of this struct as encode_members() wrote them: a session
+  /// encodes them once, not for each of its records. When set, the encoders
+  /// copy it and ignore the other fields.
   std::string_view encoded;
 };
 
@@ -118,7 +128,11 @@ struct StatementResultRecord {
 /// Events `session.start`, `auth.ok` and `auth.fail`.
 struct SessionEventRecord {
   Clock::time_point time{};
-  std::string_view auth_method;  ///< auth.ok: "passthrough", "scram", ... ("" = not written)
+  /// The mechanism on the wire: "trust", "password", "md5", "scram-sha-256",
+  /// "scram-sha-256-plus" ("" = not written). Written as `auth_method`
+  /// while the session's own SessionFields::auth_method is unset, else as
+  /// `auth_mechanism` beside it.
+  std::string_view auth_method;
   std::string_view sqlstate;     ///< auth.fail: the server's SQLSTATE
   std::string_view message;      ///< auth.fail: the server's message
 };

@@ -622,6 +622,7 @@ ScramClient::ScramClient(std::string user, const ScramKey& client_key, ScramVeri
 }
 
 ScramClient::~ScramClient() {
+  OPENSSL_cleanse(password_.data(), password_.size());
   cleanse(client_key_);
   cleanse(verifier_.stored_key);
   cleanse(verifier_.server_key);
@@ -681,6 +682,44 @@ AuthResult<SaslInitialResponse> ScramClient::start(std::span<const std::string_v
   return SaslInitialResponse{std::move(*mechanism), gs2_header_ + client_first_bare_};
 }
 
+ScramClient ScramClient::with_password(std::string user, std::string password, UpstreamChannel channel,
+                                       NonceSource nonces) {
+  ScramClient c(std::move(user), ScramKey{}, ScramVerifier{.iterations = 0, .salt = {}, .stored_key = sha256(ScramKey{}),
+                                                           .server_key = {}},
+                std::move(channel), std::move(nonces));
+  c.password_ = std::move(password);
+  return c;
+}
+
+AuthResult<void> ScramClient::derive_from_password(std::string_view salt_b64, std::string_view iterations) {
+  constexpr AuthError code = AuthError::ServerMessageMalformed;
+  // A server asking for more rounds than this would make every login cost
+  // seconds of CPU: refused, as a misconfiguration or an attack.
+  constexpr int max_iterations = 1'000'000;
+  auto salt = base64_decode(salt_b64);
+  if (!salt || salt->empty()) return malformed(code, "Invalid salt in server-first-message.");
+  auto count = parse_positive_int(iterations);
+  if (!count) return malformed(code, "Invalid iteration count in server-first-message.");
+  if (*count > max_iterations)
+    return failure(AuthError::ServerMessageMalformed, "the server asks for too many SCRAM iterations",
+                   "The server-first-message asks for " + std::to_string(*count) + " iterations; at most " +
+                       std::to_string(max_iterations) + " are computed.");
+  ScramKey salted{};
+  if (PKCS5_PBKDF2_HMAC(password_.data(), static_cast<int>(password_.size()),
+                        reinterpret_cast<const unsigned char*>(salt->data()), static_cast<int>(salt->size()), *count,
+                        EVP_sha256(), static_cast<int>(salted.size()), salted.data()) != 1)
+    return failure(AuthError::Internal, "internal authentication error", "PBKDF2 failed.");
+  OPENSSL_cleanse(password_.data(), password_.size());
+  password_.clear();
+  client_key_ = hmac_sha256(as_view(salted), "Client Key");
+  verifier_.iterations = *count;
+  verifier_.salt = std::move(*salt);
+  verifier_.stored_key = sha256(client_key_);
+  verifier_.server_key = hmac_sha256(as_view(salted), "Server Key");
+  cleanse(salted);
+  return {};
+}
+
 AuthResult<void> ScramClient::check_salt_and_iterations(std::string_view salt_b64,
                                                         std::string_view iterations) const {
   constexpr AuthError code = AuthError::ServerMessageMalformed;
@@ -715,7 +754,11 @@ AuthResult<std::string> ScramClient::respond(std::string_view server_first) {
   auto iterations = in.value('i');
   if (!iterations) return fail(std::move(iterations).error());
   if (!in.at_end()) return fail(in.malformed("Garbage found at the end of server-first-message."));
-  if (auto ok = check_salt_and_iterations(*salt, *iterations); !ok) return fail(std::move(ok).error());
+  if (!password_.empty()) {
+    if (auto ok = derive_from_password(*salt, *iterations); !ok) return fail(std::move(ok).error());
+  } else if (auto ok = check_salt_and_iterations(*salt, *iterations); !ok) {
+    return fail(std::move(ok).error());
+  }
 
   const std::string binding_data = gs2_header_ + (binding_ ? channel_.end_point_hash : std::string());
   std::string final_message = "c=" + base64_encode(binding_data) + ",r=" + std::string(*nonce);

@@ -302,6 +302,11 @@ class ScramClient {
   /// verifier()). `user` goes into n= (escaped), which PostgreSQL ignores.
   ScramClient(std::string user, const ScramKey& client_key, ScramVerifier verifier,
               UpstreamChannel channel, NonceSource nonces = random_nonce);
+  /// pgwarden logging in with a password it holds (credentials injected for
+  /// a role, the catalog lookup role): the keys are derived, as libpq
+  /// derives them, with the salt and iteration count the server names.
+  static ScramClient with_password(std::string user, std::string password, UpstreamChannel channel,
+                                   NonceSource nonces = random_nonce);
   ~ScramClient();
   ScramClient(ScramClient&&) noexcept = default;
   ScramClient& operator=(ScramClient&&) noexcept = default;
@@ -332,7 +337,11 @@ class ScramClient {
   /// Ends the exchange: every later step is refused.
   AuthFailure fail(AuthFailure failure);
 
+  /// Derives client_key_ and verifier_ from password_ (then cleared).
+  AuthResult<void> derive_from_password(std::string_view salt_b64, std::string_view iterations);
+
   std::string user_;
+  std::string password_;  ///< with_password(): until the server-first-message names the salt
   ScramKey client_key_{};
   ScramVerifier verifier_;
   UpstreamChannel channel_;

@@ -33,6 +33,15 @@ int main(int argc, char** argv) {
   explain->add_option("-d,--database", explain_request.database, "Database (default: the user name)");
   explain->add_option("--client", explain_request.client, "Client IP address (default: a Unix-socket client)");
   explain->add_option("-a,--application", explain_request.application, "application_name");
+  explain->add_option("--person", explain_request.person,
+                      "The person a credential names (default: the user); with a person's --auth-method the role "
+                      "comes from their grant");
+  explain->add_option("--person-group", explain_request.person_groups,
+                      "A group the credential states for the person (repeatable)");
+  explain->add_option("--auth-method", explain_request.auth_method,
+                      "passthrough (default), scram, md5, certificate, token or people");
+  explain->add_option("--role", explain_request.role_setting,
+                      "The pgwarden.role startup setting: the role a person asks for when --user is their own name");
   explain->add_option("--protocol", explain_request.protocol,
                       "simple, extended, function_call, copy or replication (default simple)");
   explain->add_option("--client-encoding", explain_request.client_encoding,
@@ -53,6 +62,7 @@ int main(int argc, char** argv) {
   auto* search = audit->add_subcommand("search", "Show the audit records that match, oldest first");
   search->add_option("files", search_request.files, "Audit files or directories, any order, plain or .gz")->required();
   search->add_option("-u,--user", search_request.user, "User name");
+  search->add_option("--person", search_request.person, "Person (who logged in, by certificate, token or people file)");
   search->add_option("-d,--database", search_request.database, "Database");
   search->add_option("--client", search_request.client, "Client address or CIDR block");
   search->add_option("--since", search_request.since, "At or after: YYYY-MM-DD[THH:MM[:SS]][Z|+HH:MM], UTC by default");

@@ -29,4 +29,9 @@ std::string_view to_string(AuthMode m) noexcept { return m == AuthMode::Passthro
 
 std::string_view to_string(Durability d) noexcept { return d == Durability::Buffered ? "buffered" : "synced"; }
 
+std::string_view to_string(CertificateField f) noexcept {
+  static constexpr std::array<std::string_view, 5> names = {"none", "san_email", "san_uri", "cn", "ou"};
+  return names[static_cast<std::size_t>(f)];
+}
+
 }  // namespace pgwarden::config

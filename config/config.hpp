@@ -5,11 +5,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "policy/grants.hpp"
 #include "policy/rules.hpp"
 
 namespace pgwarden::config {
@@ -79,6 +81,54 @@ struct AuthConfig {
   /// How long an auth_query answer (a secret, or "no such user") is reused.
   Duration cache_ttl = std::chrono::seconds(30);
 };
+
+/// A field of a verified client certificate.
+enum class CertificateField : std::uint8_t {
+  None,      ///< not read
+  SanEmail,  ///< subjectAltName rfc822Name (e-mail address)
+  SanUri,    ///< subjectAltName uniformResourceIdentifier
+  Cn,        ///< subject commonName
+  Ou,        ///< subject organizationalUnitName, each one a group
+};
+
+/// People identified by their client certificate (needs tls.client_cert).
+struct CertificateIdentity {
+  CertificateField person = CertificateField::SanEmail;  ///< san_email | san_uri | cn
+  CertificateField groups = CertificateField::None;      ///< ou | none
+};
+
+/// People identified by a signed token (JWT) given as the password,
+/// verified offline against a JWKS file. Accepted only over TLS.
+struct TokenIdentity {
+  std::string jwks_file;              ///< absolute path; re-read on reload
+  std::string issuer;                 ///< required `iss`
+  std::vector<std::string> audience;  ///< `aud` must hold one of these
+  std::string person_claim = "sub";
+  std::string groups_claim = "groups";  ///< "" = tokens carry no groups
+  Duration clock_skew = std::chrono::seconds(60);  ///< allowed on exp and nbf
+  std::uint64_t max_bytes = 16u << 10;             ///< longer passwords are refused unread
+};
+
+/// How people, as opposed to database roles, prove who they are
+/// (ARCHITECTURE.md "People and roles"). Each part is optional.
+struct IdentityConfig {
+  std::string people_file;  ///< absolute path of the people file; "" = none
+  std::optional<CertificateIdentity> certificate;
+  std::optional<TokenIdentity> token;
+
+  /// True when some way for people to log in is configured.
+  bool enabled() const noexcept { return !people_file.empty() || certificate || token; }
+};
+
+/// The secret pgwarden logs in to PostgreSQL with as one database role.
+/// Only paths: the session reads the files at login (config/secret_file.hpp),
+/// so no secret is ever held in a Config.
+struct RoleCredential {
+  std::string password_file;  ///< absolute path; the password on its first line
+  std::string cert;           ///< client certificate for the server's `cert` method
+  std::string key;            ///< its private key
+};
+using CredentialMap = std::map<std::string, RoleCredential, std::less<>>;
 
 /// Resource limits, each with a documented default.
 struct Limits {
@@ -151,6 +201,13 @@ struct Config {
   UpstreamConfig upstream;
   TlsConfig tls;
   AuthConfig auth;
+  /// People: certificates, tokens, the people file.
+  IdentityConfig identity;
+  /// Database role -> the secret pgwarden logs in with.
+  CredentialMap credentials;
+  /// Which person may use which role, where; resolved against `networks:`
+  /// and `groups:`.
+  policy::GrantSet grants;
   Limits limits;
   AdminConfig admin;
   LogConfig log;
@@ -197,5 +254,6 @@ LoadResult load_config_string(const std::string& text, const std::string& name);
 std::string_view to_string(UpstreamTlsMode m) noexcept;
 std::string_view to_string(AuthMode m) noexcept;
 std::string_view to_string(Durability d) noexcept;
+std::string_view to_string(CertificateField f) noexcept;
 
 }  // namespace pgwarden::config

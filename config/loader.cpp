@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 
 #include "config/config.hpp"
+#include "config/secret_file.hpp"
+#include "config/identity_loader.hpp"
 #include "config/rule_loader.hpp"
 #include "config/yaml_reader.hpp"
 
@@ -26,7 +28,7 @@ struct Slot {
 struct Sections {
   YAML::Node root;
   Slot listen, upstream, tls, auth, limits, admin, log, environment, networks, groups, rules,
-      default_action, audit, catalog_lookup, shutdown_timeout, workers;
+      default_action, audit, catalog_lookup, shutdown_timeout, workers, identity, credentials, grants;
 };
 
 void read_listen(Reader& r, const YAML::Node& node, std::vector<Endpoint>& out) {
@@ -139,21 +141,6 @@ void read_audit(Reader& r, const YAML::Node& node, AuditConfig& a) {
   });
 }
 
-// The password file of the catalog lookup role must be private to pgwarden.
-void check_password_file(Reader& r, const YAML::Node& node, const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    r.error(node, "catalog_lookup.password_file: cannot read " + path + ": " + std::strerror(errno));
-  } else if (!S_ISREG(st.st_mode)) {
-    r.error(node, "catalog_lookup.password_file: " + path + " is not a regular file");
-  } else if ((st.st_mode & 077) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    r.error(node, "catalog_lookup.password_file: " + path + " has mode " + mode +
-                      ", readable or writable by group or others; make it 0600 (chmod 600)");
-  }
-}
-
 void read_catalog_lookup(Reader& r, const YAML::Node& node, CatalogLookupConfig& c) {
   r.read_map(node, "catalog_lookup", {
     {"user", [&](auto& v) {
@@ -162,7 +149,11 @@ void read_catalog_lookup(Reader& r, const YAML::Node& node, CatalogLookupConfig&
      }, true},
     {"password_file", [&](auto& v) {
        assign(c.password_file, r.file_path(v, "catalog_lookup.password_file", true));
-       if (!c.password_file.empty()) check_password_file(r, v, c.password_file);
+       // The lookup role's password must be pgwarden's alone.
+       if (!c.password_file.empty()) {
+         if (auto problem = secret_file_problem(c.password_file); !problem.empty())
+           r.error(v, "catalog_lookup.password_file: " + problem);
+       }
      }},
     {"refresh", [&](auto& v) { assign(c.refresh, r.duration(v, "catalog_lookup.refresh")); }},
     {"first_load_wait", [&](auto& v) {
@@ -189,6 +180,7 @@ Sections read_sections(Reader& r, const YAML::Node& root) {
     {"rules", keep(s.rules)}, {"default", keep(s.default_action)}, {"audit", keep(s.audit)},
     {"catalog_lookup", keep(s.catalog_lookup)},
     {"shutdown_timeout", keep(s.shutdown_timeout)}, {"workers", keep(s.workers)},
+    {"identity", keep(s.identity)}, {"credentials", keep(s.credentials)}, {"grants", keep(s.grants)},
   });
   return s;
 }
@@ -217,6 +209,13 @@ void read_config(Reader& r, const Sections& s, Config& c) {
   if (s.groups) read_groups(r, s.groups, groups);
   if (s.rules) read_rules(r, s.rules, groups, networks, rules);
   if (s.default_action) r.assign_enum(s.default_action, "default", {"allow", "deny"}, default_action);
+  if (s.identity) read_identity(r, s.identity, c.identity);
+  if (s.credentials) read_credentials(r, s.credentials, c.credentials);
+  std::vector<policy::Grant> grants;
+  // Only people log in through injected credentials: without identity the
+  // grants are inert (check_identity warns), so their roles need none.
+  if (s.grants) read_grants(r, s.grants, networks, c.identity.enabled() ? &c.credentials : nullptr, grants);
+  c.grants = policy::GrantSet::build(std::move(grants), groups, networks);
   c.policy = policy::RuleSet::build(std::move(rules), std::move(groups), std::move(networks), default_action);
 }
 
@@ -250,6 +249,32 @@ void check_tls_and_auth(Reader& r, const Sections& s, const Config& c) {
               "(with auth_file or auth_query), or upstream.tls: disable");
 }
 
+// How people log in, checked against TLS, grants and credentials.
+void check_identity(Reader& r, const Sections& s, const Config& c) {
+  const auto id_at = mark_of(s.identity, s.root);
+  const YAML::Node id = s.identity ? s.identity.node : YAML::Node();
+  if (c.identity.certificate && c.tls.client_cert == ClientCertMode::None)
+    r.error(id.IsMap() ? id["certificate"].Mark() : id_at,
+            "identity.certificate: needs tls.client_cert (optional or require) and tls.ca to verify certificates");
+  if (c.identity.token && !c.tls.enabled())
+    r.error(id.IsMap() ? id["token"].Mark() : id_at,
+            "identity.token: a token is a bearer credential and is accepted only over TLS; configure tls.cert and "
+            "tls.key");
+  if (!c.identity.enabled()) {
+    if (!c.grants.empty())
+      r.warning(mark_of(s.grants, s.root), "grants: no identity (people_file, certificate or token) is configured, "
+                                          "so no person can log in and the grants apply to nobody");
+    return;
+  }
+  if (c.grants.empty())
+    r.warning(id_at, "identity: no grants are configured, so every person is refused at login");
+  const auto roles = c.grants.roles();
+  for (const auto& [role, credential] : c.credentials) {
+    if (!std::binary_search(roles.begin(), roles.end(), role))
+      r.warning(s.credentials.node[role].Mark(), "credentials." + role + ": no grant names role '" + role + "'");
+  }
+}
+
 }  // namespace
 
 LoadResult load_config_string(const std::string& text, const std::string& name) {
@@ -267,6 +292,7 @@ LoadResult load_config_string(const std::string& text, const std::string& name) 
       Sections s = read_sections(r, root);
       read_config(r, s, *config);
       check_tls_and_auth(r, s, *config);
+      check_identity(r, s, *config);
     }
   } catch (const YAML::Exception& e) {
     r.error(e.mark, e.msg);

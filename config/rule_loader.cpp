@@ -63,16 +63,6 @@ std::string undefined(std::string_view kind, const std::string& name, const std:
   return msg;
 }
 
-std::vector<Glob> read_globs(Reader& r, const YAML::Node& v, const std::string& what, GlobCase mode) {
-  std::vector<Glob> out;
-  for (const auto& [text, node] : r.strings(v, what)) {
-    std::string why;
-    if (auto g = Glob::compile(text, mode, &why)) out.push_back(std::move(*g));
-    else r.error(node, what + ": bad pattern '" + text + "': " + why);
-  }
-  return out;
-}
-
 // Command tag patterns. A plain word also matches the tags it begins:
 // TRUNCATE matches PostgreSQL's tag "TRUNCATE TABLE", DROP every "DROP ...".
 std::vector<Glob> read_commands(Reader& r, const YAML::Node& v, const std::string& what) {
@@ -98,20 +88,7 @@ bool looks_like_address(const std::string& s) {
 }
 
 std::vector<std::string> read_network_refs(Context& c, const YAML::Node& v, const std::string& what) {
-  std::vector<std::string> out;
-  for (const auto& [name, node] : c.r.strings(v, what)) {
-    std::string why;
-    if (c.networks.contains(name) || name == "local") {
-      out.push_back(name);
-    } else if (!looks_like_address(name)) {
-      c.r.error(node, what + ": " + undefined("network", name, names_of(c.networks)));
-    } else if (policy::Cidr::parse(name, &why)) {
-      out.push_back(name);
-    } else {
-      c.r.error(node, what + ": bad CIDR: " + why);
-    }
-  }
-  return out;
+  return read_network_refs(c.r, c.networks, v, what);
 }
 
 policy::ClassSet read_classes(Reader& r, const YAML::Node& v, const std::string& what) {
@@ -140,6 +117,15 @@ std::uint8_t read_protocols(Reader& r, const YAML::Node& v, const std::string& w
   return bits;
 }
 
+std::uint8_t read_auth_methods(Reader& r, const YAML::Node& v, const std::string& what) {
+  std::uint8_t bits = 0;
+  for (const auto& [name, node] : r.strings(v, what)) {
+    policy::AuthMethod m;
+    if (policy::parse_auth_method(name, m)) bits |= policy::auth_method_bit(m);
+    else r.error(node, what + ": '" + name + "' is not one of passthrough, scram, md5, certificate, token, people");
+  }
+  return bits;
+}
 
 // Splits "schema.table" at the first dot outside double quotes.
 // The schema part is nullopt when there is no such dot.
@@ -290,7 +276,7 @@ void read_conditions(Context& c, const YAML::Node& v, const std::string& what, p
     return stmt(key, [&, key](const YAML::Node& n) { out = r.boolean(n, what + "." + std::string(key)); });
   };
   const auto k = [&](const char* key) { return what + "." + key; };
-  r.read_map(v, what, {
+  std::vector<Reader::Key> keys = {
     {"user", [&](auto& n) { w.users = read_globs(r, n, k("user"), GlobCase::Identifier); }},
     {"user_in", [&](auto& n) { w.user_in = read_group_refs(c, n, k("user_in")); }},
     {"user_not_in", [&](auto& n) { w.user_not_in = read_group_refs(c, n, k("user_not_in")); }},
@@ -302,24 +288,17 @@ void read_conditions(Context& c, const YAML::Node& v, const std::string& what, p
        for (auto& [name, node] : r.strings(n, k("environment"))) w.environments.push_back(name);
      }},
     {"protocol", [&](auto& n) { w.protocols = read_protocols(r, n, k("protocol")); }},
+    {"person", [&](auto& n) { w.persons = read_globs(r, n, k("person"), GlobCase::Exact); }},
+    {"person_in", [&](auto& n) { w.person_in = read_person_groups(r, n, k("person_in")); }},
+    {"auth_method", [&](auto& n) { w.auth_methods = read_auth_methods(r, n, k("auth_method")); }},
     {"time", [&](auto& n) { w.time = read_time(c, n, k("time")); }},
     {"command", stmt("command", [&](auto& n) { w.commands = read_commands(r, n, k("command")); })},
     {"class", stmt("class", [&](auto& n) { w.classes = read_classes(r, n, k("class")); })},
     {"object", stmt("object", [&](auto& n) { w.objects = read_objects(r, n, k("object")); })},
     {"function", stmt("function", [&](auto& n) { w.functions = read_globs(r, n, k("function"), GlobCase::Identifier); })},
-    {"update_or_delete_without_where", flag("update_or_delete_without_where", w.update_or_delete_without_where)},
-    {"dynamic_sql", flag("dynamic_sql", w.dynamic_sql)},
-    {"role_change", flag("role_change", w.role_change)},
-    {"unparseable", flag("unparseable", w.unparseable)},
-    {"runs_program", flag("runs_program", w.runs_program)},
-    {"server_file_access", flag("server_file_access", w.server_file_access)},
-    {"signals_backends", flag("signals_backends", w.signals_backends)},
-    {"large_objects", flag("large_objects", w.large_objects)},
-    {"remote_database", flag("remote_database", w.remote_database)},
-    {"locks", flag("locks", w.locks)},
-    {"notify", flag("notify", w.notify)},
-    {"maintenance", flag("maintenance", w.maintenance)},
-  });
+  };
+  for (const auto& f : policy::statement_flags) keys.push_back({f.name, flag(f.name, w.*f.condition)});
+  r.read_map(v, what, keys);
 }
 
 bool valid_sqlstate(const std::string& s) {
@@ -384,6 +363,46 @@ void read_rule(Context& c, const YAML::Node& node, std::size_t index, std::map<s
 }
 
 }  // namespace
+
+std::vector<Glob> read_globs(Reader& r, const YAML::Node& v, const std::string& what, GlobCase mode) {
+  std::vector<Glob> out;
+  for (const auto& [text, node] : r.strings(v, what)) {
+    std::string why;
+    if (auto g = Glob::compile(text, mode, &why)) out.push_back(std::move(*g));
+    else r.error(node, what + ": bad pattern '" + text + "': " + why);
+  }
+  return out;
+}
+
+std::vector<std::string> read_network_refs(Reader& r, const policy::NetworkMap& networks, const YAML::Node& v,
+                                           const std::string& what) {
+  std::vector<std::string> out;
+  for (const auto& [name, node] : r.strings(v, what)) {
+    std::string why;
+    if (networks.contains(name) || name == "local") {
+      out.push_back(name);
+    } else if (!looks_like_address(name)) {
+      r.error(node, what + ": " + undefined("network", name, names_of(networks)));
+    } else if (policy::Cidr::parse(name, &why)) {
+      out.push_back(name);
+    } else {
+      r.error(node, what + ": bad CIDR: " + why);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> read_person_groups(Reader& r, const YAML::Node& v, const std::string& what) {
+  std::vector<std::string> out;
+  for (const auto& [name, node] : r.strings(v, what)) {
+    if (name.empty() || name.find_first_of("*?") != std::string::npos) {
+      r.error(node, what + ": '" + name + "' is not a group name (no patterns)");
+      continue;
+    }
+    out.push_back(name);
+  }
+  return out;
+}
 
 void read_networks(Reader& r, const YAML::Node& node, policy::NetworkMap& out) {
   if (!node.IsMap()) {

@@ -68,7 +68,7 @@ void Reader::warning(const YAML::Mark& where, std::string message) {
   warnings_.push_back(at(where, std::move(message)));
 }
 
-void Reader::read_map(const YAML::Node& node, std::string_view what, std::initializer_list<Key> keys) {
+void Reader::read_map(const YAML::Node& node, std::string_view what, std::span<const Key> keys) {
   if (!node.IsNull() && !node.IsMap()) {
     error(node, std::string(what) + ": expected a mapping, got " + std::string(kind(node)));
     return;

@@ -10,6 +10,7 @@
 #include <functional>
 #include <initializer_list>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -43,7 +44,11 @@ class Reader {
   /// Dispatches each key of mapping `node` (`what` names it in messages) to
   /// its handler; reports non-mappings, unknown keys (with a suggestion),
   /// duplicate keys and missing required keys. A null node is an empty map.
-  void read_map(const YAML::Node& node, std::string_view what, std::initializer_list<Key> keys);
+  void read_map(const YAML::Node& node, std::string_view what, std::initializer_list<Key> keys) {
+    read_map(node, what, std::span<const Key>(keys.begin(), keys.size()));
+  }
+  /// The same, for keys assembled at run time.
+  void read_map(const YAML::Node& node, std::string_view what, std::span<const Key> keys);
 
   std::optional<std::string> string(const YAML::Node& node, std::string_view what);
   std::optional<bool> boolean(const YAML::Node& node, std::string_view what);

@@ -25,6 +25,16 @@ bool member(const std::vector<std::string>& sorted, const std::string& user) noe
   return std::binary_search(sorted.begin(), sorted.end(), user);
 }
 
+// The person is in one of `groups`: by their credential's own groups, or by
+// a pgwarden group (resolved into `members`) that lists them.
+bool person_in(const std::vector<std::string>& groups, const std::vector<std::string>& members,
+               const SessionFacts& s) noexcept {
+  if (!s.person.empty() && member(members, s.person)) return true;
+  for (const auto& g : s.person_groups)
+    if (std::find(groups.begin(), groups.end(), g) != groups.end()) return true;
+  return false;
+}
+
 // Session-level conditions other than the protocol path; `set` holds the
 // session_cond_* bits of those the rule has.
 bool session_matches(std::uint16_t set, const CompiledRule& c, const Conditions& w, const SessionFacts& s) noexcept {
@@ -38,6 +48,9 @@ bool session_matches(std::uint16_t set, const CompiledRule& c, const Conditions&
   if ((set & session_cond_environments) &&
       std::find(w.environments.begin(), w.environments.end(), s.environment) == w.environments.end())
     return false;
+  if ((set & session_cond_persons) && !any_glob(w.persons, s.person)) return false;
+  if ((set & session_cond_person_in) && !person_in(w.person_in, c.person_in_members, s)) return false;
+  if ((set & session_cond_auth_methods) && (w.auth_methods & auth_method_bit(s.auth_method)) == 0) return false;
   return !(set & session_cond_time) || w.time->contains(s.now);
 }
 
@@ -47,16 +60,10 @@ bool session_matches(const CompiledRule& c, const Conditions& w, const SessionFa
 }
 
 std::uint16_t fact_flags(const StatementFacts& f) noexcept {
-  return std::uint16_t((f.update_or_delete_without_where ? statement_flag_without_where : 0) |
-                      (f.dynamic_sql ? statement_flag_dynamic_sql : 0) |
-                      (f.role_change ? statement_flag_role_change : 0) |
-                      (f.unparseable ? statement_flag_unparseable : 0) |
-                      (f.runs_program ? statement_flag_runs_program : 0) |
-                      (f.server_file_access ? statement_flag_server_file_access : 0) |
-                      (f.signals_backends ? statement_flag_signals_backends : 0) |
-                      (f.large_objects ? statement_flag_large_objects : 0) |
-                      (f.remote_database ? statement_flag_remote_database : 0) | (f.locks ? statement_flag_locks : 0) |
-                      (f.notify ? statement_flag_notify : 0) | (f.maintenance ? statement_flag_maintenance : 0));
+  std::uint16_t bits = 0;
+  for (const auto& flag : statement_flags)
+    if (f.*flag.fact) bits |= flag.bit;
+  return bits;
 }
 
 bool function_matches(const std::vector<Glob>& globs, std::string_view fn) noexcept {

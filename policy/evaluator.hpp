@@ -67,7 +67,8 @@ struct Decision {
 };
 
 /// Which statement rules' session-level conditions (user, groups, database,
-/// application, client network, environment) hold for one session. Those do
+/// application, client network, environment, person, person's groups,
+/// authentication method) hold for one session. Those do
 /// not change from statement to statement, so a session computes the mask
 /// once (again after a reload or a change of application_name) and
 /// evaluation skips the rules that cannot match it. Time windows and the

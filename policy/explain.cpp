@@ -17,14 +17,19 @@ json::array strings(const std::vector<std::string>& v) {
   return a;
 }
 
-json::object session_json(const SessionFacts& s) {
-  return {{"user", s.user},
+json::object session_json(const SessionFacts& s, const GrantDecision* grant) {
+  json::object j{{"user", s.user},
+          {"person", s.person},
+          {"person_groups", strings(s.person_groups)},
+          {"auth_method", to_string(s.auth_method)},
           {"database", s.database},
           {"application_name", s.application_name},
           {"client", s.client ? json::value(s.client->to_string()) : json::value("local")},
           {"environment", s.environment},
           {"protocol", to_string(s.protocol)},
           {"read_only", s.read_only}};
+  if (grant) j["grant"] = grant->grant ? json::value(grant->grant->name) : json::value(nullptr);
+  return j;
 }
 
 json::object facts_json(const StatementFacts& f) {
@@ -109,7 +114,16 @@ json::object decision_json(const Decision& d, const RuleSet& rules) {
 
 }  // namespace
 
-std::string explain_json(const RuleSet& rules, const SessionFacts& session, const ClassifiedText& text) {
+std::string explain_json(const RuleSet& rules, const SessionFacts& session, const ClassifiedText& text,
+                         const GrantDecision* grant) {
+  if (grant && grant->refused()) {
+    json::object refused{{"action", "deny"}, {"reason", "no_grant"}, {"rule", nullptr},
+                         {"why", "the connection is refused at startup: " + grant->refusal},
+                         {"sqlstate", "28000"}, {"message", grant->refusal}};
+    json::object out{{"session", session_json(session, grant)}, {"statements", json::array()},
+                     {"decision", std::move(refused)}};
+    return json::serialize(out) + "\n";
+  }
   MatchTrace trace;
   const Decision overall = evaluate(rules, session, text, &trace);
   json::array statements;
@@ -120,7 +134,7 @@ std::string explain_json(const RuleSet& rules, const SessionFacts& session, cons
     s["decision"] = decision_json(evaluate(rules, session, text.statements[i]), rules);
     statements.emplace_back(std::move(s));
   }
-  json::object out{{"session", session_json(session)},
+  json::object out{{"session", session_json(session, grant)},
                    {"statements", std::move(statements)},
                    {"decision", decision_json(overall, rules)}};
   if (overall.denied()) out["decision"].as_object()["statement"] = overall.statement;

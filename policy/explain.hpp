@@ -6,15 +6,19 @@
 
 #include <string>
 
+#include "policy/grants.hpp"
 #include "policy/rules.hpp"
 #include "policy/session_facts.hpp"
 #include "policy/statement_facts.hpp"
 
 namespace pgwarden::policy {
 
-/// A pretty-printed JSON object: {"session", "statements": [{facts...,
-/// "matched_rules", "decision"}], "decision": {action, reason, rule, sqlstate,
-/// message, dry_run, dry_run_rule, alert, statement, why}}.
-std::string explain_json(const RuleSet& rules, const SessionFacts& session, const ClassifiedText& text);
+/// A JSON object: {"session", "statements": [{facts..., "matched_rules",
+/// "decision"}], "decision": {action, reason, rule, sqlstate, message,
+/// dry_run, dry_run_rule, alert, statement, why}}. With `grant` (a person's
+/// connection) the session shows the grant used; a refused grant is the
+/// decision (reason "no_grant", 28000) and no statement is evaluated.
+std::string explain_json(const RuleSet& rules, const SessionFacts& session, const ClassifiedText& text,
+                         const GrantDecision* grant = nullptr);
 
 }  // namespace pgwarden::policy

@@ -25,10 +25,10 @@ bool TimeWindow::contains(std::chrono::sys_seconds now) const noexcept {
 }
 
 bool Conditions::has_statement_conditions() const noexcept {
-  return !commands.empty() || !classes.empty() || !objects.empty() || !functions.empty() ||
-         update_or_delete_without_where || dynamic_sql || role_change || unparseable || runs_program ||
-         server_file_access || signals_backends || large_objects || remote_database || locks || notify ||
-         maintenance;
+  if (!commands.empty() || !classes.empty() || !objects.empty() || !functions.empty()) return true;
+  for (const auto& f : statement_flags)
+    if (this->*f.condition) return true;
+  return false;
 }
 
 bool Network::contains(const std::optional<IpAddress>& addr) const noexcept {
@@ -45,7 +45,10 @@ std::uint16_t session_condition_bits(const Conditions& w) noexcept {
                        (w.applications.empty() ? 0 : session_cond_applications) |
                        (w.client_in.empty() ? 0 : session_cond_client_in) |
                        (w.client_not_in.empty() ? 0 : session_cond_client_not_in) |
-                       (w.environments.empty() ? 0 : session_cond_environments) | (w.time ? session_cond_time : 0));
+                       (w.environments.empty() ? 0 : session_cond_environments) | (w.time ? session_cond_time : 0) |
+                       (w.persons.empty() ? 0 : session_cond_persons) |
+                       (w.person_in.empty() ? 0 : session_cond_person_in) |
+                       (w.auth_methods == 0 ? 0 : session_cond_auth_methods));
 }
 
 RuleSet RuleSet::build(std::vector<Rule> rules, GroupMap groups, NetworkMap networks, Action default_action) {
@@ -74,25 +77,15 @@ CompiledRule RuleSet::compile(std::uint32_t index) const {
   c.index = index;
   c.in_members = resolve_members(w.user_in);
   c.not_in_members = resolve_members(w.user_not_in);
+  c.person_in_members = resolve_members(w.person_in);
   c.client_in = resolve_networks(w.client_in);
   c.client_not_in = resolve_networks(w.client_not_in);
-  auto flag = [&](const std::optional<bool>& v, std::uint16_t bit) {
-    if (!v) return;
-    c.flag_mask |= bit;
-    if (*v) c.flag_value |= bit;
-  };
-  flag(w.update_or_delete_without_where, statement_flag_without_where);
-  flag(w.dynamic_sql, statement_flag_dynamic_sql);
-  flag(w.role_change, statement_flag_role_change);
-  flag(w.unparseable, statement_flag_unparseable);
-  flag(w.runs_program, statement_flag_runs_program);
-  flag(w.server_file_access, statement_flag_server_file_access);
-  flag(w.signals_backends, statement_flag_signals_backends);
-  flag(w.large_objects, statement_flag_large_objects);
-  flag(w.remote_database, statement_flag_remote_database);
-  flag(w.locks, statement_flag_locks);
-  flag(w.notify, statement_flag_notify);
-  flag(w.maintenance, statement_flag_maintenance);
+  for (const auto& f : statement_flags) {
+    const std::optional<bool>& v = w.*f.condition;
+    if (!v) continue;
+    c.flag_mask |= f.bit;
+    if (*v) c.flag_value |= f.bit;
+  }
   c.denial_message = "permission denied by pgwarden rule \"" + r.name + "\"";
   if (!r.message.empty()) c.denial_message += ": " + r.message;
   return c;

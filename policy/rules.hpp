@@ -4,6 +4,7 @@
 /// everything the evaluator needs per statement (group members, networks,
 /// flag masks, denial messages) is resolved here so evaluation only reads.
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -79,6 +80,12 @@ struct Conditions {
   std::vector<std::string> environments;
   std::uint8_t protocols = 0;  ///< protocol_bit()s; 0 = any
   std::optional<TimeWindow> time;
+  /// Who is connected (SessionFacts::person), byte for byte.
+  std::vector<Glob> persons;
+  /// Group names: the person is in one when their credential states it, or
+  /// when a pgwarden group of that name lists them.
+  std::vector<std::string> person_in;
+  std::uint8_t auth_methods = 0;  ///< auth_method_bit()s; 0 = any
   // Statement level.
   std::vector<Glob> commands;  ///< against StatementFacts::effective_tags
   ClassSet classes;
@@ -111,6 +118,50 @@ struct Conditions {
   bool has_statement_conditions() const noexcept;
 };
 
+/// StatementFacts booleans as bits, for CompiledRule::flag_mask.
+inline constexpr std::uint16_t statement_flag_without_where = 1;
+inline constexpr std::uint16_t statement_flag_dynamic_sql = 2;
+inline constexpr std::uint16_t statement_flag_role_change = 4;
+inline constexpr std::uint16_t statement_flag_unparseable = 8;
+inline constexpr std::uint16_t statement_flag_runs_program = 16;
+inline constexpr std::uint16_t statement_flag_server_file_access = 32;
+inline constexpr std::uint16_t statement_flag_signals_backends = 64;
+inline constexpr std::uint16_t statement_flag_large_objects = 128;
+inline constexpr std::uint16_t statement_flag_remote_database = 256;
+inline constexpr std::uint16_t statement_flag_locks = 512;
+inline constexpr std::uint16_t statement_flag_notify = 1024;
+inline constexpr std::uint16_t statement_flag_maintenance = 2048;
+
+/// A statement effect a rule may require to be true or false: its key in
+/// `when:`, the condition, the fact it is compared with and its bit.
+struct StatementFlag {
+  std::string_view name;
+  std::optional<bool> Conditions::*condition;
+  bool StatementFacts::*fact;
+  std::uint16_t bit;
+};
+
+/// Every statement flag, once: the loader, the compiled masks and the
+/// evaluator all read this list.
+inline constexpr std::array<StatementFlag, 12> statement_flags{{
+    {"update_or_delete_without_where", &Conditions::update_or_delete_without_where,
+     &StatementFacts::update_or_delete_without_where, statement_flag_without_where},
+    {"dynamic_sql", &Conditions::dynamic_sql, &StatementFacts::dynamic_sql, statement_flag_dynamic_sql},
+    {"role_change", &Conditions::role_change, &StatementFacts::role_change, statement_flag_role_change},
+    {"unparseable", &Conditions::unparseable, &StatementFacts::unparseable, statement_flag_unparseable},
+    {"runs_program", &Conditions::runs_program, &StatementFacts::runs_program, statement_flag_runs_program},
+    {"server_file_access", &Conditions::server_file_access, &StatementFacts::server_file_access,
+     statement_flag_server_file_access},
+    {"signals_backends", &Conditions::signals_backends, &StatementFacts::signals_backends,
+     statement_flag_signals_backends},
+    {"large_objects", &Conditions::large_objects, &StatementFacts::large_objects, statement_flag_large_objects},
+    {"remote_database", &Conditions::remote_database, &StatementFacts::remote_database,
+     statement_flag_remote_database},
+    {"locks", &Conditions::locks, &StatementFacts::locks, statement_flag_locks},
+    {"notify", &Conditions::notify, &StatementFacts::notify, statement_flag_notify},
+    {"maintenance", &Conditions::maintenance, &StatementFacts::maintenance, statement_flag_maintenance},
+}};
+
 /// One named rule.
 struct Rule {
   std::string name;
@@ -142,6 +193,7 @@ struct CompiledRule {
   std::uint32_t index = 0;              ///< into RuleSet::rules()
   std::vector<std::string> in_members;  ///< sorted union of user_in groups
   std::vector<std::string> not_in_members;
+  std::vector<std::string> person_in_members;  ///< sorted union of the pgwarden groups person_in names
   Network client_in;
   Network client_not_in;
   std::uint16_t flag_mask = 0;   ///< statement_flag_* bits the rule constrains
@@ -164,24 +216,12 @@ struct RuleGuard {
 inline constexpr std::uint16_t session_cond_users = 1, session_cond_user_in = 2, session_cond_user_not_in = 4,
                                session_cond_databases = 8, session_cond_applications = 16,
                                session_cond_client_in = 32, session_cond_client_not_in = 64,
-                               session_cond_environments = 128, session_cond_time = 256;
+                               session_cond_environments = 128, session_cond_time = 256,
+                               session_cond_persons = 512, session_cond_person_in = 1024,
+                               session_cond_auth_methods = 2048;
 
 /// The session_cond_* bits of the session-level conditions `w` sets.
 std::uint16_t session_condition_bits(const Conditions& w) noexcept;
-
-/// StatementFacts booleans as bits, for CompiledRule::flag_mask.
-inline constexpr std::uint16_t statement_flag_without_where = 1;
-inline constexpr std::uint16_t statement_flag_dynamic_sql = 2;
-inline constexpr std::uint16_t statement_flag_role_change = 4;
-inline constexpr std::uint16_t statement_flag_unparseable = 8;
-inline constexpr std::uint16_t statement_flag_runs_program = 16;
-inline constexpr std::uint16_t statement_flag_server_file_access = 32;
-inline constexpr std::uint16_t statement_flag_signals_backends = 64;
-inline constexpr std::uint16_t statement_flag_large_objects = 128;
-inline constexpr std::uint16_t statement_flag_remote_database = 256;
-inline constexpr std::uint16_t statement_flag_locks = 512;
-inline constexpr std::uint16_t statement_flag_notify = 1024;
-inline constexpr std::uint16_t statement_flag_maintenance = 2048;
 
 /// The immutable, resolved rule set.
 class RuleSet {

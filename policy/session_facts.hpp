@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "policy/cidr.hpp"
 
@@ -28,9 +29,43 @@ std::string_view to_string(ProtocolPath p) noexcept;
 /// Inverse of to_string (case-insensitive); false when `name` is no path.
 bool parse_protocol_path(std::string_view name, ProtocolPath& out) noexcept;
 
+/// How the connection's person proved who they are. The first three are
+/// the existing modes, where the person is the database role itself; the
+/// last three establish a person apart from the role, who then needs a
+/// grant for it (policy/grants.hpp).
+enum class AuthMethod : std::uint8_t {
+  Passthrough,  ///< auth: passthrough, the server authenticated the role
+  Scram,        ///< auth: scram, pgwarden checked the role's SCRAM verifier
+  Md5,          ///< auth: scram with an md5 secret in the auth file
+  Certificate,  ///< a verified client certificate names the person
+  Token,        ///< a signed token (JWT) given as the password names the person
+  People,       ///< SCRAM against pgwarden's people file
+};
+inline constexpr std::size_t auth_method_count = 6;
+
+/// "passthrough", "scram", "md5", "certificate", "token", "people".
+std::string_view to_string(AuthMethod m) noexcept;
+/// Inverse of to_string (case-insensitive); false when `name` is no method.
+bool parse_auth_method(std::string_view name, AuthMethod& out) noexcept;
+/// True for the methods that name a person apart from the database role
+/// (certificate, token, people): such a session needs a grant for its role.
+constexpr bool names_person(AuthMethod m) noexcept { return m >= AuthMethod::Certificate; }
+/// Bit of an AuthMethod in Conditions::auth_methods.
+constexpr std::uint8_t auth_method_bit(AuthMethod m) noexcept { return std::uint8_t(1u << unsigned(m)); }
+
 /// The session a statement (or a connection attempt) belongs to.
 struct SessionFacts {
-  std::string user;              ///< from the StartupMessage, trusted once authenticated
+  /// The database role: the StartupMessage's user, trusted once
+  /// authenticated; for a person (names_person(auth_method)) the role their
+  /// grant gives.
+  std::string user;
+  /// Who is connected: from the credential (certificate, token, people
+  /// file); the role name itself with auth: passthrough or auth: scram.
+  std::string person;
+  /// The person's groups as the credential states them (certificate field,
+  /// token claim, people file); pgwarden's own `groups:` are not copied here.
+  std::vector<std::string> person_groups;
+  AuthMethod auth_method = AuthMethod::Passthrough;
   std::string database;          ///< from the StartupMessage
   std::string application_name;  ///< startup parameter; may change with SET, the proxy tracks it
   /// The client's address; empty for a Unix-socket client.

@@ -190,6 +190,8 @@ std::vector<StartupSetting> startup_settings(std::span<const std::pair<std::stri
   return out;
 }
 
+std::vector<std::string> split_startup_options(std::string_view options) { return split_options(options); }
+
 ClassifiedText classify(const StartupSetting& setting) {
   if (setting.sql.empty()) return unparseable_text("a startup switch that is no setting: " + setting.source, 0);
   return classify(setting.sql);

@@ -40,6 +40,10 @@ struct StartupSetting {
 /// `*_preload_libraries` setting is followed by the LOAD it makes.
 std::vector<StartupSetting> startup_settings(std::span<const std::pair<std::string_view, std::string_view>> parameters);
 
+/// The words of an `options` parameter as the server splits them: at
+/// unescaped white space, `\` taking the next character as it is.
+std::vector<std::string> split_startup_options(std::string_view options);
+
 /// The facts of `setting`: its SET as classify() reads it, or for a switch
 /// that is no setting unparseable text, on which every deny rule that
 /// matches the session fails closed.

@@ -89,6 +89,7 @@ bool glob_match(std::string_view pattern, std::string_view text) {
 
 bool RecordFilter::parse(const SearchRequest& r, std::string& error) {
   user_ = r.user;
+  person_ = r.person;
   database_ = r.database;
   session_ = r.session;
   class_ = r.class_name;
@@ -122,6 +123,7 @@ bool RecordFilter::matches_session(const json::object& o) const {
   const std::string_view event = string_at(o, "event");
   if (event_.empty() ? event == event::checkpoint : !glob_match(event_, event)) return false;
   if (!user_.empty() && string_at(o, "user") != user_) return false;
+  if (!person_.empty() && string_at(o, "person") != person_) return false;
   if (!database_.empty() && string_at(o, "database") != database_) return false;
   if (!session_.empty() && string_at(o, "session_id") != session_) return false;
   if (client_ && !client_->contains(string_at(o, "client_addr"))) return false;

@@ -37,7 +37,7 @@ class RecordFilter {
   /// Whether `record` meets every criterion. A criterion on a field the
   /// record does not have fails (so --decision shows statements only).
   bool matches(const boost::json::object& record) const;
-  /// Only the criteria every record's session fields can meet (user, database,
+  /// Only the criteria every record's session fields can meet (user, person, database,
   /// client, session, time, event): for a statement.result whose statement is
   /// not in the files read.
   bool matches_session(const boost::json::object& record) const;
@@ -45,7 +45,7 @@ class RecordFilter {
   bool has_statement_criteria() const;
 
  private:
-  std::string user_, database_, session_, decision_, class_, command_, rule_, event_;
+  std::string user_, person_, database_, session_, decision_, class_, command_, rule_, event_;
   std::optional<AddressBlock> client_;
   std::optional<Micros> since_, until_;
 };

@@ -75,6 +75,13 @@ std::string decision(const json::object& o) {
   return d;
 }
 
+/// The role, or "person as role" when a person logged in as a role of another name.
+std::string who(const json::object& o) {
+  const std::string_view user = string_at(o, "user"), person = string_at(o, "person");
+  if (person.empty() || person == user) return std::string(user);
+  return std::string(person) + " as " + std::string(user);
+}
+
 std::string result(const json::object& o) {
   if (bool_at(o, "result_follows")) return "(no result)";
   std::string r;
@@ -95,7 +102,11 @@ std::string detail(const json::object& o) {
   }
   if (event == event::session_start) return "application " + std::string(string_at(o, "application_name")) +
                                             (bool_at(o, "tls") ? ", tls" : "");
-  if (event == event::auth_ok) return std::string(string_at(o, "auth_method"));
+  if (event == event::auth_ok) {
+    const std::string_view mechanism = string_at(o, "auth_mechanism"), grant = string_at(o, "grant");
+    return std::string(string_at(o, "auth_method")) + (mechanism.empty() ? "" : " (" + std::string(mechanism) + ")") +
+           (grant.empty() ? "" : ", grant " + std::string(grant));
+  }
   if (event == event::auth_fail) return std::string(string_at(o, "sqlstate")) + " " + std::string(message);
   if (event == event::session_end)
     return std::string(string_at(o, "close_reason")) + ", " + number_at(o, "statements") + " statements, " +
@@ -139,7 +150,7 @@ std::string printable(std::string_view text, std::size_t max) {
 void RecordTable::header() {
   line_.clear();
   for (auto [name, width, right] : {std::tuple{"TIME", 23, false}, {"SEQ", 7, true}, {"EVENT", 16, false},
-                                    {"USER", 12, false}, {"DATABASE", 12, false}, {"CLIENT", 15, false},
+                                    {"USER", 24, false}, {"DATABASE", 12, false}, {"CLIENT", 15, false},
                                     {"SESSION", 8, false}, {"DECISION", 28, false}, {"RESULT", 20, false}})
     cell(line_, name, static_cast<std::size_t>(width), right);
   out_ << line_ << "DETAIL\n";
@@ -150,7 +161,7 @@ void RecordTable::row(const json::object& o) {
   cell(line_, short_time(string_at(o, "time")), 23);
   cell(line_, number_at(o, "seq"), 7, true);
   cell(line_, string_at(o, "event"), 16);
-  cell(line_, string_at(o, "user"), 12);
+  cell(line_, who(o), 24);
   cell(line_, string_at(o, "database"), 12);
   cell(line_, string_at(o, "client_addr"), 15);
   cell(line_, string_at(o, "session_id"), 8);

@@ -12,7 +12,8 @@ namespace pgwarden::audit {
 
 struct SearchRequest {
   std::vector<std::string> files;  ///< files or directories, any order, plain or .gz
-  std::string user;
+  std::string user;     ///< the database role
+  std::string person;   ///< who logged in (a certificate, token or people file names them)
   std::string database;
   std::string client;   ///< an address or a CIDR block
   std::string since;    ///< RFC 3339 or YYYY-MM-DD (UTC unless an offset is given); at or after

@@ -31,7 +31,14 @@ const std::vector<std::string_view> kClasses = {"READ"};
 const std::vector<ObjectName> kObjects = {{"", "pgbench_accounts", "read"}};
 
 SessionFields session() {
-  return {"5f1c2a9e0b7d4c31", "bench", "pgbench", "pgbench", "127.0.0.1", 51234, false, {}};
+  SessionFields s;
+  s.session_id = "5f1c2a9e0b7d4c31";
+  s.user = "bench";
+  s.database = "pgbench";
+  s.application_name = "pgbench";
+  s.client_addr = "127.0.0.1";
+  s.client_port = 51234;
+  return s;
 }
 
 /// `pgbench -S`'s statement, allowed, with its outcome.

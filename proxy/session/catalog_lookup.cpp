@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "config/secret_file.hpp"
 #include "auth/scram.hpp"
 #include "protocol/encoder.hpp"
 #include "protocol/messages.hpp"
@@ -59,74 +60,13 @@ std::string server_error(const pq::Frame& f) {
 /// The password in `path` (its first line), or "" when none is configured.
 bool read_password(const std::string& path, std::string& out, std::string& error) {
   if (path.empty()) return true;
-  std::ifstream in(path);
-  if (!in) {
-    error = "cannot read catalog_lookup.password_file " + path;
+  std::string contents;
+  if (!config::read_secret_file(path, contents, error)) {
+    error = "catalog_lookup.password_file: " + error;
     return false;
   }
-  std::getline(in, out);
-  if (!out.empty() && out.back() == '\r') out.pop_back();
+  out = config::password_of(contents);
   return true;
-}
-
-using Key = std::array<unsigned char, 32>;
-
-Key hmac(const Key& key, std::string_view data) {
-  Key out{};
-  unsigned int n = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-       data.size(), out.data(), &n);
-  return out;
-}
-
-/// The value of `name=` in a SCRAM attribute list ("r=...,s=...,i=...").
-std::string_view attribute(std::string_view message, char name) {
-  while (!message.empty()) {
-    const std::size_t comma = message.find(',');
-    const std::string_view item = message.substr(0, comma);
-    if (item.size() >= 2 && item[0] == name && item[1] == '=') return item.substr(2);
-    if (comma == std::string_view::npos) break;
-    message.remove_prefix(comma + 1);
-  }
-  return {};
-}
-
-std::optional<std::string> base64_decode(std::string_view in) {
-  std::string out(in.size() / 4 * 3 + 3, '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
-  if (n < 0 || in.size() % 4 != 0) return std::nullopt;
-  std::size_t size = static_cast<std::size_t>(n);
-  for (std::size_t i = in.size(); i > 0 && in[i - 1] == '=' && size > 0; --i) --size;
-  out.resize(size);
-  return out;
-}
-
-/// The SCRAM secret PostgreSQL derives from `password` with the salt and
-/// iteration count its server-first-message names, and the ClientKey.
-std::optional<std::pair<auth::ScramVerifier, auth::ScramKey>> derive_scram(const std::string& password,
-                                                                          std::string_view server_first) {
-  auto salt = base64_decode(attribute(server_first, 's'));
-  const std::string_view iterations = attribute(server_first, 'i');
-  int count = 0;
-  if (!salt || salt->empty() ||
-      std::from_chars(iterations.data(), iterations.data() + iterations.size(), count).ec != std::errc() || count < 1)
-    return std::nullopt;
-  Key salted{};
-  if (PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
-                        reinterpret_cast<const unsigned char*>(salt->data()), static_cast<int>(salt->size()), count,
-                        EVP_sha256(), static_cast<int>(salted.size()), salted.data()) != 1)
-    return std::nullopt;
-  auth::ScramVerifier v;
-  v.iterations = count;
-  v.salt = std::move(*salt);
-  const Key client_key = hmac(salted, "Client Key");
-  EVP_Digest(client_key.data(), client_key.size(), v.stored_key.data(), nullptr, EVP_sha256(), nullptr);
-  const Key server_key = hmac(salted, "Server Key");
-  std::copy(server_key.begin(), server_key.end(), v.server_key.begin());
-  auth::ScramKey ck{};
-  std::copy(client_key.begin(), client_key.end(), ck.begin());
-  return std::pair{std::move(v), ck};
 }
 
 /// md5 secret as PostgreSQL stores it: "md5" + md5(password + user).
@@ -140,15 +80,10 @@ std::string md5_secret(const std::string& password, const std::string& user) {
   return out;
 }
 
-/// Logs in as the lookup role. The SCRAM exchange starts with a key of no
-/// use (the salt is not known yet) and, once the server names salt and
-/// iterations, goes on with a client built from the real key and the same
-/// nonce: ScramClient::start() is pure, so both send the same first message.
+/// Logs in as the lookup role with its password.
 awaitable<std::string> login(Stream& s, MessageReader& reader, const std::string& user, const std::string& password,
                              const auth::UpstreamChannel& channel) {
   std::unique_ptr<auth::ScramClient> client;
-  std::vector<std::string> mechanisms;
-  std::string nonce;
   for (;;) {
     auto r = co_await reader.next(s);
     if (r.closed) co_return "the server closed the connection during the login";
@@ -167,23 +102,11 @@ awaitable<std::string> login(Stream& s, MessageReader& reader, const std::string
     } else if (code == pq::AuthenticationSASL::code) {
       pq::AuthenticationSASL sasl;
       if (pq::parse(f.bytes, sasl)) co_return "malformed AuthenticationSASL";
-      for (auto m : sasl.mechanisms) mechanisms.emplace_back(m);
-      nonce = auth::random_nonce();
-      // A key whose StoredKey matches, for the first message only.
-      auth::ScramVerifier placeholder;
-      auth::ScramKey key{};
-      EVP_Digest(key.data(), key.size(), placeholder.stored_key.data(), nullptr, EVP_sha256(), nullptr);
-      client = std::make_unique<auth::ScramClient>(user, key, placeholder, channel, [nonce] { return nonce; });
+      client = std::make_unique<auth::ScramClient>(auth::ScramClient::with_password(user, password, channel));
       auto initial = client->start(sasl.mechanisms);
       if (!initial) co_return initial.error().message;
       pq::encode(pq::SaslInitialResponse{initial->mechanism, std::string_view(initial->data)}, out);
     } else if (code == pq::AuthenticationSASLContinue::code && client) {
-      auto derived = derive_scram(password, f.body().substr(4));
-      if (!derived) co_return "the server's SCRAM salt or iteration count is invalid";
-      client = std::make_unique<auth::ScramClient>(user, derived->second, std::move(derived->first), channel,
-                                                   [nonce] { return nonce; });
-      std::vector<std::string_view> views(mechanisms.begin(), mechanisms.end());
-      if (auto again = client->start(views); !again) co_return again.error().message;
       auto final_message = client->respond(f.body().substr(4));
       if (!final_message) co_return final_message.error().message;
       pq::encode(pq::SaslResponse{*final_message}, out);

@@ -262,6 +262,59 @@ TEST(AuditRecord, SessionEventsEncodeTheirFields) {
   EXPECT_FALSE(o.contains("user")) << "a reload belongs to no session";
 }
 
+// A person's session names the person, their groups, how they logged in and
+// the grant in every record, beside the role; once encoded or not, the same
+// bytes; an auth event then keeps the wire mechanism apart, so no record has
+// auth_method twice.
+TEST(AuditRecord, PersonFieldsAreWrittenBesideTheRole) {
+  const std::vector<std::string> groups = {"dba", "on-call"};
+  SessionFields s = testing::alice_session();
+  s.user = "app";
+  s.person = "alice@example.com";
+  s.person_groups = groups;
+  s.auth_method = "certificate";
+  s.grant = "dba-app";
+  RecordBuffer body;
+  encode(s, event::auth_ok, SessionEventRecord{{}, "scram-sha-256-plus", {}, {}}, body);
+  const std::string direct(body.view());
+  json::object o = parse_object(body);
+  EXPECT_EQ(o.at("user").as_string(), "app");
+  EXPECT_EQ(o.at("person").as_string(), "alice@example.com");
+  EXPECT_EQ(json::serialize(o.at("person_groups")), R"(["dba","on-call"])");
+  EXPECT_EQ(o.at("auth_method").as_string(), "certificate");
+  EXPECT_EQ(o.at("auth_mechanism").as_string(), "scram-sha-256-plus");
+  EXPECT_EQ(o.at("grant").as_string(), "dba-app");
+  EXPECT_EQ(direct.find("\"auth_method\"", direct.find("\"auth_method\"") + 1), std::string::npos) << direct;
+
+  RecordBuffer members;
+  encode_members(s, members);
+  SessionFields encoded;
+  encoded.encoded = members.view();
+  encode(encoded, event::auth_ok, SessionEventRecord{{}, "scram-sha-256-plus", {}, {}}, body);
+  o = parse_object(body);
+  EXPECT_EQ(o.at("auth_method").as_string(), "certificate");
+  EXPECT_EQ(o.at("auth_mechanism").as_string(), "scram-sha-256-plus");
+
+  // Before authentication (no person yet) and for a role that logged in as
+  // itself without the session naming a person: as before.
+  encode(testing::alice_session(), event::auth_ok, SessionEventRecord{{}, "trust", {}, {}}, body);
+  o = parse_object(body);
+  EXPECT_EQ(o.at("auth_method").as_string(), "trust");
+  EXPECT_FALSE(o.contains("person"));
+  EXPECT_FALSE(o.contains("auth_mechanism"));
+  EXPECT_FALSE(o.contains("grant"));
+
+  // A role with auth: scram is its own person: no grant, an empty group list.
+  SessionFields role = testing::alice_session();
+  role.person = role.user;
+  role.auth_method = "scram";
+  encode(role, SessionEndRecord{{}, 1, 2, 3, 4, "client_closed"}, body);
+  o = parse_object(body);
+  EXPECT_EQ(o.at("person").as_string(), "alice");
+  EXPECT_EQ(json::serialize(o.at("person_groups")), "[]");
+  EXPECT_FALSE(o.contains("grant"));
+}
+
 // Passwords never reach the log, however the role statement is written.
 TEST(AuditRedact, PasswordsInRoleStatementsAreAlwaysRedacted) {
   std::string scratch;

@@ -124,6 +124,13 @@ std::vector<std::string> every_kind_of_record() {
     encode(fields..., body);
     bodies.emplace_back(body.view());
   };
+  static const std::vector<std::string> groups = {"dba"};
+  SessionFields person = s;
+  person.user = "app";
+  person.person = "alice@example.com";
+  person.person_groups = groups;
+  person.auth_method = "certificate";
+  person.grant = "dba-app";
   add(s, event::session_start, SessionEventRecord{});
   add(s, event::auth_ok, SessionEventRecord{{}, "passthrough", {}, {}});
   add(s, event::auth_fail, SessionEventRecord{{}, {}, "28P01", "password authentication failed"});
@@ -141,6 +148,8 @@ std::vector<std::string> every_kind_of_record() {
   ext.dry_run = true;
   add(s, ext, EncodeOptions{ParameterMode::Full, false});
   add(s, StatementResultRecord{{}, 0, Outcome{-1, "23505", "duplicate key", 10}});
+  add(person, event::auth_ok, SessionEventRecord{{}, "scram-sha-256-plus", {}, {}});
+  add(person, SessionEndRecord{{}, 10, 1, 2, 3, "client_closed"});
   add(s, SessionEndRecord{{}, 10, 1, 2, 3, "client_closed"});
   add(s, CancelRecord{{}, "10.0.0.1", 4000, true});
   add(ConfigReloadRecord{{}, "/etc/pgwarden.yaml", true, ""});
@@ -189,6 +198,13 @@ TEST(AuditSchema, RejectsIncompleteOrMistypedRecords) {
   statement = json::parse(lines[3]).as_object();
   statement["usr"] = "alice";
   EXPECT_FALSE(validator.validate(statement).empty()) << "a misspelt member";
+  json::object people = json::parse(lines[7]).as_object();
+  ASSERT_TRUE(people.contains("person")) << lines[7];
+  people["auth_method"] = "kerberos";
+  EXPECT_FALSE(validator.validate(people).empty()) << "a person with an unknown auth_method";
+  people = json::parse(lines[7]).as_object();
+  people.erase("person_groups");
+  EXPECT_FALSE(validator.validate(people).empty()) << "a person without person_groups";
   json::object checkpoint = json::parse(lines.back()).as_object();
   checkpoint.erase("records_lost");
   EXPECT_FALSE(validator.validate(checkpoint).empty()) << "recover checkpoint without records_lost";

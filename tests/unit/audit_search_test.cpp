@@ -247,3 +247,53 @@ TEST(AuditSearchRefusals, ShowsCountedRefusalsInTheTable) {
 
 }  // namespace
 }  // namespace pgwarden::audit
+
+namespace pgwarden::audit {
+namespace {
+
+// "What did the person carol do, whatever role she used?" Two people share
+// the role app; a role that logged in as itself has no person field.
+TEST(AuditSearchPeople, FiltersByPersonAcrossRoles) {
+  TempDir dir;
+  auto log = open_log(test_options(dir.file("pgwarden.jsonl")));
+  const std::vector<std::string> groups = {"dba"};
+  SessionFields carol = alice_session();
+  carol.session_id = "s-carol";
+  carol.user = "app";
+  carol.person = "carol@example.org";
+  carol.person_groups = groups;
+  carol.auth_method = "certificate";
+  carol.grant = "dba-app";
+  SessionFields dave = carol;
+  dave.session_id = "s-dave";
+  dave.person = "dave@example.com";
+  SessionFields role = alice_session();
+  role.user = "app";
+  RecordBuffer body;
+  for (const SessionFields* s : {&carol, &dave, &role}) {
+    encode(*s, event::auth_ok, SessionEventRecord{kNoon, "scram-sha-256", {}, {}}, body);
+    ASSERT_EQ(log->submit(body.view()), Admission::Accepted);
+  }
+  log->close();
+  SearchRequest r;
+  r.files = {dir.path().string()};
+  r.person = "carol@example.org";
+  r.format = "jsonl";
+  std::ostringstream out, err;
+  ASSERT_EQ(run_search(r, out, err), 0) << err.str();
+  const json::object row = json::parse(out.str()).as_object();
+  EXPECT_EQ(row.at("session_id").as_string(), "s-carol");
+  EXPECT_EQ(row.at("user").as_string(), "app");
+  EXPECT_EQ(row.at("auth_method").as_string(), "certificate");
+  EXPECT_EQ(row.at("auth_mechanism").as_string(), "scram-sha-256");
+
+  r.format = "table";
+  std::ostringstream table, err2;
+  ASSERT_EQ(run_search(r, table, err2), 0) << err2.str();
+  EXPECT_NE(table.str().find("carol@example.org as app"), std::string::npos) << table.str();
+  EXPECT_NE(table.str().find("certificate (scram-sha-256), grant dba-app"), std::string::npos) << table.str();
+  EXPECT_EQ(table.str().find("dave"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pgwarden::audit

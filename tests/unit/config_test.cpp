@@ -291,7 +291,7 @@ TEST(Config, CatalogLookupPasswordFileMustBePrivate) {
   const std::string yaml = kHead + "catalog_lookup:\n  user: pgwarden_lookup\n  password_file: " + file.string() +
                            "\n  refresh: 5m\n";
   EXPECT_THAT(only_error(yaml.substr(kHead.size())),
-              HasSubstr("t.yaml:5:18: catalog_lookup.password_file: " + file.string() + " has mode 0640"));
+              HasSubstr("t.yaml:5:18: catalog_lookup.password_file: " + file.string() + ": mode 0640"));
   std::filesystem::permissions(file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   auto r = load_config_string(yaml, "t.yaml");
   ASSERT_TRUE(r.ok());

@@ -229,6 +229,37 @@ TEST(Scram, PasswordLoginAgainstPostgresqlSecret) {
   EXPECT_FALSE(server2.authenticated());
 }
 
+// A client that holds only the password derives its keys from the salt and
+// iteration count the server names, and logs into a server holding
+// PostgreSQL's secret; a wrong password fails as PostgreSQL's own would.
+TEST(ScramClient, WithPasswordLogsInAgainstPostgresqlSecret) {
+  auto v = ScramVerifier::parse(pg_verifier);
+  ASSERT_TRUE(v);
+  ScramServer server("verifier_user", *v, {}, random_nonce);
+  ScramClient client = ScramClient::with_password("verifier_user", std::string(pg_password), {});
+  auto login = run(client, server);
+  ASSERT_FALSE(login) << describe(login);
+  EXPECT_TRUE(client.authenticated());
+  EXPECT_EQ(server.client_key(), derive(pg_password, v->salt, v->iterations).client_key);
+
+  ScramServer server2("verifier_user", *v, {}, random_nonce);
+  ScramClient client2 = ScramClient::with_password("verifier_user", "correct horse battery stapler", {});
+  auto failure = run(client2, server2);
+  ASSERT_TRUE(failure);
+  EXPECT_EQ(failure->code, AuthError::WrongPassword);
+}
+
+// A server that asks for an absurd iteration count is refused before any
+// key is computed.
+TEST(ScramClient, WithPasswordRefusesAbsurdIterationCounts) {
+  ScramClient client = ScramClient::with_password("u", "secret", {}, fixed("cnonce"));
+  const std::vector<std::string_view> offered{"SCRAM-SHA-256"};
+  ASSERT_TRUE(client.start(offered));
+  auto reply = client.respond("r=cnonceSERVER,s=QSXCR+Q6sek8bf92,i=2000000000");
+  ASSERT_FALSE(reply);
+  EXPECT_THAT(reply.error().message, HasSubstr("too many SCRAM iterations"));
+}
+
 // Malformed stored secrets are refused with a reason, never half-parsed:
 // wrong prefix, missing parts, bad counts, bad base64, wrong key sizes.
 TEST(ScramVerifier, MalformedSecretsAreRefused) {
