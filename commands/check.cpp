@@ -1,5 +1,9 @@
 #include "commands/check.hpp"
 
+#include <filesystem>
+
+#include "auth/jwks.hpp"
+#include "auth/people.hpp"
 #include "config/config.hpp"
 #include "config/identity_files.hpp"
 
@@ -12,15 +16,22 @@ void print(std::ostream& to, const config::Diagnostic& d, std::string_view sever
   to << labelled.to_string() << '\n';
 }
 
-// The contents of the people file and the JWKS file: each problem at the
-// file's own line:col. Their formats belong to auth/ (the people file and
-// token verification); this is where their loaders are called, so that
-// `pgwarden check` refuses what `serve` would refuse. Until they are wired
-// in, check verifies that the files exist and can be read
-// (config::check_identity_files) and nothing about what they hold.
+// The contents of the people file and the JWKS file, read by the loaders
+// serve uses: each problem at the file's own line:col. Files that do not
+// exist or cannot be read are reported by config::check_identity_files.
 void check_identity_file_contents(const config::Config& c, std::vector<config::Diagnostic>& errors) {
-  (void)c;
-  (void)errors;
+  const auto readable = [](const std::string& path) {
+    std::error_code ec;
+    return !path.empty() && std::filesystem::is_regular_file(path, ec);
+  };
+  if (readable(c.identity.people_file)) {
+    auth::PeopleLoad people = auth::load_people_file(c.identity.people_file);
+    errors.insert(errors.end(), people.errors.begin(), people.errors.end());
+  }
+  if (c.identity.token && readable(c.identity.token->jwks_file)) {
+    auth::JwksLoad jwks = auth::load_jwks_file(c.identity.token->jwks_file);
+    errors.insert(errors.end(), jwks.errors.begin(), jwks.errors.end());
+  }
 }
 
 }  // namespace

@@ -219,13 +219,19 @@ TEST(IdentityConfig, IdentityExampleChecksCleanWithItsFiles) {
   text << in.rdbuf();
   ASSERT_FALSE(text.str().empty()) << example;
   const std::string config = dir.file("identity.yaml", text.str(), 0644);
-  for (const char* f : {"server.crt", "server.key", "clients-ca.crt", "userlist.txt", "jwks.json",
-                        "secrets/reporting.crt"})
+  for (const char* f : {"server.crt", "server.key", "clients-ca.crt", "userlist.txt", "secrets/reporting.crt"})
     dir.file(f, "placeholder\n", 0644);
+  const auto data = [](const char* name) {
+    std::ifstream in(std::string(PGWARDEN_TEST_DATA) + "/config/identity/" + name);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  };
+  dir.file("jwks.json", data("jwks.json"), 0644);
   const std::string app = dir.file("secrets/app", "app-password\n", 0600);
   dir.file("secrets/readonly", "ro-password\n", 0400);
   dir.file("secrets/reporting.key", "key\n", 0600);
-  dir.file("people.yaml", "placeholder\n", 0600);
+  const std::string people = dir.file("people.yaml", data("people.yaml"), 0600);
 
   std::ostringstream out, err;
   EXPECT_EQ(commands::run_check(config, out, err), 0) << err.str();
@@ -241,6 +247,33 @@ TEST(IdentityConfig, IdentityExampleChecksCleanWithItsFiles) {
   EXPECT_THAT(err2.str(), HasSubstr("error: identity.token.jwks_file: "));
   EXPECT_THAT(err2.str(), HasSubstr("2 errors"));
   EXPECT_EQ(out2.str(), "");
+}
+
+// What the people file and the JWKS file hold is checked too, by the
+// loaders serve uses, at the file's own line and column.
+TEST(IdentityConfig, CheckReadsThePeopleFileAndTheKeySet) {
+  TempDir dir;
+  const std::string config = dir.file("pgwarden.yaml", R"(listen: 127.0.0.1:6432
+upstream: { host: 127.0.0.1, port: 5432 }
+tls: { cert: server.crt, key: server.key, ca: ca.crt, client_cert: optional }
+identity:
+  people_file: people.yaml
+  token: { jwks_file: jwks.json, issuer: "https://id.example", audience: pgwarden }
+credentials:
+  app: { password_file: app.pw }
+grants:
+  - people: [alice]
+    roles: [app]
+)", 0644);
+  for (const char* f : {"server.crt", "server.key", "ca.crt"}) dir.file(f, "placeholder\n", 0644);
+  dir.file("app.pw", "secret\n", 0600);
+  dir.file("people.yaml", "people:\n  - name: alice\n    scram: \"md5abcdef\"\n", 0600);
+  dir.file("jwks.json", R"({"keys":[{"kty":"oct","kid":"k1","k":"c2VjcmV0"}]})", 0644);
+  std::ostringstream out, err;
+  EXPECT_EQ(commands::run_check(config, out, err), 1);
+  EXPECT_THAT(err.str(), HasSubstr("people.yaml:3:"));
+  EXPECT_THAT(err.str(), HasSubstr("jwks.json:1:"));
+  EXPECT_THAT(err.str(), HasSubstr("2 errors"));
 }
 
 }  // namespace
