@@ -277,21 +277,21 @@ void read_conditions(Context& c, const YAML::Node& v, const std::string& what, p
   };
   const auto k = [&](const char* key) { return what + "." + key; };
   std::vector<Reader::Key> keys = {
-    {"user", [&](auto& n) { w.users = read_globs(r, n, k("user"), GlobCase::Identifier); }},
-    {"user_in", [&](auto& n) { w.user_in = read_group_refs(c, n, k("user_in")); }},
-    {"user_not_in", [&](auto& n) { w.user_not_in = read_group_refs(c, n, k("user_not_in")); }},
-    {"database", [&](auto& n) { w.databases = read_globs(r, n, k("database"), GlobCase::Identifier); }},
-    {"application_name", [&](auto& n) { w.applications = read_globs(r, n, k("application_name"), GlobCase::Exact); }},
-    {"client_in", [&](auto& n) { w.client_in = read_network_refs(c, n, k("client_in")); }},
-    {"client_not_in", [&](auto& n) { w.client_not_in = read_network_refs(c, n, k("client_not_in")); }},
+    {"user", [&](auto& n) { w.who.users = read_globs(r, n, k("user"), GlobCase::Identifier); }},
+    {"user_in", [&](auto& n) { w.who.user_in = read_group_refs(c, n, k("user_in")); }},
+    {"user_not_in", [&](auto& n) { w.who.user_not_in = read_group_refs(c, n, k("user_not_in")); }},
+    {"database", [&](auto& n) { w.who.databases = read_globs(r, n, k("database"), GlobCase::Identifier); }},
+    {"application_name", [&](auto& n) { w.who.applications = read_globs(r, n, k("application_name"), GlobCase::Exact); }},
+    {"client_in", [&](auto& n) { w.who.client_in = read_network_refs(c, n, k("client_in")); }},
+    {"client_not_in", [&](auto& n) { w.who.client_not_in = read_network_refs(c, n, k("client_not_in")); }},
     {"environment", [&](auto& n) {
-       for (auto& [name, node] : r.strings(n, k("environment"))) w.environments.push_back(name);
+       for (auto& [name, node] : r.strings(n, k("environment"))) w.who.environments.push_back(name);
      }},
     {"protocol", [&](auto& n) { w.protocols = read_protocols(r, n, k("protocol")); }},
-    {"person", [&](auto& n) { w.persons = read_globs(r, n, k("person"), GlobCase::Exact); }},
-    {"person_in", [&](auto& n) { w.person_in = read_person_groups(r, n, k("person_in")); }},
-    {"auth_method", [&](auto& n) { w.auth_methods = read_auth_methods(r, n, k("auth_method")); }},
-    {"time", [&](auto& n) { w.time = read_time(c, n, k("time")); }},
+    {"person", [&](auto& n) { w.who.persons = read_globs(r, n, k("person"), GlobCase::Exact); }},
+    {"person_in", [&](auto& n) { w.who.person_in = read_person_groups(r, n, k("person_in")); }},
+    {"auth_method", [&](auto& n) { w.who.auth_methods = read_auth_methods(r, n, k("auth_method")); }},
+    {"time", [&](auto& n) { w.who.time = read_time(c, n, k("time")); }},
     {"command", stmt("command", [&](auto& n) { w.commands = read_commands(r, n, k("command")); })},
     {"class", stmt("class", [&](auto& n) { w.classes = read_classes(r, n, k("class")); })},
     {"object", stmt("object", [&](auto& n) { w.objects = read_objects(r, n, k("object")); })},

@@ -38,20 +38,20 @@ bool person_in(const std::vector<std::string>& groups, const std::vector<std::st
 // Session-level conditions other than the protocol path; `set` holds the
 // session_cond_* bits of those the rule has.
 bool session_matches(std::uint16_t set, const CompiledRule& c, const Conditions& w, const SessionFacts& s) noexcept {
-  if ((set & session_cond_users) && !any_glob(w.users, s.user)) return false;
+  if ((set & session_cond_users) && !any_glob(w.who.users, s.user)) return false;
   if ((set & session_cond_user_in) && !member(c.in_members, s.user)) return false;
   if ((set & session_cond_user_not_in) && member(c.not_in_members, s.user)) return false;
-  if ((set & session_cond_databases) && !any_glob(w.databases, s.database)) return false;
-  if ((set & session_cond_applications) && !any_glob(w.applications, s.application_name)) return false;
+  if ((set & session_cond_databases) && !any_glob(w.who.databases, s.database)) return false;
+  if ((set & session_cond_applications) && !any_glob(w.who.applications, s.application_name)) return false;
   if ((set & session_cond_client_in) && !c.client_in.contains(s.client)) return false;
   if ((set & session_cond_client_not_in) && c.client_not_in.contains(s.client)) return false;
   if ((set & session_cond_environments) &&
-      std::find(w.environments.begin(), w.environments.end(), s.environment) == w.environments.end())
+      std::find(w.who.environments.begin(), w.who.environments.end(), s.environment) == w.who.environments.end())
     return false;
-  if ((set & session_cond_persons) && !any_glob(w.persons, s.person)) return false;
-  if ((set & session_cond_person_in) && !person_in(w.person_in, c.person_in_members, s)) return false;
-  if ((set & session_cond_auth_methods) && (w.auth_methods & auth_method_bit(s.auth_method)) == 0) return false;
-  return !(set & session_cond_time) || w.time->contains(s.now);
+  if ((set & session_cond_persons) && !any_glob(w.who.persons, s.person)) return false;
+  if ((set & session_cond_person_in) && !person_in(w.who.person_in, c.person_in_members, s)) return false;
+  if ((set & session_cond_auth_methods) && (w.who.auth_methods & auth_method_bit(s.auth_method)) == 0) return false;
+  return !(set & session_cond_time) || w.who.time->contains(s.now);
 }
 
 bool session_matches(const CompiledRule& c, const Conditions& w, const SessionFacts& s) noexcept {

@@ -39,16 +39,16 @@ bool Network::contains(const std::optional<IpAddress>& addr) const noexcept {
 }
 
 std::uint16_t session_condition_bits(const Conditions& w) noexcept {
-  return std::uint16_t((w.users.empty() ? 0 : session_cond_users) | (w.user_in.empty() ? 0 : session_cond_user_in) |
-                       (w.user_not_in.empty() ? 0 : session_cond_user_not_in) |
-                       (w.databases.empty() ? 0 : session_cond_databases) |
-                       (w.applications.empty() ? 0 : session_cond_applications) |
-                       (w.client_in.empty() ? 0 : session_cond_client_in) |
-                       (w.client_not_in.empty() ? 0 : session_cond_client_not_in) |
-                       (w.environments.empty() ? 0 : session_cond_environments) | (w.time ? session_cond_time : 0) |
-                       (w.persons.empty() ? 0 : session_cond_persons) |
-                       (w.person_in.empty() ? 0 : session_cond_person_in) |
-                       (w.auth_methods == 0 ? 0 : session_cond_auth_methods));
+  return std::uint16_t((w.who.users.empty() ? 0 : session_cond_users) | (w.who.user_in.empty() ? 0 : session_cond_user_in) |
+                       (w.who.user_not_in.empty() ? 0 : session_cond_user_not_in) |
+                       (w.who.databases.empty() ? 0 : session_cond_databases) |
+                       (w.who.applications.empty() ? 0 : session_cond_applications) |
+                       (w.who.client_in.empty() ? 0 : session_cond_client_in) |
+                       (w.who.client_not_in.empty() ? 0 : session_cond_client_not_in) |
+                       (w.who.environments.empty() ? 0 : session_cond_environments) | (w.who.time ? session_cond_time : 0) |
+                       (w.who.persons.empty() ? 0 : session_cond_persons) |
+                       (w.who.person_in.empty() ? 0 : session_cond_person_in) |
+                       (w.who.auth_methods == 0 ? 0 : session_cond_auth_methods));
 }
 
 RuleSet RuleSet::build(std::vector<Rule> rules, GroupMap groups, NetworkMap networks, Action default_action) {
@@ -75,11 +75,11 @@ CompiledRule RuleSet::compile(std::uint32_t index) const {
   const Conditions& w = r.when;
   CompiledRule c;
   c.index = index;
-  c.in_members = resolve_members(w.user_in);
-  c.not_in_members = resolve_members(w.user_not_in);
-  c.person_in_members = resolve_members(w.person_in);
-  c.client_in = resolve_networks(w.client_in);
-  c.client_not_in = resolve_networks(w.client_not_in);
+  c.in_members = resolve_members(w.who.user_in);
+  c.not_in_members = resolve_members(w.who.user_not_in);
+  c.person_in_members = resolve_members(w.who.person_in);
+  c.client_in = resolve_networks(w.who.client_in);
+  c.client_not_in = resolve_networks(w.who.client_not_in);
   for (const auto& f : statement_flags) {
     const std::optional<bool>& v = w.*f.condition;
     if (!v) continue;

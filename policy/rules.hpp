@@ -68,8 +68,10 @@ struct TimeWindow {
 /// Every condition a rule can combine. An empty list or unset value does not
 /// constrain; a list matches when any entry matches; a rule matches when all
 /// its conditions do.
-struct Conditions {
-  // Session level.
+/// The conditions on who is connected, from where, to what, and when:
+/// decided once per session (and again when application_name or the rules
+/// change), never per statement.
+struct SessionConditions {
   std::vector<Glob> users;
   std::vector<std::string> user_in;      ///< group names
   std::vector<std::string> user_not_in;  ///< group names
@@ -78,7 +80,6 @@ struct Conditions {
   std::vector<std::string> client_in;      ///< network names, CIDRs, or `local` (Unix socket)
   std::vector<std::string> client_not_in;  ///< same
   std::vector<std::string> environments;
-  std::uint8_t protocols = 0;  ///< protocol_bit()s; 0 = any
   std::optional<TimeWindow> time;
   /// Who is connected (SessionFacts::person), byte for byte.
   std::vector<Glob> persons;
@@ -86,6 +87,11 @@ struct Conditions {
   /// when a pgwarden group of that name lists them.
   std::vector<std::string> person_in;
   std::uint8_t auth_methods = 0;  ///< auth_method_bit()s; 0 = any
+};
+
+struct Conditions {
+  SessionConditions who;
+  std::uint8_t protocols = 0;  ///< protocol_bit()s; 0 = any
   // Statement level.
   std::vector<Glob> commands;  ///< against StatementFacts::effective_tags
   ClassSet classes;

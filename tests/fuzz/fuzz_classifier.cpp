@@ -26,12 +26,12 @@ const pl::RuleSet& rules() {
   static const pl::RuleSet set = [] {
     pl::Rule read_only;
     read_only.name = "read-only";
-    read_only.when.users.push_back(*pl::Glob::compile("bob", pl::GlobCase::Identifier));
+    read_only.when.who.users.push_back(*pl::Glob::compile("bob", pl::GlobCase::Identifier));
     read_only.when.classes.insert(pl::StatementClass::Write);
     read_only.when.classes.insert(pl::StatementClass::Function);
     pl::Rule no_locks;
     no_locks.name = "no-locks";
-    no_locks.when.users.push_back(*pl::Glob::compile("carol", pl::GlobCase::Identifier));
+    no_locks.when.who.users.push_back(*pl::Glob::compile("carol", pl::GlobCase::Identifier));
     no_locks.when.locks = true;
     return pl::RuleSet::build({read_only, no_locks}, {}, {}, pl::Action::Allow);
   }();
