@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <tuple>
+
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/ssl.hpp>
@@ -84,8 +86,9 @@ asio::awaitable<std::string> SyslogSink::send_framed(const std::string& frame, s
     connection_ = std::move(c);
   }
   connection_->tcp()->expires_after(timeout);
-  auto [wec, written] = connection_->tls ? co_await asio::async_write(*connection_->tls, asio::buffer(frame), use_nothrow)
-                                         : co_await asio::async_write(*connection_->plain, asio::buffer(frame), use_nothrow);
+  error_code wec;
+  if (connection_->tls) std::tie(wec, std::ignore) = co_await asio::async_write(*connection_->tls, asio::buffer(frame), use_nothrow);
+  else std::tie(wec, std::ignore) = co_await asio::async_write(*connection_->plain, asio::buffer(frame), use_nothrow);
   if (wec) {
     connection_.reset();  // the next attempt connects again
     co_return describe(wec, "sending to " + address_.to_string(), timeout);

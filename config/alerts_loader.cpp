@@ -5,8 +5,10 @@
 namespace pgwarden::config {
 namespace {
 
+// The keys a sink was given (a default YAML::Node is a defined null, so it
+// cannot say whether a key was there).
 struct SinkKeys {
-  YAML::Node url, address, transport, key_file, facility;
+  std::optional<YAML::Node> url, address, transport, key_file, facility;
   bool has_type = false;
 };
 
@@ -35,15 +37,15 @@ void check_sink(Reader& r, const YAML::Node& node, const std::string& what, cons
   const bool syslog = s.type == AlertSinkType::Syslog;
   if (syslog) {
     if (!k.address) r.error(node, what + ": a syslog sink needs address (host:port)");
-    if (k.url) r.error(k.url, what + ".url: a syslog sink takes address, not url");
-    if (k.key_file) r.error(k.key_file, what + ".key_file: only a webhook sink signs its messages");
+    if (k.url) r.error(*k.url, what + ".url: a syslog sink takes address, not url");
+    if (k.key_file) r.error(*k.key_file, what + ".key_file: only a webhook sink signs its messages");
   } else {
     if (!k.url) r.error(node, what + ": a " + std::string(to_string(s.type)) + " sink needs url");
-    if (k.address) r.error(k.address, what + ".address: only a syslog sink takes address; use url");
-    if (k.transport) r.error(k.transport, what + ".transport: only a syslog sink takes transport");
-    if (k.facility) r.error(k.facility, what + ".facility: only a syslog sink takes facility");
+    if (k.address) r.error(*k.address, what + ".address: only a syslog sink takes address; use url");
+    if (k.transport) r.error(*k.transport, what + ".transport: only a syslog sink takes transport");
+    if (k.facility) r.error(*k.facility, what + ".facility: only a syslog sink takes facility");
     if (k.key_file && s.type != AlertSinkType::Webhook)
-      r.error(k.key_file, what + ".key_file: only a webhook sink signs its messages");
+      r.error(*k.key_file, what + ".key_file: only a webhook sink signs its messages");
   }
   if (s.initial_backoff > s.max_backoff)
     r.error(node, what + ": retry.initial_backoff must not exceed retry.max_backoff");
@@ -58,18 +60,18 @@ void read_sink(Reader& r, const YAML::Node& node, const std::string& what, Alert
        k.has_type = true;
        r.assign_enum(v, what + ".type", {"webhook", "slack", "alertmanager", "syslog"}, s.type);
      }, true},
-    {"url", [&](auto& v) { k.url.reset(v); read_url(r, v, what + ".url", s); }},
+    {"url", [&](auto& v) { k.url.emplace(v); read_url(r, v, what + ".url", s); }},
     {"address", [&](auto& v) {
-       k.address.reset(v);
+       k.address.emplace(v);
        if (auto e = r.endpoint(v, what + ".address")) s.address = *e;
      }},
     {"transport", [&](auto& v) {
-       k.transport.reset(v);
+       k.transport.emplace(v);
        r.assign_enum(v, what + ".transport", {"udp", "tcp", "tls"}, s.transport);
      }},
-    {"key_file", [&](auto& v) { k.key_file.reset(v); assign(s.key_file, r.file_path(v, what + ".key_file", true)); }},
+    {"key_file", [&](auto& v) { k.key_file.emplace(v); assign(s.key_file, r.file_path(v, what + ".key_file", true)); }},
     {"ca", [&](auto& v) { assign(s.ca, r.file_path(v, what + ".ca", true)); }},
-    {"facility", [&](auto& v) { k.facility.reset(v); assign(s.facility, r.unsigned_int(v, what + ".facility", 23)); }},
+    {"facility", [&](auto& v) { k.facility.emplace(v); assign(s.facility, r.unsigned_int(v, what + ".facility", 23)); }},
     {"timeout", [&](auto& v) { assign(s.timeout, r.duration(v, what + ".timeout")); }},
     {"queue_size", [&](auto& v) {
        auto n = r.unsigned_int(v, what + ".queue_size", 10'000'000);

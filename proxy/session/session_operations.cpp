@@ -93,7 +93,8 @@ void Session::refused(const GatedStatement& s, const policy::Decision& d) {
 
 bool Session::forwarding(const GatedStatement& s, const AuditedDecision& d) {
   if (!audit_.forwarding(s, d)) return false;
-  if (d.alert) raise_alert(&s, d.rule, false, d.dry_run);
+  // A dry run forwards what its rule would have denied: the alert says so.
+  if (d.alert) raise_alert(&s, d.rule, d.dry_run, d.dry_run);
   return true;
 }
 

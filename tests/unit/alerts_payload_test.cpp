@@ -73,7 +73,7 @@ TEST(AlertsPayload, WebhookCarriesEveryField) {
   EXPECT_EQ(o.at("dry_run"), false);
   EXPECT_EQ(o.at("time"), "2026-12-08T01:02:03.000000Z");
   EXPECT_EQ(o.at("session_id"), "s-42");
-  EXPECT_EQ(o.at("record_hash"), std::string(64, 'a'));
+  EXPECT_EQ(o.at("record_hash").as_string(), std::string(64, 'a'));
   EXPECT_EQ(o.at("count"), 1);
 }
 
@@ -97,7 +97,7 @@ TEST(AlertsPayload, AlertmanagerBodyHasTheV2Shape) {
   const auto& ann = alert.at("annotations").as_object();
   EXPECT_EQ(ann.at("statement"), "DROP TABLE orders");
   EXPECT_EQ(ann.at("session_id"), "s-42");
-  EXPECT_EQ(ann.at("record_hash"), std::string(64, 'a'));
+  EXPECT_EQ(ann.at("record_hash").as_string(), std::string(64, 'a'));
   EXPECT_EQ(ann.at("application_name"), "psql");
   EXPECT_THAT(std::string(ann.at("summary").as_string()), HasSubstr("denied by rule no-drop"));
   EXPECT_EQ(alert.at("startsAt"), "2026-12-08T01:02:03.000000Z");
