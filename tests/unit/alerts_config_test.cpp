@@ -31,7 +31,7 @@ alerts:
   sinks:
     - { name: hook, type: webhook, url: "https://hooks.example.com:8443/pg?x=1", timeout: 2s, queue_size: 50,
         retry: { attempts: 3, initial_backoff: 100ms, max_backoff: 1s } }
-    - { name: chat, type: slack, url: "http://127.0.0.1:9000" }
+    - { name: chat, type: slack, url: "http://chat.example.com" }
     - { name: am, type: alertmanager, url: "http://[::1]:9093/" }
     - { name: log, type: syslog, address: "127.0.0.1:514", transport: tcp, facility: 4 }
 )",

@@ -146,8 +146,6 @@ std::vector<std::string> every_kind_of_record() {
   add(ConfigReloadRecord{{}, "/etc/pgwarden.yaml", true, ""});
   add(s, RefusalCountRecord{Clock::now(), Clock::now(), 3000, 4, 3003, "", "audit_unavailable", "58030"});
   const std::string zeros(64, '0');
-  add(CheckpointRecord{{}, CheckpointReason::Start, "", 0, zeros, "", {}, 0});
-  add(CheckpointRecord{{}, CheckpointReason::Recover, "pgwarden.jsonl", 9, zeros, "write: ENOSPC", Clock::now(), 4});
   AlertUndeliveredRecord undelivered;
   undelivered.sink = "security";
   undelivered.error = "HTTP 500 (attempt 5 of 5)";
@@ -167,6 +165,8 @@ std::vector<std::string> every_kind_of_record() {
   rejected.error = "queue full";
   rejected.alert_kind = "config_rejected";
   add(rejected);
+  add(CheckpointRecord{{}, CheckpointReason::Start, "", 0, zeros, "", {}, 0});
+  add(CheckpointRecord{{}, CheckpointReason::Recover, "pgwarden.jsonl", 9, zeros, "write: ENOSPC", Clock::now(), 4});
 
   RecordHasher hasher("a key of sixteen bytes or more");
   ChainHead head;
