@@ -24,6 +24,8 @@ class Aggregator {
   /// `window` 0 turns aggregation off: every alert goes out.
   explicit Aggregator(Clock::duration window) : window_(window) {}
 
+  /// False when the window is 0: every alert goes out as it comes.
+  bool enabled() const noexcept { return window_ > Clock::duration::zero(); }
   /// True when `a` must go out now; false when it was counted in a window.
   bool offer(const Alert& a, Clock::time_point now);
   /// The aggregated alerts of every window ended by `now`, each with its

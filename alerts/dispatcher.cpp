@@ -97,7 +97,7 @@ void Dispatcher::raise(Alert a) noexcept {
       return;
     }
     // A new window may end before the flush timer's current deadline.
-    asio::post(io_, [this] { flush_timer_.cancel(); });
+    if (aggregator_.enabled()) asio::post(io_, [this] { flush_timer_.cancel(); });
     enqueue(std::move(a));
   } catch (const std::exception&) {  // out of memory: nothing sensible is left to do
   }
