@@ -324,3 +324,53 @@ def measure(proxy, hook, am, syslog):
             for k, t in times.items():
                 latency[k].append(t - sent)
     return latency
+
+
+# A sink that is down: the alert is retried, then recorded in the audit log
+# as alert.undelivered (and the log still verifies). A SIGHUP that points
+# the sink at a live receiver puts it in force for the next denial.
+def test_undelivered_alert_is_audited_and_reload_switches_sinks(pgwarden_factory, postgres, tmp_path):
+    from audit_helpers import read_records, verify
+    audit_dir = tmp_path / "audit"
+    down_port = harness.free_port()  # nothing listens there
+    key_file = tmp_path / "webhook.key"
+    key_file.write_text(KEY + "\n")
+
+    def config(port):
+        return harness.proxy_config(0, postgres.host, postgres.port, f"""
+rules:
+  - {{ name: no-drop, when: {{ command: ["DROP *"] }}, action: deny, alert: true }}
+audit: {{ file: "{audit_dir / 'pgwarden.jsonl'}" }}
+alerts:
+  aggregation_window: 0
+  sinks:
+    - {{ name: hook, type: webhook, url: "http://127.0.0.1:{port}/", timeout: 1s, key_file: "{key_file}",
+        retry: {{ attempts: 3, initial_backoff: 20ms, max_backoff: 50ms }} }}
+""").replace(":0\n", ":{listen_port}\n", 1)
+
+    proxy = pgwarden_factory(config(down_port))
+    deny(proxy, "DROP TABLE payroll")
+
+    def undelivered():
+        return [r for r in read_records(audit_dir) if r["event"] == "alert.undelivered"]
+    found = wait_until(undelivered, timeout=10, step=0.05)
+    assert found, proxy.log_tail(50)
+    r = found[0]
+    assert r["sink"] == "hook" and r["alert_kind"] == "rule" and r["rule"] == "no-drop"
+    assert "Connection refused" in r["error"] and "attempt 3 of 3" in r["error"]
+    assert r["text"] == "DROP TABLE payroll" and r["decision"] == "deny" and r["user"] == harness.SUPERUSER
+    session_ids = {s["session_id"] for s in read_records(audit_dir) if s["event"] == "session.start"}
+    assert r["session_id"] in session_ids
+    assert verify(audit_dir).returncode == 0
+
+    hook = WebhookReceiver()
+    try:
+        proxy.config_path.write_text(config(hook.port).replace("{listen_port}", str(proxy.port)))
+        os.kill(proxy.pid, signal.SIGHUP)
+        assert wait_until(lambda: any(x["event"] == "config.reload" and x["ok"] for x in read_records(audit_dir)),
+                          timeout=10, step=0.05)
+        deny(proxy, "DROP TABLE payroll_2")
+        got = wait_until(lambda: hook.received, timeout=10)
+        assert got and got[0][1]["statement"] == "DROP TABLE payroll_2"
+    finally:
+        hook.close()
