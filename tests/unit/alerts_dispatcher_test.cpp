@@ -104,22 +104,28 @@ TEST(AlertsDispatcher, SyslogArrivesOverUdpAndTcp) {
   EXPECT_THAT(first, ::testing::StartsWith("<82>1 "));
   EXPECT_THAT(first, HasSubstr(R"(user="bob")"));
   EXPECT_THAT(udp.next(), HasSubstr(R"(user="carol")"));
-  // Two octet-counted frames, parsed back by their lengths.
-  std::string stream = tcp.read_at_least(2);
-  std::vector<std::string> frames;
-  for (int i = 0; i < 2; ++i) {
-    for (auto limit = std::chrono::steady_clock::now() + 5s; std::chrono::steady_clock::now() < limit;) {
+  // Two octet-counted frames, parsed back by their lengths from all the
+  // bytes received so far, reading more until both are whole.
+  auto parse = [](std::string stream, std::vector<std::string>& frames) {
+    frames.clear();
+    for (;;) {
       const auto space = stream.find(' ');
-      if (space != std::string::npos && stream.size() >= space + 1 + std::stoul(stream.substr(0, space))) break;
-      stream = tcp.read_at_least(stream.size() + 1);
+      if (space == std::string::npos) return stream;
+      const std::size_t len = std::stoul(stream.substr(0, space));
+      if (stream.size() < space + 1 + len) return stream;
+      frames.push_back(stream.substr(space + 1, len));
+      stream.erase(0, space + 1 + len);
     }
-    const auto space = stream.find(' ');
-    ASSERT_NE(space, std::string::npos);
-    const std::size_t len = std::stoul(stream.substr(0, space));
-    ASSERT_GE(stream.size(), space + 1 + len);
-    frames.push_back(stream.substr(space + 1, len));
-    stream.erase(0, space + 1 + len);
+  };
+  std::vector<std::string> frames;
+  std::string received = tcp.read_at_least(1);
+  std::string rest = parse(received, frames);
+  for (auto limit = std::chrono::steady_clock::now() + 5s; frames.size() < 2 && std::chrono::steady_clock::now() < limit;) {
+    received = tcp.read_at_least(received.size() + 1);
+    rest = parse(received, frames);
   }
+  ASSERT_EQ(frames.size(), 2u) << received;
+  const std::string stream = rest;
   EXPECT_THAT(frames[0], ::testing::StartsWith("<82>1 "));
   EXPECT_THAT(frames[0], HasSubstr(R"(user="bob")"));
   EXPECT_THAT(frames[1], HasSubstr(R"(user="carol")"));
