@@ -170,10 +170,11 @@ def receivers():
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def alerting_proxy(pgwarden_factory, postgres, directory, hook, am, syslog, window="0"):
+def alerting_proxy(pgwarden_factory, postgres, directory, hook, am, syslog, window="0", admin_port=None):
     key_file = directory / "webhook.key"
     key_file.write_text(KEY + "\n")
-    config = harness.proxy_config(0, postgres.host, postgres.port, f"""
+    admin = f"admin: {{ listen: 127.0.0.1:{admin_port} }}\n" if admin_port else ""
+    config = harness.proxy_config(0, postgres.host, postgres.port, admin + f"""
 rules:
   - name: no-drop
     when: {{ command: ["DROP *"] }}
@@ -203,7 +204,8 @@ def parse_time(text: str) -> float:
 # One denied DROP reaches all three receivers with every field a responder needs.
 def test_denied_drop_reaches_webhook_alertmanager_and_syslog(pgwarden_factory, postgres, receivers):
     directory, hook, am, syslog = receivers
-    proxy = alerting_proxy(pgwarden_factory, postgres, directory, hook, am, syslog)
+    admin_port = harness.free_port()
+    proxy = alerting_proxy(pgwarden_factory, postgres, directory, hook, am, syslog, admin_port=admin_port)
     deny(proxy, "DROP TABLE customers")
 
     assert wait_until(lambda: hook.received), "the webhook got nothing"
@@ -239,8 +241,16 @@ def test_denied_drop_reaches_webhook_alertmanager_and_syslog(pgwarden_factory, p
                       'decision="deny"', 'database="postgres"']:
             assert field in raw, (field, raw)
 
-    # The audit trail has nothing undelivered.
     assert "alert not delivered" not in proxy.log_tail(200)
+    from ops_helpers import sample, scrape
+    # Counted once the receiver has answered, a moment after it has the alert.
+    wait_until(lambda: all(scrape(admin_port).get(("pgwarden_alerts_total", (("result", "delivered"), ("sink", k))))
+                           for k in ("hook", "am", "syslog-udp", "syslog-tcp")), timeout=5, step=0.05)
+    samples = scrape(admin_port)
+    for sink in ("hook", "am", "syslog-udp", "syslog-tcp"):
+        assert sample(samples, "pgwarden_alerts_total", sink=sink, result="delivered") == 1
+        assert sample(samples, "pgwarden_alerts_total", sink=sink, result="undelivered") == 0
+        assert sample(samples, "pgwarden_alert_queue_depth", sink=sink) == 0
 
 
 @pytest.fixture(scope="module")
