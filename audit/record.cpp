@@ -225,6 +225,31 @@ void encode(const ConfigReloadRecord& r, RecordBuffer& out) {
   w.end_object();
 }
 
+void encode(const AlertUndeliveredRecord& r, RecordBuffer& out) {
+  JsonWriter w(out);
+  begin(w, event::alert_undelivered, r.time);
+  w.member("sink", r.sink);
+  w.member("error", r.error);
+  w.member("alert_kind", r.alert_kind);
+  w.key("alert_time");
+  w.plain_fill([&r](RecordBuffer& out) { out.commit_to(write_rfc3339(out.prepare(rfc3339_size), or_now(r.alert_time))); });
+  w.optional("session_id", r.session_id);
+  w.optional("user", r.user);
+  w.optional("database", r.database);
+  w.optional("application_name", r.application_name);
+  w.optional("client_addr", r.client_addr);
+  w.optional("text", r.text);
+  w.optional("rule", r.rule);
+  if (!r.decision.empty()) {
+    w.key("decision");
+    w.plain_value(r.decision);
+    w.member("dry_run", r.dry_run);
+  }
+  w.member("count", r.count);
+  w.optional("alert_record_hash", r.alert_record_hash);
+  w.end_object();
+}
+
 void encode(const SessionFields& s, const RefusalCountRecord& r, RecordBuffer& out) {
   JsonWriter w(out);
   begin(w, event::statement_refusals, r.time);

@@ -179,6 +179,25 @@ struct RefusalCountRecord {
   std::string_view sqlstate;  ///< what the client was told
 };
 
+/// Event `alert.undelivered`: an alert that a sink could not deliver (every
+/// attempt failed, its queue was full, or pgwarden stopped first), so that
+/// no alert is lost without a trace. The alert's own fields, by their
+/// record names; empty ones are left out.
+struct AlertUndeliveredRecord {
+  Clock::time_point time{};
+  std::string_view sink;
+  std::string_view error;       ///< why it was not delivered
+  std::string_view alert_kind;  ///< rule, connect_refused, auth_failures, audit_failing, config_rejected
+  Clock::time_point alert_time{};
+  std::string_view session_id, user, database, application_name, client_addr;
+  std::string_view text;  ///< the statement, redacted as the alert carried it
+  std::string_view rule;
+  std::string_view decision;  ///< "allow", "deny" or "" (not a statement)
+  bool dry_run = false;
+  std::uint64_t count = 1;
+  std::string_view alert_record_hash;  ///< the hash of the record the alert is about, when known
+};
+
 /// Why a file begins (event `checkpoint`, the first record of every file).
 enum class CheckpointReason : std::uint8_t { Start, Restart, RotateSize, RotateTime, Recover };
 std::string_view to_string(CheckpointReason r) noexcept;
@@ -210,6 +229,7 @@ void encode(const SessionFields& target, const CancelRecord& r, RecordBuffer& ou
 void encode(const ConfigReloadRecord& r, RecordBuffer& out);
 void encode(const SessionFields& s, const RefusalCountRecord& r, RecordBuffer& out);
 void encode(const CheckpointRecord& r, RecordBuffer& out);
+void encode(const AlertUndeliveredRecord& r, RecordBuffer& out);
 
 /// Event names, as written.
 namespace event {
@@ -223,6 +243,7 @@ inline constexpr std::string_view cancel = "cancel";
 inline constexpr std::string_view config_reload = "config.reload";
 inline constexpr std::string_view checkpoint = "checkpoint";
 inline constexpr std::string_view statement_refusals = "statement.refusals";
+inline constexpr std::string_view alert_undelivered = "alert.undelivered";
 }  // namespace event
 
 }  // namespace pgwarden::audit

@@ -9,9 +9,11 @@
 #include <iostream>
 #include <thread>
 
+#include "alerts/dispatcher.hpp"
 #include "audit/directory_lock.hpp"
 #include "config/config.hpp"
 #include "proxy/ops/admin_routes.hpp"
+#include "proxy/session/alerts_holder.hpp"
 #include "proxy/session/audit_trail.hpp"
 #include "proxy/ops/build_info.hpp"
 #include "proxy/ops/lifecycle.hpp"
@@ -113,6 +115,72 @@ void add_reload_hooks(LifecycleHooks& hooks, TlsHolder& tls, SecretStore& secret
     if (!load_secrets(next, *settings, error)) return {{}, "auth.auth_file: " + error};
     return {[&secrets, settings] { secrets.replace(std::move(*settings)); }, {}};
   });
+}
+
+/// What a sink could not deliver goes to the audit log as alert.undelivered
+/// (and to the operational log), so that no alert is lost without a trace.
+alerts::UndeliveredHandler record_undelivered(AuditTrail* audit) {
+  return [audit](const alerts::Alert& a, std::string_view sink, std::string_view why) {
+    spdlog::warn("alert not delivered to {}: {}: {}", sink, why, alerts::summary(a));
+    if (!audit) return;
+    audit::AlertUndeliveredRecord r;
+    r.sink = sink;
+    r.error = why;
+    r.alert_kind = alerts::to_string(a.kind);
+    r.alert_time = a.time;
+    r.session_id = a.session_id;
+    r.user = a.user;
+    r.database = a.database;
+    r.application_name = a.application_name;
+    r.client_addr = a.client_addr;
+    r.text = a.statement;
+    r.rule = a.rule;
+    if (a.kind == alerts::AlertKind::Rule) r.decision = alerts::decision(a);
+    r.dry_run = a.dry_run;
+    r.count = a.count;
+    r.alert_record_hash = a.record_hash;
+    audit::RecordBuffer body;
+    audit::encode(r, body);
+    audit->log().submit(body.view());
+  };
+}
+
+/// Alert delivery: a Dispatcher for the alerts section, made again when a
+/// reload is accepted; a rejected reload is itself an alert. False with
+/// `error` set when a sink cannot be made (an unreadable key file).
+bool attach_alerts(AlertsHolder& holder, alerts::AlertMetrics& metrics, LifecycleHooks& hooks, AuditTrail* audit,
+                   const config::Config& cfg, std::string& error) {
+  if (cfg.alerts.enabled()) {
+    auto d = alerts::Dispatcher::create(cfg.alerts, &metrics, record_undelivered(audit), error);
+    if (!d) return false;
+    holder.replace(std::move(d));
+  }
+  hooks.reload.push_back([&holder, &metrics, audit](const config::Config& next) -> ReloadStep {
+    std::shared_ptr<alerts::Dispatcher> d;
+    if (next.alerts.enabled()) {
+      std::string why;
+      d = alerts::Dispatcher::create(next.alerts, &metrics, record_undelivered(audit), why);
+      if (!d) return {{}, "alerts: " + why};
+    }
+    return {[&holder, d] {
+              // The old dispatcher gets a moment to finish what it holds.
+              if (auto old = holder.replace(d)) old->stop(std::chrono::seconds(1));
+            },
+            {}};
+  });
+  hooks.reloaded.push_back([&holder](bool ok, std::string_view message) {
+    if (ok) return;
+    alerts::Alert a;
+    a.kind = alerts::AlertKind::ConfigRejected;
+    a.detail = message;
+    a.time = std::chrono::system_clock::now();
+    holder.raise(std::move(a));
+  });
+  // Before the audit log closes, so what is left is recorded there.
+  hooks.shutdown.push_back([&holder] {
+    if (auto old = holder.replace(nullptr)) old->stop(std::chrono::seconds(2));
+  });
+  return true;
 }
 
 /// The audit log's part in operations: a config.reload record per reload,
@@ -271,6 +339,16 @@ int serve(const std::string& config_path) {
     }
   }
   ctx.audit = audit.get();
+  alerts::AlertMetrics alert_metrics(registry);
+  AlertsHolder alerts_holder;  // outlives the sessions, stopped before the audit log closes
+  {
+    std::string error;
+    if (!attach_alerts(alerts_holder, alert_metrics, hooks, audit.get(), cfg, error)) {
+      std::cerr << cfg.source << ": alerts: " << error << "\n";
+      return 2;
+    }
+  }
+  ctx.alerts = &alerts_holder;
   if (audit) attach_audit(*audit, hooks, readiness, metrics, cfg.source);
 
   Lifecycle lifecycle(*server, config_holder, config_path, metrics, hooks, unsupported_settings);
@@ -282,6 +360,7 @@ int serve(const std::string& config_path) {
   }
   server->run();
   pools.clear();
+  if (auto d = alerts_holder.replace(nullptr)) d->stop(std::chrono::seconds(2));
   if (audit) audit->log().close();  // also when the drain gave up on sessions that would not end
   spdlog::info("pgwarden stopped");
   return 0;

@@ -194,6 +194,48 @@ struct CatalogLookupConfig {
   friend bool operator==(const CatalogLookupConfig&, const CatalogLookupConfig&) = default;
 };
 
+/// An http:// or https:// address an alert sink posts to.
+struct HttpUrl {
+  bool tls = false;
+  std::string host;      ///< without brackets
+  std::uint16_t port = 0;
+  std::string target;    ///< path and query, at least "/"
+  /// "http[s]://host:port/target".
+  std::string to_string() const;
+};
+
+enum class AlertSinkType : std::uint8_t { Webhook, Slack, Alertmanager, Syslog };
+/// How syslog messages travel: RFC 5426 (UDP), RFC 6587 octet counting (TCP),
+/// RFC 5425 (TLS).
+enum class SyslogTransport : std::uint8_t { Udp, Tcp, Tls };
+
+/// One place alerts are delivered to (issue 22).
+struct AlertSinkConfig {
+  std::string name;  ///< unique; the `sink` label of pgwarden_alerts_total
+  AlertSinkType type = AlertSinkType::Webhook;
+  HttpUrl url;                  ///< webhook, slack, alertmanager
+  Endpoint address;             ///< syslog
+  SyslogTransport transport = SyslogTransport::Udp;
+  std::string key_file;         ///< webhook: HMAC-SHA256 key (absolute path); "" = unsigned
+  std::string ca;               ///< https / syslog TLS: CA file; "" = the system's trust store
+  std::uint8_t facility = 10;   ///< syslog facility (10: authpriv)
+  Duration timeout = std::chrono::seconds(5);  ///< one delivery attempt
+  std::uint32_t queue_size = 1000;             ///< alerts waiting; beyond it they are undelivered
+  std::uint32_t attempts = 5;                  ///< deliveries tried per alert, at least 1
+  Duration initial_backoff = std::chrono::milliseconds(200);
+  Duration max_backoff = std::chrono::seconds(10);
+};
+
+/// Alert delivery. Off when there are no sinks.
+struct AlertsConfig {
+  std::vector<AlertSinkConfig> sinks;
+  /// Repeats of the same alert (kind, rule, user, client) within this window
+  /// after the first are sent as one message with a count.
+  Duration aggregation_window = std::chrono::seconds(10);
+
+  bool enabled() const noexcept { return !sinks.empty(); }
+};
+
 /// The whole configuration.
 struct Config {
   std::string source;  ///< the file it was loaded from (absolute) or the name given
@@ -217,6 +259,7 @@ struct Config {
   policy::RuleSet policy;
   AuditConfig audit;
   CatalogLookupConfig catalog_lookup;
+  AlertsConfig alerts;
   Duration shutdown_timeout = std::chrono::seconds(30);
   /// Event loops (threads), each with its own listening socket; 0 = one per
   /// CPU the process may run on.
@@ -255,5 +298,10 @@ std::string_view to_string(UpstreamTlsMode m) noexcept;
 std::string_view to_string(AuthMode m) noexcept;
 std::string_view to_string(Durability d) noexcept;
 std::string_view to_string(CertificateField f) noexcept;
+std::string_view to_string(AlertSinkType t) noexcept;
+std::string_view to_string(SyslogTransport t) noexcept;
+
+/// Reads "http[s]://host[:port][/path]"; nullopt with `error` set otherwise.
+std::optional<HttpUrl> parse_http_url(std::string_view text, std::string& error);
 
 }  // namespace pgwarden::config

@@ -6,6 +6,7 @@
 
 #include <sys/stat.h>
 
+#include "config/alerts_loader.hpp"
 #include "config/config.hpp"
 #include "config/secret_file.hpp"
 #include "config/identity_loader.hpp"
@@ -28,7 +29,7 @@ struct Slot {
 struct Sections {
   YAML::Node root;
   Slot listen, upstream, tls, auth, limits, admin, log, environment, networks, groups, rules,
-      default_action, audit, catalog_lookup, shutdown_timeout, workers, identity, credentials, grants;
+      default_action, audit, catalog_lookup, alerts, shutdown_timeout, workers, identity, credentials, grants;
 };
 
 void read_listen(Reader& r, const YAML::Node& node, std::vector<Endpoint>& out) {
@@ -179,6 +180,7 @@ Sections read_sections(Reader& r, const YAML::Node& root) {
     {"environment", keep(s.environment)}, {"networks", keep(s.networks)}, {"groups", keep(s.groups)},
     {"rules", keep(s.rules)}, {"default", keep(s.default_action)}, {"audit", keep(s.audit)},
     {"catalog_lookup", keep(s.catalog_lookup)},
+    {"alerts", keep(s.alerts)},
     {"shutdown_timeout", keep(s.shutdown_timeout)}, {"workers", keep(s.workers)},
     {"identity", keep(s.identity)}, {"credentials", keep(s.credentials)}, {"grants", keep(s.grants)},
   });
@@ -199,6 +201,7 @@ void read_config(Reader& r, const Sections& s, Config& c) {
   if (s.environment) assign(c.environment, r.string(s.environment, "environment"));
   if (s.audit) read_audit(r, s.audit, c.audit);
   if (s.catalog_lookup) read_catalog_lookup(r, s.catalog_lookup, c.catalog_lookup);
+  if (s.alerts) read_alerts(r, s.alerts, c.alerts);
   if (s.shutdown_timeout) assign(c.shutdown_timeout, r.duration(s.shutdown_timeout, "shutdown_timeout"));
   if (s.workers) assign(c.workers, r.unsigned_int(s.workers, "workers", 256));
   policy::NetworkMap networks;

@@ -15,7 +15,7 @@ packages=(
   python3 python3-pytest python3-psycopg python3-asyncpg python3-psycopg2 python3-sqlalchemy
   python3-jwt python3-cryptography
   default-jdk-headless libpostgresql-jdbc-java
-  prometheus
+  prometheus prometheus-alertmanager rsyslog
   procps iproute2 util-linux
 )
 

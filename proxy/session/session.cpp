@@ -361,6 +361,7 @@ CloseReason Session::check_connect(const pq::StartupMessage& startup) {
     counters_.set_startup_result(ConnectionResult::RefusedPolicy);
     counters_.count_denial(policy_.rules(), d);
     audit_.event(audit::event::auth_fail, "connect_rule", sqlstate, d.message);
+    if (d.alert) raise_alert(nullptr, d.rule_name(), true, d.dry_run);
     return fail(sqlstate, d.message, CloseReason::StartupRefused);
   }
   facts.read_only = d.read_only;  // decided before the startup settings, which must not undo it

@@ -55,6 +55,7 @@ struct SessionContext {
   policy::ClassifyCache* classify_cache = nullptr;
   class CatalogLookup* catalogs = nullptr;  ///< each database's catalog; null: calls not known stay FUNCTION
   ProxyMetrics* metrics = nullptr;  ///< the process's; required
+  class AlertsHolder* alerts = nullptr;  ///< null when alerts are off
 };
 
 /// One client and the server behind it. A thin coroutine shell that owns
@@ -149,6 +150,10 @@ class Session : private GateObserver {
   void refused(const GatedStatement& s, const policy::Decision& d) override;
   bool forwarding(const GatedStatement& s, const AuditedDecision& d) override;
   void sync_point_begun(std::uint64_t n, std::optional<std::chrono::system_clock::time_point> decided) override;
+  /// Raises an alert for a statement decided by a rule with alert: true
+  /// (a connect refusal when `s` is null), its text redacted as the audit
+  /// log redacts it.
+  void raise_alert(const GatedStatement* s, std::string_view rule, bool denied, bool dry_run);
   policy::DatabaseCatalogPtr catalog() override;
 
   // The database's catalog (session_catalog.cpp): the first lookup waited

@@ -6,6 +6,7 @@
 #include "protocol/encoder.hpp"
 #include "protocol/sqlstate.hpp"
 #include "proxy/ops/log_setup.hpp"
+#include "proxy/session/alerts_holder.hpp"
 #include "proxy/session/session.hpp"
 
 namespace pgwarden::proxy {
@@ -85,9 +86,38 @@ void Session::read(std::string_view protocol, std::string_view sql, const policy
              {"sql", shown}});
 }
 
-void Session::refused(const GatedStatement& s, const policy::Decision& d) { audit_.refused(s, d); }
+void Session::refused(const GatedStatement& s, const policy::Decision& d) {
+  audit_.refused(s, d);
+  if (d.alert) raise_alert(&s, d.rule_name(), true, false);
+}
 
-bool Session::forwarding(const GatedStatement& s, const AuditedDecision& d) { return audit_.forwarding(s, d); }
+bool Session::forwarding(const GatedStatement& s, const AuditedDecision& d) {
+  if (!audit_.forwarding(s, d)) return false;
+  // A dry run forwards what its rule would have denied: the alert says so.
+  if (d.alert) raise_alert(&s, d.rule, d.dry_run, d.dry_run);
+  return true;
+}
+
+void Session::raise_alert(const GatedStatement* s, std::string_view rule, bool denied, bool dry_run) {
+  if (!ctx_.alerts) return;
+  const SessionIdentity& who = audit_.identity();
+  alerts::Alert a;
+  a.kind = s ? alerts::AlertKind::Rule : alerts::AlertKind::ConnectRefused;
+  a.user = who.user;
+  a.database = who.database;
+  a.client_addr = who.client_addr;
+  a.application_name = who.application_name;
+  if (s) {
+    std::string scratch;
+    a.statement = audit::redact_sql(s->sql, policy_.config().audit.redact_literals, scratch);
+  }
+  a.rule = rule;
+  a.denied = denied;
+  a.dry_run = dry_run;
+  a.time = std::chrono::system_clock::now();
+  a.session_id = who.session_id;
+  ctx_.alerts->raise(std::move(a));
+}
 
 void Session::sync_point_begun(std::uint64_t n, std::optional<std::chrono::system_clock::time_point> decided) {
   counters_.sync_point_begun(n, decided);

@@ -155,6 +155,25 @@ std::vector<std::string> every_kind_of_record() {
   add(ConfigReloadRecord{{}, "/etc/pgwarden.yaml", true, ""});
   add(s, RefusalCountRecord{Clock::now(), Clock::now(), 3000, 4, 3003, "", "audit_unavailable", "58030"});
   const std::string zeros(64, '0');
+  AlertUndeliveredRecord undelivered;
+  undelivered.sink = "security";
+  undelivered.error = "HTTP 500 (attempt 5 of 5)";
+  undelivered.alert_kind = "rule";
+  undelivered.alert_time = Clock::now();
+  undelivered.session_id = "s1";
+  undelivered.user = "alice";
+  undelivered.client_addr = "10.0.0.1";
+  undelivered.text = "DROP TABLE t";
+  undelivered.rule = "no-drop";
+  undelivered.decision = "deny";
+  undelivered.count = 3;
+  undelivered.alert_record_hash = zeros;
+  add(undelivered);
+  AlertUndeliveredRecord rejected;  // not about a statement: no session, no decision
+  rejected.sink = "chat";
+  rejected.error = "queue full";
+  rejected.alert_kind = "config_rejected";
+  add(rejected);
   add(CheckpointRecord{{}, CheckpointReason::Start, "", 0, zeros, "", {}, 0});
   add(CheckpointRecord{{}, CheckpointReason::Recover, "pgwarden.jsonl", 9, zeros, "write: ENOSPC", Clock::now(), 4});
 
