@@ -9,7 +9,6 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
-#include <regex>
 
 #include "alerts/aggregator.hpp"
 #include "alerts/http_sink.hpp"
@@ -121,8 +120,9 @@ TEST(AlertsPayload, SyslogIsRfc5424WithStructuredData) {
   a.statement = R"(DROP TABLE "x]y\z")";
   const std::string m = syslog_message(a, 10, "db1");
   // authpriv (10) * 8 + critical (2) = 82
-  const std::regex shape(R"(^<82>1 2026-12-08T01:02:03\.000000Z db1 pgwarden \d+ rule \[pgwarden@32473 .*\] pgwarden: .*$)");
-  EXPECT_TRUE(std::regex_match(m, shape)) << m;
+  // gtest's POSIX regex: GCC 12 warns inside std::regex under the sanitizers.
+  EXPECT_THAT(m, ::testing::MatchesRegex(
+                     R"(<82>1 2026-12-08T01:02:03\.000000Z db1 pgwarden [0-9]+ rule \[pgwarden@32473 .*\] pgwarden: .*)"));
   EXPECT_THAT(m, HasSubstr(R"(statement="DROP TABLE \"x\]y\\z\"")"));
   EXPECT_THAT(m, HasSubstr(R"(user="app")"));
   EXPECT_THAT(m, HasSubstr(R"(session_id="s-42")"));
