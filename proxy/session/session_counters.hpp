@@ -21,8 +21,6 @@ class SessionCounters {
  public:
   explicit SessionCounters(ProxyMetrics& metrics) : metrics_(metrics) {}
 
-  ProxyMetrics& metrics() { return metrics_; }
-
   /// One run of `text` decided `d`, under `rules`.
   void count_execution(const policy::RuleSet& rules, const policy::ClassifiedText& text, const policy::Decision& d);
   void count_denial(const policy::RuleSet& rules, const policy::Decision& d);
@@ -34,7 +32,6 @@ class SessionCounters {
   std::optional<ConnectionResult> startup_result() const { return startup_result_; }
   /// Counts the connection's result, once.
   void count_connection(ConnectionResult r);
-  bool connection_counted() const { return connection_counted_; }
   /// Counts the close, and the connection's result when the startup never
   /// got as far as the upstream.
   void count_close(CloseReason reason);

@@ -585,11 +585,6 @@ void StatementGate::ready_for_query(char status) {
   while (!denials_.empty() && denials_.front().sync_point < ready_seen_) denials_.pop_front();
 }
 
-void StatementGate::assume_ready(char status) {
-  ready_seen_ = sync_points_sent_ - 1;
-  ready_for_query(status);
-}
-
 bool StatementGate::parameter_status(std::string_view name, std::string_view value) {
   if (name == "client_encoding") {
     client_encoding_ = policy::ClientEncoding::named(value);  // unknown: text with non-ASCII bytes is refused

@@ -108,8 +108,6 @@ class StatementGate {
   StatementGate(SessionPolicy& policy, policy::ClassifyCache& cache, GateObserver& observer, std::string marker,
                 GateOptions options = {});
 
-  void set_options(GateOptions options) { options_ = options; }
-
   /// A whole frontend message after the startup (CopyData streams past the
   /// gate). Forwards or substitutes it into `out`; returns an error message
   /// when it is malformed, and the session must end with 08P01.
@@ -127,14 +125,10 @@ class StatementGate {
   /// A ParameterStatus: client_encoding, standard_conforming_strings or
   /// default_transaction_read_only. False for any other name.
   bool parameter_status(std::string_view name, std::string_view value);
-  /// What the server was told at startup (a pooled connection's state).
-  void assume_ready(char status);
 
   std::uint64_t sync_points_sent() const { return sync_points_sent_; }
   std::uint64_t ready_seen() const { return ready_seen_; }
   char transaction_status() const { return ready_status_; }
-  /// Extended-protocol messages were sent since the last Sync.
-  bool unsynced() const { return unsynced_; }
   /// Idle outside a transaction, every sync point answered, no extended batch open.
   bool at_boundary() const { return ready_status_ == 'I' && ready_seen_ == sync_points_sent_ && !unsynced_; }
   /// No denial waits for its marker error.
