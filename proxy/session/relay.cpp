@@ -322,7 +322,7 @@ void Session::note_parameter(std::string_view name, std::string_view value) {
   if (name != "application_name" || policy_.facts().application_name == value) return;
   policy_.edit_facts().application_name = value;
   policy_.facts_changed();
-  audit_.edit_identity().application_name = value;  // the records from now on name the new one
+  audit_.facts_changed();  // the records from now on name the new one
 }
 
 bool Session::rewrite_backend_key(const pq::Frame& f, Batch& out) {

@@ -44,12 +44,8 @@ std::string random_hex(std::size_t bytes) {
   return out;
 }
 
-SessionIdentity identity_of(const tcp::endpoint& peer) {
-  SessionIdentity id;
-  id.session_id = random_hex(8);
-  id.client_addr = peer.address().to_string();
-  id.client_port = peer.port();
-  return id;
+SessionAudit::Peer peer_of(const tcp::endpoint& peer) {
+  return {random_hex(8), peer.address().to_string(), peer.port()};
 }
 
 }  // namespace
@@ -65,7 +61,7 @@ Session::Session(Stream client, tcp::endpoint peer, const SessionContext& ctx)
       from_server_{ByteBuffer(16 * 1024), pq::Framer(server_whole_types, max_backend_inspected_message), {}},
       policy_(*ctx.config),
       counters_(*ctx.metrics),
-      audit_(ctx.audit, *ctx.metrics, identity_of(peer_)),
+      audit_(ctx.audit, *ctx.metrics, policy_.facts(), peer_of(peer_)),
       gate_(policy_, *ctx.classify_cache, *this, "pgwarden_denied_" + random_hex(8), audit_.gate_options()) {}
 
 Session::~Session() {
@@ -348,11 +344,7 @@ CloseReason Session::check_connect(const pq::StartupMessage& startup) {
   facts.protocol = replication ? policy::ProtocolPath::Replication : policy::ProtocolPath::Simple;
   facts.now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
   policy_.facts_changed();
-  SessionIdentity& identity = audit_.edit_identity();
-  identity.user = facts.user;
-  identity.database = facts.database;
-  identity.application_name = facts.application_name;
-  identity.tls = client_.is_tls();
+  audit_.set_tls(client_.is_tls());
   audit_.event(audit::event::session_start);
   const policy::Decision d = policy::evaluate_connect(policy_.rules(), facts);
   decided(d);

@@ -90,8 +90,37 @@ constexpr std::string_view not_run =
 
 }  // namespace
 
-SessionAudit::SessionAudit(AuditTrail* trail, ProxyMetrics& metrics, SessionIdentity identity)
-    : trail_(trail), metrics_(metrics), identity_(std::move(identity)) {}
+SessionAudit::SessionAudit(AuditTrail* trail, ProxyMetrics& metrics, const policy::SessionFacts& facts, Peer peer)
+    : trail_(trail), metrics_(metrics), facts_(facts), peer_(std::move(peer)) {}
+
+audit::SessionFields SessionAudit::fields() const {
+  audit::SessionFields f;
+  f.session_id = peer_.session_id;
+  f.user = facts_.user;
+  f.database = facts_.database;
+  f.application_name = facts_.application_name;
+  f.client_addr = peer_.client_addr;
+  f.client_port = peer_.client_port;
+  f.tls = tls_;
+  if (!facts_.person.empty()) {
+    f.person = facts_.person;
+    f.person_groups = facts_.person_groups;
+    f.auth_method = policy::to_string(facts_.auth_method);
+  }
+  return f;
+}
+
+SessionIdentity SessionAudit::identity() const {
+  SessionIdentity id;
+  id.session_id = peer_.session_id;
+  id.user = facts_.user;
+  id.database = facts_.database;
+  id.application_name = facts_.application_name;
+  id.client_addr = peer_.client_addr;
+  id.client_port = peer_.client_port;
+  id.tls = tls_;
+  return id;
+}
 
 GateOptions SessionAudit::gate_options() const {
   GateOptions o;
@@ -101,7 +130,7 @@ GateOptions SessionAudit::gate_options() const {
 }
 
 audit::SessionFields SessionAudit::statement_fields() {
-  if (fields_json_.empty()) audit::encode_members(identity_.fields(), fields_json_);
+  if (fields_json_.empty()) audit::encode_members(fields(), fields_json_);
   audit::SessionFields f;
   f.encoded = fields_json_.view();
   return f;
@@ -116,15 +145,15 @@ void SessionAudit::event(std::string_view event, std::string_view method, std::s
   r.sqlstate = sqlstate;
   r.message = message;
   audit::RecordBuffer& body = record_buffer();
-  audit::encode(identity_.fields(), event, r, body);
+  audit::encode(fields(), event, r, body);
   submit(body, audit::Purpose::Fact);
 }
 
 void SessionAudit::cancel(const SessionIdentity* target) {
   if (!trail_) return;
   audit::CancelRecord r;
-  r.requester_addr = identity_.client_addr;
-  r.requester_port = identity_.client_port;
+  r.requester_addr = peer_.client_addr;
+  r.requester_port = peer_.client_port;
   r.matched = target != nullptr;
   audit::RecordBuffer& body = record_buffer();
   audit::encode(target ? target->fields() : audit::SessionFields{}, r, body);
@@ -205,7 +234,7 @@ void SessionAudit::refused(const GatedStatement& s, const policy::Decision& d) {
     r.alert = d.alert;
     r.outcome = &outcome;
     audit::RecordBuffer& body = record_buffer();
-    audit::encode(identity_.fields(), r, trail_->encode_options(), body);
+    audit::encode(fields(), r, trail_->encode_options(), body);
     submit(body, audit::Purpose::Fact);
   }
 }
@@ -428,7 +457,7 @@ void SessionAudit::session_end(std::string_view close_reason, const Totals& tota
   r.statements = statements_seen_;
   r.close_reason = close_reason;
   audit::RecordBuffer& body = record_buffer();
-  audit::encode(identity_.fields(), r, body);
+  audit::encode(fields(), r, body);
   submit(body, audit::Purpose::Fact);  // the session then settles what the queue could not take
 }
 

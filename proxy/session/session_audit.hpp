@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "audit/record.hpp"
+#include "policy/session_facts.hpp"
 #include "protocol/framer.hpp"
 #include "proxy/net/asio.hpp"
 #include "proxy/session/audit_trail.hpp"
@@ -32,17 +33,30 @@ namespace pgwarden::proxy {
 
 class SessionAudit {
  public:
+  /// Where the session comes from; who it is comes from its facts.
+  struct Peer {
+    std::string session_id;  ///< random, names the session in every record
+    std::string client_addr;
+    std::uint16_t client_port = 0;
+  };
+
   /// `trail` null: the audit log is off and every call does nothing.
-  SessionAudit(AuditTrail* trail, ProxyMetrics& metrics, SessionIdentity identity);
+  /// `facts` (user, database, application_name, person) must outlive this.
+  SessionAudit(AuditTrail* trail, ProxyMetrics& metrics, const policy::SessionFacts& facts, Peer peer);
 
   bool on() const { return trail_ != nullptr; }
-  const SessionIdentity& identity() const { return identity_; }
-  /// The identity, to change (user, database, application_name, tls); the
-  /// records from then on name it as it is after.
-  SessionIdentity& edit_identity() {
+  const std::string& client_addr() const { return peer_.client_addr; }
+  /// The client hop is TLS (known once the startup packet is read).
+  void set_tls(bool tls) {
+    tls_ = tls;
     fields_json_.clear();
-    return identity_;
   }
+  /// The facts changed (application_name): the records from now on name
+  /// them as they are.
+  void facts_changed() { fields_json_.clear(); }
+  /// An owned copy of who the session is, for the record of a cancel
+  /// request that names it after this session has moved on or gone.
+  SessionIdentity identity() const;
   GateOptions gate_options() const;
 
   /// A session event (session.start, auth.ok, auth.fail).
@@ -110,6 +124,9 @@ class SessionAudit {
     audit::RecordBuffer json;
   };
 
+  /// The members every record of the session repeats, as views.
+  audit::SessionFields fields() const;
+  /// fields(), encoded once for the statement records.
   audit::SessionFields statement_fields();
   audit::StatementRecord record_of(const PendingStatement& p);
   void submit(const audit::RecordBuffer& body, audit::Purpose purpose, audit::Ticket* ticket = nullptr);
@@ -121,7 +138,9 @@ class SessionAudit {
 
   AuditTrail* trail_;
   ProxyMetrics& metrics_;
-  SessionIdentity identity_;
+  const policy::SessionFacts& facts_;
+  Peer peer_;
+  bool tls_ = false;
   bool started_ = false;  ///< session.start written
   std::uint64_t statement_ids_ = 0;
   std::uint64_t statements_seen_ = 0;
@@ -131,7 +150,7 @@ class SessionAudit {
   audit::Ticket gate_ticket_ = 0;     ///< synced: the last record this batch waits for
   std::size_t gated_ = 0;
   std::size_t ungated_ = 0;
-  audit::RecordBuffer fields_json_;  ///< identity_ encoded; cleared when it changes
+  audit::RecordBuffer fields_json_;  ///< fields() encoded; cleared when they change
   EncodedClassification classification_;
   std::chrono::steady_clock::time_point batch_time_;
 };

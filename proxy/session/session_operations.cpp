@@ -54,14 +54,13 @@ CloseReason Session::shut_down() {
 void Session::decided(const policy::Decision& d) {
   if (!(d.dry_run && d.dry_run_rule) && !d.denied()) return;
   const policy::SessionFacts& facts = policy_.facts();
-  const SessionIdentity& who = audit_.identity();
   if (d.dry_run && d.dry_run_rule) {
     log_event(spdlog::level::info, "dry run: a rule would have denied a statement",
-              {{"rule", d.dry_run_rule->name}, {"user", facts.user}, {"client", who.client_addr}});
+              {{"rule", d.dry_run_rule->name}, {"user", facts.user}, {"client", audit_.client_addr()}});
   }
   if (d.denied()) {
     log_event(spdlog::level::info, "denied",
-              {{"user", facts.user}, {"database", facts.database}, {"client", who.client_addr}, {"rule", d.rule_name()},
+              {{"user", facts.user}, {"database", facts.database}, {"client", audit_.client_addr()}, {"rule", d.rule_name()},
                {"reason", to_string(d.reason)}});
   }
 }
@@ -77,7 +76,7 @@ void Session::read(std::string_view protocol, std::string_view sql, const policy
   const std::string_view shown = audit::redact_sql(sql, false, scratch);
   const policy::SessionFacts& facts = policy_.facts();
   log_event(spdlog::level::info, "statement",
-            {{"client", audit_.identity().client_addr},
+            {{"client", audit_.client_addr()},
              {"user", facts.user},
              {"database", facts.database},
              {"protocol", protocol},
@@ -100,13 +99,14 @@ bool Session::forwarding(const GatedStatement& s, const AuditedDecision& d) {
 
 void Session::raise_alert(const GatedStatement* s, std::string_view rule, bool denied, bool dry_run) {
   if (!ctx_.alerts) return;
-  const SessionIdentity& who = audit_.identity();
+  SessionIdentity who = audit_.identity();
   alerts::Alert a;
   a.kind = s ? alerts::AlertKind::Rule : alerts::AlertKind::ConnectRefused;
-  a.user = who.user;
-  a.database = who.database;
-  a.client_addr = who.client_addr;
-  a.application_name = who.application_name;
+  a.person = policy_.facts().person;
+  a.user = std::move(who.user);
+  a.database = std::move(who.database);
+  a.client_addr = std::move(who.client_addr);
+  a.application_name = std::move(who.application_name);
   if (s) {
     std::string scratch;
     a.statement = audit::redact_sql(s->sql, policy_.config().audit.redact_literals, scratch);
@@ -115,7 +115,7 @@ void Session::raise_alert(const GatedStatement* s, std::string_view rule, bool d
   a.denied = denied;
   a.dry_run = dry_run;
   a.time = std::chrono::system_clock::now();
-  a.session_id = who.session_id;
+  a.session_id = std::move(who.session_id);
   ctx_.alerts->raise(std::move(a));
 }
 
