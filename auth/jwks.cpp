@@ -14,7 +14,7 @@
 #include <set>
 #include <sstream>
 
-#include "auth/base64url.hpp"
+#include "auth/base64.hpp"
 
 namespace pgwarden::auth {
 

@@ -13,7 +13,7 @@
 #include <memory>
 #include <optional>
 
-#include "auth/base64url.hpp"
+#include "auth/base64.hpp"
 
 namespace pgwarden::auth {
 

@@ -1,4 +1,5 @@
 #include "auth/scram.hpp"
+#include "auth/base64.hpp"
 #include "protocol/sqlstate.hpp"
 
 #include <openssl/crypto.h>
@@ -26,59 +27,6 @@ constexpr int mock_iterations = 4096;
 // The gs2 header of SCRAM-SHA-256-PLUS as PostgreSQL accepts it (no authzid).
 constexpr std::string_view plus_gs2_header = "p=tls-server-end-point,,";
 constexpr std::string_view secret_prefix = "SCRAM-SHA-256$";
-
-constexpr std::string_view base64_alphabet =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-std::string base64_encode(std::string_view bytes) {
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  for (std::size_t i = 0; i < bytes.size(); i += 3) {
-    const std::size_t n = std::min<std::size_t>(3, bytes.size() - i);
-    std::uint32_t triple = 0;
-    for (std::size_t j = 0; j < 3; ++j)
-      triple = (triple << 8) | (j < n ? static_cast<unsigned char>(bytes[i + j]) : 0u);
-    for (std::size_t j = 0; j < 4; ++j)
-      out += j <= n ? base64_alphabet[(triple >> (18 - 6 * j)) & 0x3f] : '=';
-  }
-  return out;
-}
-
-int base64_digit(char c) noexcept {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-/// Strict base64: whole quads, padding only at the very end, no whitespace.
-std::optional<std::string> base64_decode(std::string_view text) {
-  if (text.size() % 4 != 0) return std::nullopt;
-  std::string out;
-  out.reserve(text.size() / 4 * 3);
-  for (std::size_t i = 0; i < text.size(); i += 4) {
-    const bool last = i + 4 == text.size();
-    std::uint32_t triple = 0;
-    int padding = 0;
-    for (std::size_t j = 0; j < 4; ++j) {
-      const char c = text[i + j];
-      int digit = 0;
-      if (c == '=') {
-        if (!last || j < 2) return std::nullopt;
-        ++padding;
-      } else if (padding > 0 || (digit = base64_digit(c)) < 0) {
-        return std::nullopt;
-      }
-      triple = (triple << 6) | static_cast<std::uint32_t>(digit);
-    }
-    out += static_cast<char>(triple >> 16);
-    if (padding < 2) out += static_cast<char>((triple >> 8) & 0xff);
-    if (padding < 1) out += static_cast<char>(triple & 0xff);
-  }
-  return out;
-}
 
 std::string_view as_view(const ScramKey& key) noexcept {
   return {reinterpret_cast<const char*>(key.data()), key.size()};

@@ -36,7 +36,7 @@
 #include <string>
 #include <string_view>
 
-#include "auth/base64url.hpp"
+#include "auth/base64.hpp"
 #include "auth/jwks.hpp"
 #include "auth/jwt.hpp"
 

@@ -16,7 +16,7 @@
 #include <memory>
 #include <string>
 
-#include "auth/base64url.hpp"
+#include "auth/base64.hpp"
 #include "auth/jwks.hpp"
 #include "auth/jwt.hpp"
 
