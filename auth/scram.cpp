@@ -785,13 +785,15 @@ bool is_md5_secret(std::string_view secret) noexcept {
   return true;
 }
 
-std::string md5_response(std::string_view md5_secret, std::string_view salt) {
-  assert(is_md5_secret(md5_secret) && salt.size() == 4);
-  const std::string input = std::string(md5_secret.substr(3)) + std::string(salt);
+namespace {
+
+/// "md5" + the lowercase hex MD5 of `input`, as PostgreSQL writes md5
+/// secrets and responses; empty when MD5 is unavailable (a FIPS-only provider).
+std::string md5_form(std::string_view input) {
   unsigned char digest[16];
   unsigned int length = 0;
   if (EVP_Digest(input.data(), input.size(), digest, &length, EVP_md5(), nullptr) != 1 || length != sizeof digest)
-    return {};  // MD5 unavailable (a FIPS-only provider)
+    return {};
   static constexpr char hex[] = "0123456789abcdef";
   std::string out = "md5";
   for (unsigned char b : digest) {
@@ -799,6 +801,17 @@ std::string md5_response(std::string_view md5_secret, std::string_view salt) {
     out += hex[b & 0xf];
   }
   return out;
+}
+
+}  // namespace
+
+std::string md5_secret(std::string_view password, std::string_view user) {
+  return md5_form(std::string(password) + std::string(user));
+}
+
+std::string md5_response(std::string_view md5_secret, std::string_view salt) {
+  assert(is_md5_secret(md5_secret) && salt.size() == 4);
+  return md5_form(std::string(md5_secret.substr(3)) + std::string(salt));
 }
 
 AuthResult<void> verify_md5_response(std::string_view user, std::string_view md5_secret, std::string_view salt,

@@ -365,6 +365,9 @@ AuthResult<std::string> tls_server_end_point_der(std::string_view der);
 
 /// True for PostgreSQL's md5 secret form: "md5" and 32 lowercase hex digits.
 bool is_md5_secret(std::string_view secret) noexcept;
+/// The md5 secret PostgreSQL stores for `user` with `password`:
+/// "md5" + md5(password + user); empty when MD5 is unavailable.
+std::string md5_secret(std::string_view password, std::string_view user);
 /// The PasswordMessage that answers AuthenticationMD5Password(`salt`) for a
 /// user whose stored secret is `md5_secret` ("md5" + md5(password + user)):
 /// "md5" + md5(hex digits of the secret + salt).

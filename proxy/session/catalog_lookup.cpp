@@ -1,13 +1,8 @@
 #include "proxy/session/catalog_lookup.hpp"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <spdlog/spdlog.h>
 
-#include <array>
 #include <charconv>
-#include <fstream>
-#include <sstream>
 
 #include "config/secret_file.hpp"
 #include "auth/scram.hpp"
@@ -16,6 +11,7 @@
 #include "protocol/parser.hpp"
 #include "proxy/net/byte_buffer.hpp"
 #include "proxy/net/message_reader.hpp"
+#include "proxy/session/service_login.hpp"
 
 namespace pgwarden::proxy {
 
@@ -51,12 +47,6 @@ constexpr std::string_view catalog_query =
 
 CatalogLoad lookup_error(std::string why) { return CatalogLoad{nullptr, std::move(why)}; }
 
-std::string server_error(const pq::Frame& f) {
-  pq::ErrorResponse e;
-  if (pq::parse(f.bytes, e)) return "the server sent an invalid error message";
-  return std::string(e.field('M')) + " (SQLSTATE " + std::string(e.field('C')) + ")";
-}
-
 /// The password in `path` (its first line), or "" when none is configured.
 bool read_password(const std::string& path, std::string& out, std::string& error) {
   if (path.empty()) return true;
@@ -67,58 +57,6 @@ bool read_password(const std::string& path, std::string& out, std::string& error
   }
   out = config::password_of(contents);
   return true;
-}
-
-/// md5 secret as PostgreSQL stores it: "md5" + md5(password + user).
-std::string md5_secret(const std::string& password, const std::string& user) {
-  unsigned char digest[16];
-  const std::string input = password + user;
-  EVP_Digest(input.data(), input.size(), digest, nullptr, EVP_md5(), nullptr);
-  std::string out = "md5";
-  static constexpr char hex[] = "0123456789abcdef";
-  for (unsigned char c : digest) (out += hex[c >> 4]) += hex[c & 15];
-  return out;
-}
-
-/// Logs in as the lookup role with its password.
-awaitable<std::string> login(Stream& s, MessageReader& reader, const std::string& user, const std::string& password,
-                             const auth::UpstreamChannel& channel) {
-  std::unique_ptr<auth::ScramClient> client;
-  for (;;) {
-    auto r = co_await reader.next(s);
-    if (r.closed) co_return "the server closed the connection during the login";
-    if (r.frame.ec) co_return "the server sent an invalid message: " + r.frame.ec.message();
-    const pq::Frame& f = r.frame;
-    if (f.type == 'E') co_return "the lookup role " + user + " could not log in: " + server_error(f);
-    if (f.type == 'Z') co_return (client && !client->authenticated()) ? "the server did not prove it knows the secret" : "";
-    if (f.type != 'R' || f.body().size() < 4) continue;
-    const auto code = static_cast<std::int32_t>(pq::read_u32(f.body().data()));
-    std::string out;
-    if (code == pq::AuthenticationOk::code) continue;
-    if (code == pq::AuthenticationCleartextPassword::code) {
-      pq::encode(pq::PasswordMessage{password}, out);
-    } else if (code == pq::AuthenticationMD5Password::code && f.body().size() == 8) {
-      pq::encode(pq::PasswordMessage{auth::md5_response(md5_secret(password, user), f.body().substr(4, 4))}, out);
-    } else if (code == pq::AuthenticationSASL::code) {
-      pq::AuthenticationSASL sasl;
-      if (pq::parse(f.bytes, sasl)) co_return "malformed AuthenticationSASL";
-      client = std::make_unique<auth::ScramClient>(auth::ScramClient::with_password(user, password, channel));
-      auto initial = client->start(sasl.mechanisms);
-      if (!initial) co_return initial.error().message;
-      pq::encode(pq::SaslInitialResponse{initial->mechanism, std::string_view(initial->data)}, out);
-    } else if (code == pq::AuthenticationSASLContinue::code && client) {
-      auto final_message = client->respond(f.body().substr(4));
-      if (!final_message) co_return final_message.error().message;
-      pq::encode(pq::SaslResponse{*final_message}, out);
-    } else if (code == pq::AuthenticationSASLFinal::code && client) {
-      if (auto ok = client->finish(f.body().substr(4)); !ok) co_return ok.error().message;
-      continue;
-    } else {
-      co_return "the server asks the lookup role " + user + " for a kind of authentication pgwarden cannot answer";
-    }
-    auto [ec, n] = co_await s.write(asio::buffer(out));
-    if (ec) co_return "could not write to the server: " + ec.message();
-  }
 }
 
 std::uint32_t to_oid(std::string_view s) {
@@ -170,7 +108,7 @@ awaitable<CatalogLoad> query_catalog(Stream& s, MessageReader& reader) {
     if (r.frame.ec) co_return lookup_error("the server sent an invalid message: " + r.frame.ec.message());
     const pq::Frame& f = r.frame;
     if ((bytes += f.bytes.size()) > max_catalog_bytes) co_return lookup_error("the catalog is larger than 256 MiB");
-    if (f.type == 'E' && error.empty()) error = server_error(f);
+    if (f.type == 'E' && error.empty()) error = describe_server_error(f);
     if (f.type == 'T') ++set;
     if (f.type == 'D') {
       pq::DataRow row;
@@ -207,7 +145,11 @@ awaitable<CatalogLoad> read_database_catalog(const UpstreamTarget& target, std::
   if (ec) co_return lookup_error("could not write to the server: " + ec.message());
   ByteBuffer in(4096);
   MessageReader reader(in, max_catalog_message);
-  if (std::string failed = co_await login(s, reader, settings.user, password, channel); !failed.empty()) {
+  // Named, not temporaries of the co_await: GCC 12 may destroy those twice.
+  const std::string who = "the lookup role " + settings.user;
+  const ServiceCredential credential{std::move(password), {}};
+  const std::string failed = co_await log_in_service_role(s, reader, settings.user, who, credential, channel);
+  if (!failed.empty()) {
     s.close();
     co_return lookup_error(failed);
   }

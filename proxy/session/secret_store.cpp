@@ -5,6 +5,7 @@
 #include "protocol/parser.hpp"
 #include "proxy/net/byte_buffer.hpp"
 #include "proxy/net/message_reader.hpp"
+#include "proxy/session/service_login.hpp"
 
 namespace pgwarden::proxy {
 
@@ -16,40 +17,6 @@ namespace {
 constexpr std::size_t max_auth_query_message = 1u << 20;
 
 SecretLookup lookup_error(std::string why) { return SecretLookup{std::nullopt, "auth_query: " + std::move(why)}; }
-
-std::string server_error(const pq::Frame& f) {
-  pq::ErrorResponse e;
-  if (pq::parse(f.bytes, e)) return "the server sent an invalid error message";
-  return std::string(e.field('M')) + " (SQLSTATE " + std::string(e.field('C')) + ")";
-}
-
-/// Logs in as auth_user: trust, or md5 with its secret from the userlist.
-awaitable<std::string> login_auth_user(Stream& s, MessageReader& reader, const std::string& auth_user,
-                                       const auth::Userlist* userlist) {
-  for (;;) {
-    auto r = co_await reader.next(s);
-    if (r.closed) co_return "the server closed the connection during auth_user's login";
-    if (r.frame.ec) co_return "the server sent an invalid message: " + r.frame.ec.message();
-    const pq::Frame& f = r.frame;
-    if (f.type == 'E') co_return "auth_user " + auth_user + " could not log in: " + server_error(f);
-    if (f.type == 'Z') co_return "";
-    if (f.type != 'R' || f.body().size() < 4) continue;  // ParameterStatus, BackendKeyData, notices
-    const auto code = static_cast<std::int32_t>(pq::read_u32(f.body().data()));
-    if (code == pq::AuthenticationOk::code) continue;
-    const auth::UserSecret* secret = userlist ? userlist->find(auth_user) : nullptr;
-    const auto* md5 = secret ? std::get_if<auth::Md5Secret>(secret) : nullptr;
-    if (code == pq::AuthenticationMD5Password::code && md5 && f.body().size() == 8) {
-      std::string out;
-      const std::string answer = auth::md5_response(md5->hash, f.body().substr(4, 4));
-      pq::encode(pq::PasswordMessage{answer}, out);
-      auto [ec, n] = co_await s.write(asio::buffer(out));
-      if (ec) co_return "could not write to the server: " + ec.message();
-      continue;
-    }
-    co_return "the server asks auth_user " + auth_user + " for a kind of authentication pgwarden cannot answer " +
-        "(it can log in with trust, an md5 secret in auth_file, or a client certificate through upstream.cert)";
-  }
-}
 
 awaitable<SecretLookup> query_secret(Stream& s, MessageReader& reader, const std::string& query,
                                      const std::string& user) {
@@ -67,7 +34,7 @@ awaitable<SecretLookup> query_secret(Stream& s, MessageReader& reader, const std
     if (r.closed) co_return lookup_error("the server closed the connection");
     if (r.frame.ec) co_return lookup_error("the server sent an invalid message: " + r.frame.ec.message());
     const pq::Frame& f = r.frame;
-    if (f.type == 'E' && error.empty()) error = server_error(f);
+    if (f.type == 'E' && error.empty()) error = describe_server_error(f);
     if (f.type == 'D' && !found.secret) {
       pq::DataRow row;
       if (!pq::parse(f.bytes, row) && !row.columns.empty()) {
@@ -105,7 +72,14 @@ awaitable<SecretLookup> run_auth_query(const UpstreamTarget& target, std::shared
   if (ec) co_return lookup_error("could not write to the server: " + ec.message());
   ByteBuffer in(4096);
   MessageReader reader(in, max_auth_query_message);
-  if (std::string failed = co_await login_auth_user(s, reader, auth_user, userlist); !failed.empty()) {
+  ServiceCredential credential;
+  const auth::UserSecret* secret = userlist ? userlist->find(auth_user) : nullptr;
+  if (const auto* md5 = secret ? std::get_if<auth::Md5Secret>(secret) : nullptr) credential.md5_secret = md5->hash;
+  const auth::UpstreamChannel channel{s.is_tls(), {}, auth::ChannelBinding::Prefer};
+  // Named, not temporaries of the co_await: GCC 12 may destroy those twice.
+  const std::string who = "auth_user " + auth_user;
+  const std::string failed = co_await log_in_service_role(s, reader, auth_user, who, credential, channel);
+  if (!failed.empty()) {
     s.close();
     co_return lookup_error(failed);
   }

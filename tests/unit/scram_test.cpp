@@ -858,6 +858,7 @@ std::string md5_hex(std::string_view data) {
 // the answer from the secret alone.
 TEST(Md5, ResponseFromStoredSecretMatchesPostgresqlFormula) {
   EXPECT_EQ(pg_md5_secret, "md5" + md5_hex(std::string(pg_password) + std::string(pg_md5_user)));
+  EXPECT_EQ(md5_secret(pg_password, pg_md5_user), pg_md5_secret);  // what PostgreSQL stored
   const std::string salt("\x01\x02\xfe\xff", 4);
   EXPECT_EQ(md5_response(pg_md5_secret, salt), "md5" + md5_hex(std::string(pg_md5_secret.substr(3)) + salt));
 }
