@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -23,6 +24,51 @@ namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
 using udp = asio::ip::udp;
 
+/// Blocking reads on `socket` give up after `limit`.
+inline void set_receive_timeout(int socket, std::chrono::milliseconds limit) {
+  timeval tv{static_cast<time_t>(limit.count() / 1000), static_cast<suseconds_t>(limit.count() % 1000 * 1000)};
+  ::setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+/// A listener on a loopback port served by a thread of its own: each
+/// accepted connection goes to `serve`. The destructor wakes a blocked
+/// accept with a connection of its own and joins; declare it after every
+/// member `serve` uses, so that it stops first.
+class AcceptLoop {
+ public:
+  explicit AcceptLoop(std::function<void(tcp::socket&)> serve)
+      : serve_(std::move(serve)), acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+    thread_ = std::thread([this] { run(); });
+  }
+  ~AcceptLoop() {
+    stop_ = true;
+    boost::system::error_code ec;
+    tcp::socket poke(io_);
+    poke.connect(acceptor_.local_endpoint(), ec);
+    poke.close(ec);
+    thread_.join();
+  }
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  bool stopping() const { return stop_; }
+
+ private:
+  void run() {
+    while (!stop_) {
+      boost::system::error_code ec;
+      tcp::socket socket(io_);
+      acceptor_.accept(socket, ec);
+      if (ec || stop_) return;
+      serve_(socket);
+    }
+  }
+
+  std::function<void(tcp::socket&)> serve_;
+  asio::io_context io_;
+  tcp::acceptor acceptor_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
 struct Received {
   std::string target;
   std::string signature;  // X-Pgwarden-Signature
@@ -33,19 +79,9 @@ struct Received {
 class HttpReceiver {
  public:
   explicit HttpReceiver(unsigned status = 200, std::chrono::milliseconds delay = std::chrono::milliseconds(0))
-      : status_(status), delay_(delay), acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
-    thread_ = std::thread([this] { serve(); });
-  }
-  ~HttpReceiver() {
-    stop_ = true;
-    boost::system::error_code ec;
-    // Wake accept() with a connection of our own.
-    tcp::socket poke(io_);
-    poke.connect(acceptor_.local_endpoint(), ec);
-    thread_.join();
-  }
+      : status_(status), delay_(delay) {}
 
-  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  std::uint16_t port() const { return loop_.port(); }
   std::string url(const std::string& path = "/hook") const {
     return "http://127.0.0.1:" + std::to_string(port()) + path;
   }
@@ -61,41 +97,34 @@ class HttpReceiver {
   }
 
  private:
-  void serve() {
-    while (!stop_) {
-      boost::system::error_code ec;
-      tcp::socket socket(io_);
-      acceptor_.accept(socket, ec);
-      if (ec || stop_) return;
-      boost::beast::flat_buffer buffer;
-      http::request<http::string_body> req;
-      http::read(socket, buffer, req, ec);
-      if (ec) continue;
-      {
-        std::lock_guard lock(mutex_);
-        received_.push_back({std::string(req.target()), std::string(req["X-Pgwarden-Signature"]),
-                             std::string(req[http::field::content_type]), req.body()});
-      }
-      cv_.notify_all();
-      // A slow receiver: wait, but give up early when the test ends.
-      for (auto waited = std::chrono::milliseconds(0); waited < delay_ && !stop_; waited += std::chrono::milliseconds(10))
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      http::response<http::string_body> res{static_cast<http::status>(status_), 11};
-      res.body() = "{}";
-      res.prepare_payload();
-      http::write(socket, res, ec);
+  void serve(tcp::socket& socket) {
+    boost::system::error_code ec;
+    boost::beast::flat_buffer buffer;
+    http::request<http::string_body> req;
+    http::read(socket, buffer, req, ec);
+    if (ec) return;
+    {
+      std::lock_guard lock(mutex_);
+      received_.push_back({std::string(req.target()), std::string(req["X-Pgwarden-Signature"]),
+                           std::string(req[http::field::content_type]), req.body()});
     }
+    cv_.notify_all();
+    // A slow receiver: wait, but give up early when the test ends.
+    for (auto waited = std::chrono::milliseconds(0); waited < delay_ && !loop_.stopping();
+         waited += std::chrono::milliseconds(10))
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    http::response<http::string_body> res{static_cast<http::status>(status_), 11};
+    res.body() = "{}";
+    res.prepare_payload();
+    http::write(socket, res, ec);
   }
 
   unsigned status_;
   std::chrono::milliseconds delay_;
-  asio::io_context io_;
-  tcp::acceptor acceptor_;
-  std::atomic<bool> stop_{false};
   std::mutex mutex_;
   std::condition_variable cv_;
   std::vector<Received> received_;
-  std::thread thread_;
+  AcceptLoop loop_{[this](tcp::socket& s) { serve(s); }};  // last: stops first
 };
 
 /// A port nothing listens on: bound, then closed.
@@ -112,8 +141,7 @@ class UdpReceiver {
   std::uint16_t port() const { return socket_.local_endpoint().port(); }
   /// The next datagram, or "" after `limit`.
   std::string next(std::chrono::milliseconds limit = std::chrono::seconds(5)) {
-    timeval tv{static_cast<time_t>(limit.count() / 1000), static_cast<suseconds_t>(limit.count() % 1000 * 1000)};
-    ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    set_receive_timeout(socket_.native_handle(), limit);
     char data[65536];
     udp::endpoint from;
     boost::system::error_code ec;
@@ -134,8 +162,7 @@ class TcpReceiver {
   /// Bytes received until at least `n` arrived or `limit` passed.
   std::string read_at_least(std::size_t n, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
     if (!socket_.is_open()) acceptor_.accept(socket_);
-    timeval tv{static_cast<time_t>(limit.count() / 1000), static_cast<suseconds_t>(limit.count() % 1000 * 1000)};
-    ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    set_receive_timeout(socket_.native_handle(), limit);
     while (data_.size() < n) {
       char buf[4096];
       boost::system::error_code ec;

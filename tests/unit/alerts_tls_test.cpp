@@ -11,9 +11,11 @@
 #include <boost/beast/ssl.hpp>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 #include "alerts/dispatcher.hpp"
+#include "alerts_receivers.hpp"
 #include "alerts/http_sink.hpp"
 #include "alerts/payload.hpp"
 #include "alerts/syslog_sink.hpp"
@@ -53,21 +55,12 @@ struct Certificate {
 /// and answers 200, else collects the bytes of one connection.
 class TlsReceiver {
  public:
-  TlsReceiver(const Certificate& c, bool http) : http_(http), context_(ssl::context::tls_server),
-      acceptor_(io_, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0)) {
+  TlsReceiver(const Certificate& c, bool http) : http_(http), context_(ssl::context::tls_server) {
     context_.use_certificate_chain_file(c.cert.string());
     context_.use_private_key_file(c.key.string(), ssl::context::pem);
-    thread_ = std::thread([this] { serve(); });
+    loop_.emplace([this](tcp::socket& s) { serve(s); });  // once the context is ready
   }
-  ~TlsReceiver() {
-    stop_ = true;
-    boost::system::error_code ec;
-    tcp::socket poke(io_);
-    poke.connect(acceptor_.local_endpoint(), ec);
-    poke.close(ec);
-    thread_.join();
-  }
-  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  std::uint16_t port() const { return loop_->port(); }
   /// What arrived once `n` bytes did, or after `limit`.
   std::string wait_for(std::size_t n, std::chrono::milliseconds limit = 5s) {
     std::unique_lock lock(mutex_);
@@ -76,34 +69,28 @@ class TlsReceiver {
   }
 
  private:
-  void serve() {
-    while (!stop_) {
-      boost::system::error_code ec;
-      tcp::socket socket(io_);
-      acceptor_.accept(socket, ec);
-      if (ec || stop_) return;
-      timeval tv{2, 0};
-      ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-      ssl::stream<tcp::socket> stream(std::move(socket), context_);
-      stream.handshake(ssl::stream_base::server, ec);
-      if (ec) continue;
-      if (http_) {
-        boost::beast::flat_buffer buffer;
-        http::request<http::string_body> req;
-        http::read(stream, buffer, req, ec);
-        if (ec) continue;
-        append(req.body());
-        http::response<http::string_body> res{http::status::ok, 11};
-        res.prepare_payload();
-        http::write(stream, res, ec);
-        continue;
-      }
-      char buf[4096];
-      for (;;) {
-        const std::size_t got = stream.read_some(boost::asio::buffer(buf), ec);
-        if (ec || stop_) break;
-        append(std::string(buf, got));
-      }
+  void serve(tcp::socket& socket) {
+    boost::system::error_code ec;
+    testing::set_receive_timeout(socket.native_handle(), 2s);
+    ssl::stream<tcp::socket&> stream(socket, context_);
+    stream.handshake(ssl::stream_base::server, ec);
+    if (ec) return;
+    if (http_) {
+      boost::beast::flat_buffer buffer;
+      http::request<http::string_body> req;
+      http::read(stream, buffer, req, ec);
+      if (ec) return;
+      append(req.body());
+      http::response<http::string_body> res{http::status::ok, 11};
+      res.prepare_payload();
+      http::write(stream, res, ec);
+      return;
+    }
+    char buf[4096];
+    for (;;) {
+      const std::size_t got = stream.read_some(boost::asio::buffer(buf), ec);
+      if (ec || loop_->stopping()) break;
+      append(std::string(buf, got));
     }
   }
   void append(const std::string& s) {
@@ -115,14 +102,11 @@ class TlsReceiver {
   }
 
   bool http_;
-  boost::asio::io_context io_;
   ssl::context context_;
-  tcp::acceptor acceptor_;
-  std::atomic<bool> stop_{false};
   std::mutex mutex_;
   std::condition_variable cv_;
   std::string data_;
-  std::thread thread_;
+  std::optional<testing::AcceptLoop> loop_;  // last: stops first
 };
 
 Alert an_alert() {
