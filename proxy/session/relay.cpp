@@ -215,7 +215,7 @@ void Session::on_server_frame(const pq::Frame& f, std::size_t offset, Batch& out
       audit_.server_message(f, gate_.ready_seen());
       break;
     case backend::CommandComplete:  // a statement's outcome
-      if (ctx_.catalogs) note_command_complete(f);
+      if (catalog_lookup_on()) note_command_complete(f);
       [[fallthrough]];
     case backend::EmptyQueryResponse:
     case backend::PortalSuspended:

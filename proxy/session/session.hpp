@@ -158,6 +158,9 @@ class Session : private GateObserver {
 
   // The database's catalog (session_catalog.cpp): the first lookup waited
   // for, and DDL seen on the way back making it be read again.
+  /// catalog_lookup is configured: only then does the session ask for a
+  /// catalog or watch CommandComplete tags for DDL (no lock per statement otherwise).
+  bool catalog_lookup_on() const { return ctx_.catalogs && policy_.config().catalog_lookup.enabled(); }
   awaitable<void> await_catalog();
   void note_command_complete(const protocol::Frame& f);
   void note_catalog_ready();

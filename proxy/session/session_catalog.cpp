@@ -14,14 +14,14 @@ namespace pgwarden::proxy {
 namespace pq = protocol;
 
 policy::DatabaseCatalogPtr Session::catalog() {
-  if (ctx_.catalogs == nullptr) return nullptr;
+  if (!catalog_lookup_on()) return nullptr;
   return ctx_.catalogs->find(policy_.facts().database, client_.executor());  // null: not known now, fail closed
 }
 
 awaitable<void> Session::await_catalog() {
   catalog_.awaited = true;
   const std::string& database = policy_.facts().database;
-  if (ctx_.catalogs != nullptr && !database.empty()) co_await ctx_.catalogs->await_first(database);
+  if (catalog_lookup_on() && !database.empty()) co_await ctx_.catalogs->await_first(database);
 }
 
 void Session::note_command_complete(const pq::Frame& f) {
